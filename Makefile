@@ -1,0 +1,44 @@
+# The two commands a newcomer needs (see README.md):
+#   make demo   bootstrap, build, run the end-to-end demo, stop by itself
+#   make test   bootstrap, build, run every test through CTest (plain and ASan+UBSan builds)
+# Other targets: build, bench, fuzz, clean.
+
+BUILD      ?= build
+BUILD_SAN  ?= build-asan
+JOBS       ?= $(shell nproc)
+
+.PHONY: all bootstrap build build-asan test test-plain test-asan demo bench fuzz clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+build: bootstrap
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: bootstrap
+	@cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DPSAGW_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_SAN) -j $(JOBS)
+
+test-plain: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+test: test-plain test-asan
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+fuzz: bootstrap
+	@scripts/fuzz.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN) build-fuzz

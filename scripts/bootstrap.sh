@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package that psagw's build, tests, demo and benchmarks need.
+# Idempotent: when everything is there it checks and returns in well under a second.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libssl-dev openssl libsqlite3-dev sqlite3 libconfig-dev libcbor-dev
+  libcmocka-dev mosquitto mosquitto-clients libmosquitto-dev gnutls-bin
+  procps iproute2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "bootstrap: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian starts the mosquitto service on install; the tests and the demo run their own brokers
+# on ports they pick, so a system broker on 1883 is only in the way.
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi
