@@ -1,0 +1,254 @@
+/*
+ * broker.h: the gateway's MQTT broker core: connections, sessions, the subscription tree,
+ * retained messages and the per-device ACL. One file per protocol step implements it
+ * (handle_connect.c, handle_publish.c, handle_subscribe.c, handle_control.c), on top of
+ * conn.c (socket + TLS I/O), session.c (sessions and delivery queues) and topic_tree.c.
+ */
+#ifndef PSAGW_BROKER_H
+#define PSAGW_BROKER_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+#include "metrics.h"
+#include "psagw/mqtt.h"
+#include "registry.h"
+
+struct gateway;
+struct session;
+struct tnode;
+
+/* A message as routed: one allocation, shared by every queue that holds it (refcounted). */
+struct msg {
+    uint32_t refs;
+    uint8_t qos;
+    bool retain;
+    uint64_t expires_at_ms; /* 0: no Message Expiry Interval */
+    size_t topic_len;
+    size_t payload_len;
+    char *topic;        /* NUL-terminated, inside this allocation */
+    uint8_t *payload;   /* inside this allocation */
+    struct mqtt_props props; /* forwarded properties; pointers into this allocation */
+};
+
+/* One delivery of a message to one session. */
+struct qentry {
+    struct qentry *next;
+    struct msg *m;
+    uint8_t qos;
+    bool retain;
+    bool dup;
+    uint16_t packet_id;
+    uint8_t n_sub_ids;
+    uint32_t sub_ids[MQTT_MAX_SUB_IDS];
+};
+
+struct sub {
+    struct sub *next_in_node;
+    struct sub *next_in_session;
+    struct session *session;
+    struct tnode *node;
+    uint8_t options; /* MQTT 5 subscription options; QoS already capped */
+    uint32_t sub_id; /* 0: none */
+};
+
+/* Who a connection speaks for, and what it may do. */
+struct principal {
+    bool anonymous;
+    char id[DEVICE_ID_MAX + 1]; /* PSK identity; empty for anonymous clients */
+    enum device_role role;
+    enum attest_policy attestation;
+    char **acl_pub; /* NULL-terminated pattern lists with %c already replaced */
+    char **acl_sub;
+};
+
+enum conn_state {
+    CONN_TLS_HANDSHAKE,
+    CONN_WAIT_CONNECT,
+    CONN_AUTHENTICATING, /* MQTT 5 enhanced authentication in progress before CONNACK */
+    CONN_CONNECTED,
+    CONN_CLOSED,
+};
+
+struct conn {
+    struct loop_io io;
+    struct loop_timer timer; /* connect deadline, then keep-alive */
+    struct gateway *gw;
+    const struct listener_config *listener;
+    SSL *ssl; /* NULL on a plain listener */
+    enum conn_state state;
+    char peer[64];
+    struct principal who;
+    bool have_identity; /* set by the TLS PSK callbacks */
+    bool resumed;       /* the handshake used one of our session tickets */
+    uint8_t psk_fp[8];  /* SHA-256 prefix of the PSK used, bound into session tickets */
+    uint64_t last_rx_ms;
+    uint8_t version;
+    uint16_t keep_alive;
+    bool request_problem_info;
+    bool graceful; /* DISCONNECT 0x00 received: no will */
+    uint32_t client_max_packet;
+    uint16_t client_receive_max;
+    uint16_t alias_max; /* what we granted the client */
+    char **aliases;     /* client -> gateway topic aliases, [1..alias_max] */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t *out;
+    size_t out_len, out_off, out_cap;
+    bool flush_pending;
+    struct session *session;
+    struct conn *next, *prev;  /* gateway's list of live connections */
+    struct conn *next_flush;   /* gateway's list of connections with output to write */
+    struct conn *next_dead;    /* freed before the next sleep */
+};
+
+struct session {
+    struct session *hnext;
+    struct gateway *gw;
+    char *id;
+    bool anonymous;
+    struct conn *conn; /* NULL while offline */
+    struct sub *subs;
+    uint32_t expiry;   /* seconds after disconnect; UINT32_MAX: never */
+    struct loop_timer expiry_timer;
+    struct qentry *pend_head, *pend_tail;
+    uint32_t n_pending;
+    struct qentry *infl_head, *infl_tail;
+    uint32_t n_inflight;
+    uint16_t next_pid;
+    uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */
+    uint16_t n_qos2_in, cap_qos2_in;
+    struct msg *will;
+    uint32_t will_delay;
+    struct loop_timer will_timer;
+    uint64_t match_gen;
+    size_t match_slot;
+};
+
+struct listener {
+    struct loop_io io;
+    struct gateway *gw;
+    const struct listener_config *cfg;
+    SSL_CTX *tls;
+    int fd;
+};
+
+struct gateway {
+    struct loop *loop;
+    struct config cfg;
+    struct registry *reg;
+    struct listener listeners[CONFIG_MAX_LISTENERS];
+    size_t n_listeners;
+    struct conn *conns;
+    size_t n_conns;
+    struct conn *flush_list;
+    struct conn *dead_list;
+    struct session **sessions;
+    size_t n_sessions, session_buckets;
+    struct tnode *subs_root;
+    struct tnode *retained_root;
+    size_t n_retained;
+    uint64_t match_gen;
+    struct loop_timer stats_timer;
+    struct loop_timer tick_timer;
+    struct metrics metrics;
+    bool shutting_down;
+};
+
+/* gateway.c */
+int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t errlen);
+int gateway_run(struct gateway *gw);
+void gateway_free(struct gateway *gw);
+/* The registry lookup the TLS callbacks use: fills *d for an active (not revoked) device. */
+int gateway_lookup_device(struct gateway *gw, const char *id, struct device *d,
+                          const char **why);
+
+/* tls.c */
+SSL_CTX *tls_server_ctx(struct gateway *gw, const struct listener_config *l, char *err,
+                        size_t errlen);
+int tls_conn_index(void);
+
+/* conn.c */
+void conn_accept(struct gateway *gw, struct listener *l, int fd, const char *peer);
+/* Appends bytes to the output buffer; they are written before the loop sleeps. */
+int conn_send(struct conn *c, const uint8_t *data, size_t len);
+/* Encodes and queues a packet: helpers over the codec's encoders. */
+int conn_send_connack(struct conn *c, bool session_present, uint8_t reason,
+                      const struct mqtt_props *props);
+int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason,
+                  const char *reason_string);
+/*
+ * Ends the connection. With MQTT 5 and reason >= 0x80, a DISCONNECT carrying the reason (and
+ * reason_string if given) is sent first. Safe to call twice; memory is freed later.
+ */
+void conn_close(struct conn *c, int reason, const char *reason_string);
+void conn_flush_all(struct gateway *gw);
+void conn_free_dead(struct gateway *gw);
+void conn_touch(struct conn *c); /* a packet arrived: push the keep-alive deadline */
+
+/* handle_*.c: one per protocol step. */
+void handle_packet(struct conn *c, const uint8_t *buf, size_t len);
+void handle_connect(struct conn *c, const struct mqtt_connect *p);
+void handle_publish(struct conn *c, struct mqtt_publish *p);
+void handle_puback(struct conn *c, const struct mqtt_ack *a);
+void handle_pubrel(struct conn *c, const struct mqtt_ack *a);
+void handle_subscribe(struct conn *c, const struct mqtt_subscribe *s);
+void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *s);
+void handle_auth(struct conn *c, const struct mqtt_reason_packet *a);
+void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d);
+
+/* acl.c */
+bool acl_may_publish(const struct principal *who, const char *topic, size_t len);
+bool acl_may_subscribe(const struct principal *who, const char *filter, size_t len);
+/* Builds the principal's pattern lists from the role and registry entry (or anonymous ACL). */
+int acl_principal_init(struct principal *who, const struct device *d, const struct config *cfg);
+void acl_principal_clear(struct principal *who);
+/* Is every topic matched by `filter` also matched by `pattern`? */
+bool acl_filter_within(const char *pattern, const char *filter, size_t flen);
+
+/* session.c */
+struct session *session_find(struct gateway *gw, const char *id, bool anonymous);
+struct session *session_create(struct gateway *gw, const char *id, bool anonymous);
+void session_destroy(struct gateway *gw, struct session *s);
+/* The connection went away: publish or schedule the will, start the expiry clock. */
+void session_detach(struct gateway *gw, struct session *s);
+/* A connection took the session: cancel will and expiry, resend in-flight, send pending. */
+void session_attach(struct gateway *gw, struct session *s, struct conn *c);
+/* Sends what the client's receive maximum allows. */
+void session_flush(struct gateway *gw, struct session *s);
+void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id);
+/* Routes a message to every matching subscriber (and stores it if retained). */
+void broker_publish(struct gateway *gw, struct msg *m, const struct session *origin);
+void broker_publish_will(struct gateway *gw, struct session *s);
+/* Sends matching retained messages for a new subscription. */
+void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
+                          uint8_t qos, uint8_t options, uint32_t sub_id);
+
+struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload,
+                    size_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,
+                    uint64_t now_ms);
+void msg_ref(struct msg *m);
+void msg_unref(struct msg *m);
+
+/* topic_tree.c */
+struct tnode *tree_new(void);
+void tree_free(struct tnode *root);
+/* Finds or creates the node of a filter (or topic); NULL on allocation failure. */
+struct tnode *tree_node(struct tnode *root, const char *filter, size_t len);
+/* Removes empty nodes from n up towards the root. */
+void tree_prune(struct tnode *n);
+void tree_add_sub(struct tnode *n, struct sub *s);
+void tree_remove_sub(struct tnode *n, struct sub *s);
+struct sub *tree_node_subs(struct tnode *n);
+struct msg **tree_node_retained(struct tnode *n);
+/* Calls fn for every subscription matching topic. */
+void tree_match(struct tnode *root, const char *topic, size_t len,
+                void (*fn)(struct sub *s, void *arg), void *arg);
+/* Calls fn for every retained message whose topic matches filter. */
+void tree_match_retained(struct tnode *root, const char *filter, size_t len,
+                         void (*fn)(struct msg *m, void *arg), void *arg);
+
+#endif

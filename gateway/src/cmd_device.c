@@ -1,0 +1,488 @@
+/*
+ * cmd_device.c: `psagw device ...`, the registry's command-line interface.
+ *
+ * Every change is checked before the registry is touched and made in one transaction, so a
+ * bad input leaves the registry as it was. Keys are never printed, except a PSK that
+ * --generate-psk has just made, once, on standard output, so it can be provisioned.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "registry.h"
+
+struct device_opts {
+    const char *registry;
+    const char *config;
+    const char *role;
+    const char *psk_hex;
+    const char *psk_file;
+    bool generate_psk;
+    const char *attestation;
+    char *acl_pub; /* newline-joined, owned */
+    char *acl_sub;
+};
+
+static int append_pattern(char **list, const char *p)
+{
+    if (!*p || strchr(p, '\n') ||
+        !mqtt_topic_filter_valid((const uint8_t *)p, strlen(p))) {
+        fprintf(stderr, "psagw device: '%s' is not a valid topic pattern\n", p);
+        return -1;
+    }
+    size_t old = *list ? strlen(*list) : 0;
+    char *n = realloc(*list, old + strlen(p) + 2);
+    if (!n)
+        return -1;
+    if (old)
+        n[old++] = '\n';
+    strcpy(n + old, p);
+    *list = n;
+    return 0;
+}
+
+/* Strict hex: even length, hex digits only. Returns the byte count or -1. */
+static int parse_hex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(hex);
+    while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r' || hex[n - 1] == ' '))
+        n--;
+    if (n == 0 || n % 2 || n / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < n; i += 2) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char ch = hex[i + (size_t)k];
+            int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                             : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        out[i / 2] = (uint8_t)v;
+    }
+    return (int)(n / 2);
+}
+
+static int read_psk_file(const char *path, uint8_t *psk, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "psagw device: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[300] = "";
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    int n = ok ? parse_hex(line, psk, DEVICE_PSK_MAX) : -1;
+    OPENSSL_cleanse(line, sizeof(line));
+    if (n < 0) {
+        fprintf(stderr, "psagw device: %s must hold the PSK as hex on its first line (%d..%d "
+                        "bytes)\n",
+                path, DEVICE_PSK_MIN, DEVICE_PSK_MAX);
+        return -1;
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
+/* --registry, else the config file's registry, else the default path. */
+static int resolve_registry(const struct device_opts *o, char *out, size_t cap)
+{
+    if (o->registry) {
+        snprintf(out, cap, "%s", o->registry);
+        return 0;
+    }
+    struct config cfg;
+    config_defaults(&cfg);
+    const char *path = o->config;
+    if (!path && access(CONFIG_DEFAULT_PATH, R_OK) == 0)
+        path = CONFIG_DEFAULT_PATH;
+    if (path) {
+        char err[1024];
+        if (config_load(&cfg, path, err, sizeof(err)) != 0) {
+            fprintf(stderr, "psagw device: %s\n", err);
+            config_free(&cfg);
+            return -1;
+        }
+    }
+    snprintf(out, cap, "%s", cfg.registry);
+    config_free(&cfg);
+    return 0;
+}
+
+static struct registry *open_registry(const struct device_opts *o, bool create)
+{
+    char path[4096], err[1024];
+    if (resolve_registry(o, path, sizeof(path)) != 0)
+        return NULL;
+    if (create) {
+        /* make the parent directory for the default location, private */
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            mkdir(dir, 0700);
+        }
+    }
+    struct registry *r = NULL;
+    if (registry_open(path, create, &r, err, sizeof(err)) != REG_OK) {
+        fprintf(stderr, "psagw device: %s\n", err);
+        return NULL;
+    }
+    return r;
+}
+
+static int device_add(struct device_opts *o, const char *id)
+{
+    struct device d = {0};
+    if (strlen(id) > DEVICE_ID_MAX || !device_id_valid(id, strlen(id))) {
+        fprintf(stderr,
+                "psagw device add: '%s' is not a valid device id (1..%d printable ASCII, no "
+                "space, '/', '+' or '#')\n",
+                id, DEVICE_ID_MAX);
+        return 1;
+    }
+    snprintf(d.id, sizeof(d.id), "%s", id);
+    int role = o->role ? device_role_parse(o->role) : -1;
+    if (role < 0) {
+        fprintf(stderr, "psagw device add: --role sensor|monitor|custom is required\n");
+        return 2;
+    }
+    d.role = (enum device_role)role;
+    int pol = o->attestation ? attest_policy_parse(o->attestation) : ATTEST_DEFAULT;
+    if (pol < 0) {
+        fprintf(stderr, "psagw device add: --attestation must be required, optional, off or "
+                        "default\n");
+        return 2;
+    }
+    d.attestation = (enum attest_policy)pol;
+    int sources = (o->psk_hex != NULL) + (o->psk_file != NULL) + o->generate_psk;
+    if (sources != 1) {
+        fprintf(stderr, "psagw device add: give exactly one of --psk, --psk-file, "
+                        "--generate-psk\n");
+        return 2;
+    }
+    if (o->psk_hex) {
+        int n = parse_hex(o->psk_hex, d.psk, sizeof(d.psk));
+        if (n < 0) {
+            fprintf(stderr, "psagw device add: --psk must be %d..%d bytes of hex\n",
+                    DEVICE_PSK_MIN, DEVICE_PSK_MAX);
+            return 1;
+        }
+        d.psk_len = (size_t)n;
+    } else if (o->psk_file) {
+        if (read_psk_file(o->psk_file, d.psk, &d.psk_len) != 0)
+            return 1;
+    } else {
+        d.psk_len = 16;
+        if (RAND_bytes(d.psk, (int)d.psk_len) != 1) {
+            fprintf(stderr, "psagw device add: no randomness available\n");
+            return 1;
+        }
+    }
+    if (d.psk_len < DEVICE_PSK_MIN) {
+        fprintf(stderr, "psagw device add: the PSK must be at least %d bytes, got %zu\n",
+                DEVICE_PSK_MIN, d.psk_len);
+        device_clear(&d);
+        return 1;
+    }
+    if (d.role == ROLE_CUSTOM && !o->acl_pub && !o->acl_sub)
+        fprintf(stderr, "psagw device add: note: a custom device with no --acl-pub/--acl-sub "
+                        "may not publish or subscribe anywhere\n");
+    d.acl_pub = o->acl_pub;
+    d.acl_sub = o->acl_sub;
+    struct registry *r = open_registry(o, true);
+    if (!r) {
+        OPENSSL_cleanse(d.psk, sizeof(d.psk));
+        return 1;
+    }
+    int rc = registry_add(r, &d);
+    if (rc != REG_OK) {
+        fprintf(stderr, "psagw device add: %s\n", registry_error(r));
+    } else {
+        printf("added %s (role %s, attestation %s)\n", d.id, device_role_name(d.role),
+               attest_policy_name(d.attestation));
+        if (o->generate_psk) {
+            printf("psk=");
+            for (size_t i = 0; i < d.psk_len; i++)
+                printf("%02x", d.psk[i]);
+            printf("\n");
+        }
+    }
+    OPENSSL_cleanse(d.psk, sizeof(d.psk));
+    registry_close(r);
+    return rc == REG_OK ? 0 : 1;
+}
+
+static int print_row(const struct device *d, void *arg)
+{
+    (void)arg;
+    printf("%-32s %-8s %-9s %s\n", d->id, device_role_name(d->role),
+           attest_policy_name(d->attestation), d->revoked ? "revoked" : "active");
+    return 0;
+}
+
+static void print_time(const char *label, int64_t t)
+{
+    char buf[64];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%-12s %s\n", label, buf);
+}
+
+static void print_patterns(const char *label, const char *list)
+{
+    if (!list || !*list) {
+        printf("%-12s (role default)\n", label);
+        return;
+    }
+    for (const char *s = list; *s;) {
+        const char *e = strchr(s, '\n');
+        int len = e ? (int)(e - s) : (int)strlen(s);
+        printf("%-12s %.*s\n", label, len, s);
+        s += len + (e ? 1 : 0);
+    }
+}
+
+static int device_show(struct registry *r, const char *id)
+{
+    struct device d;
+    int rc = registry_get(r, id, &d);
+    if (rc != REG_OK) {
+        fprintf(stderr, "psagw device show: %s\n",
+                rc == REG_NOT_FOUND ? "no such device" : registry_error(r));
+        return 1;
+    }
+    printf("%-12s %s\n", "id", d.id);
+    printf("%-12s %s\n", "role", device_role_name(d.role));
+    printf("%-12s %s\n", "attestation", attest_policy_name(d.attestation));
+    printf("%-12s %s\n", "state", d.revoked ? "revoked" : "active");
+    printf("%-12s %zu bytes (not shown)\n", "psk", d.psk_len);
+    print_patterns("acl_pub", d.acl_pub);
+    print_patterns("acl_sub", d.acl_sub);
+    print_time("created", d.created);
+    print_time("updated", d.updated);
+    device_clear(&d);
+    return 0;
+}
+
+/* mosquitto's psk_file: "identity:hexkey" per line; '#' comments and blank lines allowed. */
+static int device_import(struct device_opts *o, const char *path)
+{
+    int role = device_role_parse(o->role ? o->role : "sensor");
+    int pol = o->attestation ? attest_policy_parse(o->attestation) : ATTEST_DEFAULT;
+    if (role < 0 || pol < 0) {
+        fprintf(stderr, "psagw device import: bad --role or --attestation\n");
+        return 2;
+    }
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "psagw device import: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    struct registry *r = open_registry(o, true);
+    if (!r) {
+        if (f != stdin)
+            fclose(f);
+        return 1;
+    }
+    int ret = 1, lineno = 0, count = 0;
+    char line[1024];
+    if (registry_begin(r) != REG_OK) {
+        fprintf(stderr, "psagw device import: %s\n", registry_error(r));
+        goto out;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+            fprintf(stderr, "psagw device import: %s:%d: line too long\n", path, lineno);
+            goto fail;
+        }
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        char *colon = strrchr(line, ':');
+        if (!colon) {
+            fprintf(stderr, "psagw device import: %s:%d: expected identity:hexkey\n", path,
+                    lineno);
+            goto fail;
+        }
+        *colon = '\0';
+        struct device d = {0};
+        if (!device_id_valid(line, strlen(line))) {
+            fprintf(stderr, "psagw device import: %s:%d: invalid identity\n", path, lineno);
+            goto fail;
+        }
+        snprintf(d.id, sizeof(d.id), "%s", line);
+        int n = parse_hex(colon + 1, d.psk, sizeof(d.psk));
+        if (n < DEVICE_PSK_MIN) {
+            fprintf(stderr, "psagw device import: %s:%d: key for %s must be %d..%d bytes of "
+                            "hex\n",
+                    path, lineno, d.id, DEVICE_PSK_MIN, DEVICE_PSK_MAX);
+            OPENSSL_cleanse(d.psk, sizeof(d.psk));
+            goto fail;
+        }
+        d.psk_len = (size_t)n;
+        d.role = (enum device_role)role;
+        d.attestation = (enum attest_policy)pol;
+        int rc = registry_add(r, &d);
+        OPENSSL_cleanse(d.psk, sizeof(d.psk));
+        if (rc != REG_OK) {
+            fprintf(stderr, "psagw device import: %s:%d: %s\n", path, lineno, registry_error(r));
+            goto fail;
+        }
+        count++;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "psagw device import: reading %s failed\n", path);
+        goto fail;
+    }
+    if (registry_commit(r) != REG_OK) {
+        fprintf(stderr, "psagw device import: %s\n", registry_error(r));
+        goto fail;
+    }
+    printf("imported %d device%s from %s (role %s, attestation %s)\n", count,
+           count == 1 ? "" : "s", path, device_role_name((enum device_role)role),
+           attest_policy_name((enum attest_policy)pol));
+    ret = 0;
+    goto out;
+fail:
+    registry_rollback(r);
+    fprintf(stderr, "psagw device import: nothing imported, the registry is unchanged\n");
+out:
+    OPENSSL_cleanse(line, sizeof(line));
+    registry_close(r);
+    if (f != stdin)
+        fclose(f);
+    return ret;
+}
+
+int cmd_device(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"registry", required_argument, NULL, 'r'},
+        {"config", required_argument, NULL, 'c'},
+        {"role", required_argument, NULL, 'o'},
+        {"psk", required_argument, NULL, 'k'},
+        {"psk-file", required_argument, NULL, 'f'},
+        {"generate-psk", no_argument, NULL, 'g'},
+        {"attestation", required_argument, NULL, 'a'},
+        {"acl-pub", required_argument, NULL, 'P'},
+        {"acl-sub", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
+    };
+    if (argc < 2) {
+        fprintf(stderr, "usage: psagw device add|list|show|remove|revoke|unrevoke|import ...\n");
+        return 2;
+    }
+    const char *sub = argv[1];
+    struct device_opts o = {0};
+    int opt, ret = 2;
+    optind = 2;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'r':
+            o.registry = optarg;
+            break;
+        case 'c':
+            o.config = optarg;
+            break;
+        case 'o':
+            o.role = optarg;
+            break;
+        case 'k':
+            o.psk_hex = optarg;
+            break;
+        case 'f':
+            o.psk_file = optarg;
+            break;
+        case 'g':
+            o.generate_psk = true;
+            break;
+        case 'a':
+            o.attestation = optarg;
+            break;
+        case 'P':
+            if (append_pattern(&o.acl_pub, optarg) != 0)
+                goto out;
+            break;
+        case 'S':
+            if (append_pattern(&o.acl_sub, optarg) != 0)
+                goto out;
+            break;
+        default:
+            goto out;
+        }
+    }
+    int nargs = argc - optind;
+    const char *arg = nargs > 0 ? argv[optind] : NULL;
+    bool needs_arg = strcmp(sub, "list") != 0;
+    if ((needs_arg && nargs != 1) || (!needs_arg && nargs != 0)) {
+        fprintf(stderr, "psagw device %s: %s\n", sub,
+                needs_arg ? "expects exactly one argument" : "takes no argument");
+        goto out;
+    }
+    if (strcmp(sub, "add") == 0) {
+        ret = device_add(&o, arg);
+        goto out;
+    }
+    if (strcmp(sub, "import") == 0) {
+        ret = device_import(&o, arg);
+        goto out;
+    }
+    bool known = strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0 ||
+                 strcmp(sub, "remove") == 0 || strcmp(sub, "revoke") == 0 ||
+                 strcmp(sub, "unrevoke") == 0;
+    if (!known) {
+        fprintf(stderr, "psagw device: unknown subcommand '%s'\n", sub);
+        goto out;
+    }
+    struct registry *r = open_registry(&o, false);
+    if (!r) {
+        ret = 1;
+        goto out;
+    }
+    int rc = REG_OK;
+    if (strcmp(sub, "list") == 0) {
+        printf("%-32s %-8s %-9s %s\n", "ID", "ROLE", "ATTEST", "STATE");
+        rc = registry_list(r, print_row, NULL);
+    } else if (strcmp(sub, "show") == 0) {
+        ret = device_show(r, arg);
+        registry_close(r);
+        goto out;
+    } else if (strcmp(sub, "remove") == 0) {
+        rc = registry_remove(r, arg);
+        if (rc == REG_OK)
+            printf("removed %s\n", arg);
+    } else {
+        bool revoke = strcmp(sub, "revoke") == 0;
+        rc = registry_set_revoked(r, arg, revoke);
+        if (rc == REG_OK)
+            printf("%s %s\n", revoke ? "revoked" : "unrevoked", arg);
+    }
+    if (rc != REG_OK)
+        fprintf(stderr, "psagw device %s: %s\n", sub, registry_error(r));
+    registry_close(r);
+    ret = rc == REG_OK ? 0 : 1;
+out:
+    free(o.acl_pub);
+    free(o.acl_sub);
+    return ret;
+}

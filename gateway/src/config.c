@@ -1,0 +1,348 @@
+/*
+ * config.c: the configuration file, read with libconfig (Debian's libconfig-dev) so that
+ * the syntax, its errors and their line numbers come from a maintained parser. Unknown keys are
+ * errors, not warnings: a misspelt key that silently keeps a default is how gateways end up
+ * open.
+ */
+#include "config.h"
+
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->registry, sizeof(c->registry), "%s", CONFIG_DEFAULT_REGISTRY);
+    c->log_level = LOG_INFO;
+    /* Until the attestation verifier lands, "optional" keeps plain MQTT clients working. */
+    c->attestation_default = ATTEST_OPTIONAL;
+    c->max_packet_size = 1u << 20;
+    c->receive_maximum = 64;
+    c->topic_alias_maximum = 16;
+    c->max_keepalive = 3600;
+    c->max_session_expiry = 86400;
+    c->max_queued_messages = 1000;
+    c->connect_timeout = 10;
+    c->ticket_lifetime = 7200;
+    c->stats_interval = 60;
+}
+
+void config_free(struct config *c)
+{
+    free(c->anonymous_acl_pub);
+    free(c->anonymous_acl_sub);
+    c->anonymous_acl_pub = c->anonymous_acl_sub = NULL;
+}
+
+static void listener_defaults(struct listener_config *l, enum listener_type type)
+{
+    memset(l, 0, sizeof(*l));
+    l->type = type;
+    l->tls13 = true;
+    l->max_record_size = 16384;
+    snprintf(l->ciphers, sizeof(l->ciphers), "%s", CONFIG_DEFAULT_CIPHERS);
+    snprintf(l->ciphersuites, sizeof(l->ciphersuites), "%s", CONFIG_DEFAULT_CIPHERSUITES);
+}
+
+static int parse_address(struct listener_config *l, const char *addr, char *err, size_t errlen)
+{
+    snprintf(l->address, sizeof(l->address), "%s", addr);
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr) {
+        snprintf(err, errlen, "listener address '%s' is not ADDR:PORT", addr);
+        return -1;
+    }
+    const char *h = addr;
+    size_t hlen = (size_t)(colon - addr);
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(l->host)) {
+        snprintf(err, errlen, "listener address '%s' has no usable host", addr);
+        return -1;
+    }
+    memcpy(l->host, h, hlen);
+    l->host[hlen] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || end == colon + 1) {
+        snprintf(err, errlen, "listener address '%s': port must be 0..65535", addr);
+        return -1;
+    }
+    l->port = (uint16_t)port;
+    return 0;
+}
+
+int config_add_listener(struct config *c, const char *addr, enum listener_type type, char *err,
+                        size_t errlen)
+{
+    if (c->n_listeners >= CONFIG_MAX_LISTENERS) {
+        snprintf(err, errlen, "at most %d listeners", CONFIG_MAX_LISTENERS);
+        return -1;
+    }
+    struct listener_config *l = &c->listeners[c->n_listeners];
+    listener_defaults(l, type);
+    if (parse_address(l, addr, err, errlen) != 0)
+        return -1;
+    c->n_listeners++;
+    return 0;
+}
+
+struct reader {
+    const char *file;
+    char *err;
+    size_t errlen;
+};
+
+static int fail(struct reader *r, const config_setting_t *s, const char *what)
+{
+    snprintf(r->err, r->errlen, "%s:%d: %s: %s", r->file, s ? config_setting_source_line(s) : 0,
+             s && config_setting_name(s) ? config_setting_name(s) : "(entry)", what);
+    return -1;
+}
+
+static bool known(const char *name, const char *const *keys)
+{
+    for (; *keys; keys++)
+        if (strcmp(name, *keys) == 0)
+            return true;
+    return false;
+}
+
+static int check_keys(struct reader *r, const config_setting_t *group, const char *const *keys)
+{
+    int n = config_setting_length(group);
+    for (int i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+        if (!known(config_setting_name(s), keys))
+            return fail(r, s, "unknown key");
+    }
+    return 0;
+}
+
+static int get_uint(struct reader *r, const config_setting_t *g, const char *key, uint32_t min,
+                    uint32_t max, uint32_t *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+        return fail(r, s, "must be an integer");
+    long long v = config_setting_get_int64(s);
+    if (v < (long long)min || v > (long long)max) {
+        char range[64];
+        snprintf(range, sizeof(range), "must be in %u..%u", min, max);
+        return fail(r, s, range);
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int get_bool(struct reader *r, const config_setting_t *g, const char *key, bool *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return fail(r, s, "must be true or false");
+    *out = config_setting_get_bool(s);
+    return 0;
+}
+
+static int get_str(struct reader *r, const config_setting_t *g, const char *key, char *out,
+                   size_t cap)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    const char *v = config_setting_get_string(s);
+    if (!v)
+        return fail(r, s, "must be a string");
+    if (strlen(v) >= cap)
+        return fail(r, s, "is too long");
+    snprintf(out, cap, "%s", v);
+    return 0;
+}
+
+/* A list of pattern strings, joined with newlines (the registry's ACL format). */
+static int get_patterns(struct reader *r, const config_setting_t *g, const char *key, char **out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    if (!config_setting_is_aggregate(s))
+        return fail(r, s, "must be a list of topic patterns");
+    size_t total = 1;
+    int n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        const char *v = config_setting_get_string_elem(s, i);
+        if (!v || !*v || strchr(v, '\n'))
+            return fail(r, s, "entries must be non-empty strings");
+        total += strlen(v) + 1;
+    }
+    char *joined = calloc(1, total);
+    if (!joined)
+        return fail(r, s, "out of memory");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            strcat(joined, "\n");
+        strcat(joined, config_setting_get_string_elem(s, i));
+    }
+    free(*out);
+    *out = joined;
+    return 0;
+}
+
+static int read_listener(struct reader *r, struct config *c, const config_setting_t *s)
+{
+    static const char *const keys[] = {"address", "type", "tls13", "allow_null_cipher",
+                                       "allow_non_loopback", "max_record_size", "ciphers",
+                                       "ciphersuites", NULL};
+    if (!config_setting_is_group(s))
+        return fail(r, s, "each listener is a group { address = ...; }");
+    if (check_keys(r, s, keys))
+        return -1;
+    if (c->n_listeners >= CONFIG_MAX_LISTENERS)
+        return fail(r, s, "too many listeners");
+    char type[32] = "tls-psk", addr[128] = "";
+    if (get_str(r, s, "type", type, sizeof(type)) || get_str(r, s, "address", addr, sizeof(addr)))
+        return -1;
+    enum listener_type t;
+    if (strcmp(type, "tls-psk") == 0)
+        t = LISTENER_TLS_PSK;
+    else if (strcmp(type, "plain") == 0)
+        t = LISTENER_PLAIN;
+    else
+        return fail(r, config_setting_get_member(s, "type"), "must be \"tls-psk\" or \"plain\"");
+    if (!*addr)
+        return fail(r, s, "listener needs an address = \"HOST:PORT\"");
+    struct listener_config *l = &c->listeners[c->n_listeners];
+    listener_defaults(l, t);
+    char why[256];
+    if (parse_address(l, addr, why, sizeof(why)))
+        return fail(r, config_setting_get_member(s, "address"), why);
+    if (get_bool(r, s, "tls13", &l->tls13) ||
+        get_bool(r, s, "allow_null_cipher", &l->allow_null_cipher) ||
+        get_bool(r, s, "allow_non_loopback", &l->allow_non_loopback) ||
+        get_uint(r, s, "max_record_size", 512, 16384, &l->max_record_size) ||
+        get_str(r, s, "ciphers", l->ciphers, sizeof(l->ciphers)) ||
+        get_str(r, s, "ciphersuites", l->ciphersuites, sizeof(l->ciphersuites)))
+        return -1;
+    c->n_listeners++;
+    return 0;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    static const char *const root_keys[] = {
+        "registry", "log_level", "attestation_default", "allow_anonymous", "anonymous_acl",
+        "listeners", "mqtt", "tls", "stats_interval", NULL};
+    static const char *const mqtt_keys[] = {
+        "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
+        "max_session_expiry", "max_queued_messages", "connect_timeout", "max_connections", NULL};
+    static const char *const tls_keys[] = {"ticket_lifetime", NULL};
+    static const char *const acl_keys[] = {"publish", "subscribe", NULL};
+
+    config_t cf;
+    config_init(&cf);
+    struct reader r = {path, err, errlen};
+    int rc = -1;
+    if (!config_read_file(&cf, path)) {
+        if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+            snprintf(err, errlen, "%s: cannot read the file", path);
+        else
+            snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&cf),
+                     config_error_text(&cf));
+        goto out;
+    }
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    config_setting_t *root = config_root_setting(&cf);
+    if (check_keys(&r, root, root_keys))
+        goto out;
+    char level[16] = "", policy[16] = "";
+    if (get_str(&r, root, "registry", c->registry, sizeof(c->registry)) ||
+        get_str(&r, root, "log_level", level, sizeof(level)) ||
+        get_str(&r, root, "attestation_default", policy, sizeof(policy)) ||
+        get_bool(&r, root, "allow_anonymous", &c->allow_anonymous) ||
+        get_uint(&r, root, "stats_interval", 0, 86400, &c->stats_interval))
+        goto out;
+    if (*level) {
+        int lv = log_level_parse(level);
+        if (lv < 0) {
+            fail(&r, config_setting_get_member(root, "log_level"), "must be debug, info, warn or error");
+            goto out;
+        }
+        c->log_level = lv;
+    }
+    if (*policy) {
+        int p = attest_policy_parse(policy);
+        if (p <= ATTEST_DEFAULT) {
+            fail(&r, config_setting_get_member(root, "attestation_default"), "must be required, optional or off");
+            goto out;
+        }
+        c->attestation_default = (enum attest_policy)p;
+    }
+    config_setting_t *acl = config_setting_get_member(root, "anonymous_acl");
+    if (acl && (check_keys(&r, acl, acl_keys) ||
+                get_patterns(&r, acl, "publish", &c->anonymous_acl_pub) ||
+                get_patterns(&r, acl, "subscribe", &c->anonymous_acl_sub)))
+        goto out;
+    config_setting_t *ls = config_setting_get_member(root, "listeners");
+    if (ls) {
+        if (!config_setting_is_list(ls)) {
+            fail(&r, ls, "must be a list: listeners = ( { ... }, { ... } );");
+            goto out;
+        }
+        for (int i = 0; i < config_setting_length(ls); i++)
+            if (read_listener(&r, c, config_setting_get_elem(ls, (unsigned)i)))
+                goto out;
+    }
+    config_setting_t *m = config_setting_get_member(root, "mqtt");
+    uint32_t ra = c->receive_maximum, tam = c->topic_alias_maximum, mk = c->max_keepalive;
+    if (m && (check_keys(&r, m, mqtt_keys) ||
+              get_uint(&r, m, "max_packet_size", 64, 268435460u, &c->max_packet_size) ||
+              get_uint(&r, m, "receive_maximum", 1, 65535, &ra) ||
+              get_uint(&r, m, "topic_alias_maximum", 0, 65535, &tam) ||
+              get_uint(&r, m, "max_keepalive", 10, 65535, &mk) ||
+              get_uint(&r, m, "max_session_expiry", 0, UINT32_MAX, &c->max_session_expiry) ||
+              get_uint(&r, m, "max_queued_messages", 1, 10000000, &c->max_queued_messages) ||
+              get_uint(&r, m, "connect_timeout", 1, 3600, &c->connect_timeout) ||
+              get_uint(&r, m, "max_connections", 0, 10000000, &c->max_connections)))
+        goto out;
+    c->receive_maximum = (uint16_t)ra;
+    c->topic_alias_maximum = (uint16_t)tam;
+    c->max_keepalive = (uint16_t)mk;
+    config_setting_t *t = config_setting_get_member(root, "tls");
+    if (t && (check_keys(&r, t, tls_keys) ||
+              get_uint(&r, t, "ticket_lifetime", 0, 604800, &c->ticket_lifetime)))
+        goto out;
+    rc = 0;
+out:
+    config_destroy(&cf);
+    return rc;
+}
+
+int config_finish(struct config *c, char *err, size_t errlen)
+{
+    if (c->n_listeners == 0 && config_add_listener(c, "0.0.0.0:8883", LISTENER_TLS_PSK, err,
+                                                   errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        struct listener_config *l = &c->listeners[i];
+        if (l->type == LISTENER_PLAIN && !l->allow_non_loopback &&
+            strcmp(l->host, "127.0.0.1") != 0 && strcmp(l->host, "::1") != 0 &&
+            strcmp(l->host, "localhost") != 0) {
+            snprintf(err, errlen,
+                     "plain listener %s is not on loopback; plain MQTT has no authentication or "
+                     "encryption (set allow_non_loopback = true in its config entry to force it)",
+                     l->address);
+            return -1;
+        }
+    }
+    return 0;
+}

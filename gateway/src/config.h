@@ -1,0 +1,73 @@
+/*
+ * config.h: the gateway's configuration: defaults, the libconfig file, command-line overrides,
+ * and validation. Every key is documented in docs/configuration.md.
+ */
+#ifndef PSAGW_CONFIG_H
+#define PSAGW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.h"
+
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_DEFAULT_PATH "/etc/psagw/psagw.conf"
+#define CONFIG_DEFAULT_REGISTRY "/var/lib/psagw/registry.db"
+
+/* TLS 1.2 PSK suites in WIRE.md section 1's order (OpenSSL names). */
+#define CONFIG_DEFAULT_CIPHERS                                                                    \
+    "PSK-AES128-CCM:PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:ECDHE-PSK-AES128-CBC-SHA256:"           \
+    "ECDHE-PSK-CHACHA20-POLY1305"
+#define CONFIG_NULL_CIPHERS "PSK-NULL-SHA256"
+#define CONFIG_DEFAULT_CIPHERSUITES "TLS_AES_128_CCM_SHA256:TLS_AES_128_GCM_SHA256"
+
+enum listener_type { LISTENER_TLS_PSK = 0, LISTENER_PLAIN = 1 };
+
+struct listener_config {
+    char address[128]; /* as written, for logs */
+    char host[64];
+    uint16_t port;
+    enum listener_type type;
+    bool tls13;                /* offer TLS 1.3 external PSK as well as TLS 1.2 */
+    bool allow_null_cipher;    /* add PSK-NULL-SHA256 (integrity only); logged as a warning */
+    bool allow_non_loopback;   /* plain listeners bind loopback only unless this is set */
+    uint32_t max_record_size;  /* largest TLS record payload we send (512..16384) */
+    char ciphers[512];         /* TLS 1.2 cipher list */
+    char ciphersuites[256];    /* TLS 1.3 cipher suites */
+};
+
+struct config {
+    char path[4096]; /* the file read, "" if none */
+    char registry[4096];
+    int log_level;
+    enum attest_policy attestation_default;
+    bool allow_anonymous;
+    char *anonymous_acl_pub; /* newline-separated patterns, NULL if none; owned */
+    char *anonymous_acl_sub;
+    struct listener_config listeners[CONFIG_MAX_LISTENERS];
+    size_t n_listeners;
+    uint32_t max_packet_size;
+    uint16_t receive_maximum;
+    uint16_t topic_alias_maximum;
+    uint16_t max_keepalive;
+    uint32_t max_session_expiry;
+    uint32_t max_queued_messages;
+    uint32_t connect_timeout;
+    uint32_t max_connections;
+    uint32_t ticket_lifetime;
+    uint32_t stats_interval;
+};
+
+/* Fills *c with the defaults (no listeners yet). */
+void config_defaults(struct config *c);
+/* Reads `path` over the defaults. On error returns -1 with "FILE:LINE: key: what" in err. */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* Adds a listener from "ADDR:PORT" ([v6]:port allowed). */
+int config_add_listener(struct config *c, const char *addr, enum listener_type type, char *err,
+                        size_t errlen);
+/* Final checks once file and flags are merged; adds the default listener if there is none. */
+int config_finish(struct config *c, char *err, size_t errlen);
+void config_free(struct config *c);
+
+#endif

@@ -1,0 +1,473 @@
+/*
+ * conn.c: one client connection: socket, TLS, input framing, output buffering, deadlines, close.
+ *
+ * Reads go into a gateway-wide scratch buffer and complete packets are handled straight from
+ * it; only the tail of a packet that is still arriving is copied into the connection's own
+ * buffer. Output is appended to the connection's buffer and written before the loop sleeps,
+ * so a burst of deliveries becomes one TLS record where it fits. Both buffers are freed when
+ * empty: an idle device costs its socket, its SSL object and this struct.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define READ_CHUNK 16384
+
+static uint8_t scratch[READ_CHUNK];
+
+static void conn_io(struct loop *l, struct loop_io *io, uint32_t events);
+
+static void connect_deadline(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct conn *c = container_of(t, struct conn, timer);
+    log_event(LOG_INFO, "connect_timeout", "peer=%s state=%s", c->peer,
+              c->state == CONN_TLS_HANDSHAKE ? "tls_handshake"
+              : c->state == CONN_AUTHENTICATING ? "authenticating"
+                                                : "wait_connect");
+    conn_close(c, -1, NULL);
+}
+
+void conn_accept(struct gateway *gw, struct listener *l, int fd, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    c->gw = gw;
+    c->listener = l->cfg;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->io.fd = fd;
+    if (l->tls) {
+        c->ssl = SSL_new(l->tls);
+        if (!c->ssl) {
+            close(fd);
+            free(c);
+            return;
+        }
+        SSL_set_fd(c->ssl, fd);
+        SSL_set_accept_state(c->ssl);
+        SSL_set_ex_data(c->ssl, tls_conn_index(), c);
+        c->state = CONN_TLS_HANDSHAKE;
+    } else {
+        c->state = CONN_WAIT_CONNECT;
+    }
+    if (loop_io_add(gw->loop, &c->io, fd, EPOLLIN, conn_io) != 0) {
+        SSL_free(c->ssl);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = gw->conns;
+    if (gw->conns)
+        gw->conns->prev = c;
+    gw->conns = c;
+    gw->n_conns++;
+    gw->metrics.connections_accepted++;
+    c->last_rx_ms = loop_now_ms(gw->loop);
+    loop_timer_start(gw->loop, &c->timer, (uint64_t)gw->cfg.connect_timeout * 1000u,
+                     connect_deadline);
+}
+
+static void want(struct conn *c, uint32_t events)
+{
+    loop_io_modify(c->gw->loop, &c->io, events);
+}
+
+static void schedule_flush(struct conn *c)
+{
+    if (c->flush_pending || c->state == CONN_CLOSED)
+        return;
+    c->flush_pending = true;
+    c->next_flush = c->gw->flush_list;
+    c->gw->flush_list = c;
+}
+
+int conn_send(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CONN_CLOSED)
+        return -1;
+    if (len) {
+        if (c->out_len + len > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap : 512;
+            while (cap < c->out_len + len)
+                cap *= 2;
+            uint8_t *o = realloc(c->out, cap);
+            if (!o)
+                return -1;
+            c->out = o;
+            c->out_cap = cap;
+        }
+        memcpy(c->out + c->out_len, data, len);
+        c->out_len += len;
+    }
+    schedule_flush(c);
+    return 0;
+}
+
+/* Encodes into the output buffer through one of the codec's encoders. */
+#define SEND_ENCODED(c, call_with_buf)                                                            \
+    do {                                                                                          \
+        size_t need_ = 0;                                                                         \
+        uint8_t *buf = NULL;                                                                      \
+        size_t cap = 0;                                                                           \
+        (void)buf;                                                                                \
+        (void)cap;                                                                                \
+        if (call_with_buf != MQTT_ERR_NOSPACE)                                                    \
+            return -1;                                                                            \
+        uint8_t stack_[256];                                                                      \
+        uint8_t *p_ = need_ <= sizeof(stack_) ? stack_ : malloc(need_);                           \
+        if (!p_)                                                                                  \
+            return -1;                                                                            \
+        buf = p_;                                                                                 \
+        cap = need_;                                                                              \
+        int rc_ = call_with_buf == MQTT_OK ? conn_send(c, p_, need_) : -1;                        \
+        if (p_ != stack_)                                                                         \
+            free(p_);                                                                             \
+        return rc_;                                                                               \
+    } while (0)
+
+int conn_send_connack(struct conn *c, bool session_present, uint8_t reason,
+                      const struct mqtt_props *props)
+{
+    struct mqtt_connack ca = {.session_present = session_present, .reason = reason};
+    if (props)
+        ca.props = *props;
+    uint8_t v = c->version ? c->version : MQTT_V311;
+    SEND_ENCODED(c, mqtt_encode_connack(buf, cap, v, &ca, &need_));
+}
+
+int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason,
+                  const char *reason_string)
+{
+    struct mqtt_ack a = {.packet_id = packet_id, .reason = reason};
+    if (reason_string && c->request_problem_info) {
+        mqtt_props_set(&a.props, MQTT_PROP_REASON_STRING);
+        a.props.reason_string = (struct mqtt_bytes){(const uint8_t *)reason_string,
+                                                    strlen(reason_string)};
+    }
+    SEND_ENCODED(c, mqtt_encode_ack(buf, cap, c->version, type, &a, &need_));
+}
+
+static int send_disconnect(struct conn *c, uint8_t reason, const char *reason_string)
+{
+    struct mqtt_props props = {0};
+    if (reason_string) {
+        mqtt_props_set(&props, MQTT_PROP_REASON_STRING);
+        props.reason_string = (struct mqtt_bytes){(const uint8_t *)reason_string,
+                                                  strlen(reason_string)};
+    }
+    SEND_ENCODED(c, mqtt_encode_reason(buf, cap, MQTT_V5, MQTT_DISCONNECT, reason, &props,
+                                       &need_));
+}
+
+/* Writes buffered output. Returns 0 when all is written or the socket is full, -1 on error. */
+static int flush(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        size_t left = c->out_len - c->out_off;
+        if (c->ssl) {
+            ERR_clear_error();
+            int n = SSL_write(c->ssl, c->out + c->out_off, (int)(left > INT32_MAX ? INT32_MAX
+                                                                                    : left));
+            if (n > 0) {
+                c->out_off += (size_t)n;
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                want(c, EPOLLIN | EPOLLOUT);
+                return 0;
+            }
+            return -1;
+        }
+        ssize_t n = send(c->io.fd, c->out + c->out_off, left, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            want(c, EPOLLIN | EPOLLOUT);
+            return 0;
+        }
+        return -1;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = c->out_cap = 0;
+    if (c->state != CONN_CLOSED)
+        want(c, EPOLLIN);
+    return 0;
+}
+
+void conn_flush_all(struct gateway *gw)
+{
+    while (gw->flush_list) {
+        struct conn *c = gw->flush_list;
+        gw->flush_list = c->next_flush;
+        c->flush_pending = false;
+        if (c->state != CONN_CLOSED && flush(c) != 0)
+            conn_close(c, -1, NULL);
+    }
+}
+
+void conn_touch(struct conn *c)
+{
+    c->last_rx_ms = loop_now_ms(c->gw->loop);
+}
+
+/* Handles every complete packet in buf[0..len); returns the bytes consumed. */
+static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len && c->state != CONN_CLOSED) {
+        uint8_t first;
+        uint32_t rem;
+        size_t hlen;
+        int rc = mqtt_fixed_header(buf + off, len - off, &first, &rem, &hlen);
+        if (rc == MQTT_ERR_INCOMPLETE)
+            break;
+        if (rc != MQTT_OK) {
+            c->gw->metrics.malformed_packets++;
+            log_event(LOG_WARN, "malformed_packet", "peer=%s id=%s reason=bad_remaining_length",
+                      c->peer, c->who.id);
+            conn_close(c, MQTT_RC_MALFORMED, "bad remaining length");
+            break;
+        }
+        if ((uint64_t)rem + hlen > c->gw->cfg.max_packet_size) {
+            log_event(LOG_WARN, "packet_too_large", "peer=%s id=%s size=%llu max=%u", c->peer,
+                      c->who.id, (unsigned long long)rem + hlen, c->gw->cfg.max_packet_size);
+            conn_close(c, MQTT_RC_PACKET_TOO_LARGE, "packet exceeds Maximum Packet Size");
+            break;
+        }
+        if (len - off < hlen + rem)
+            break;
+        conn_touch(c);
+        handle_packet(c, buf + off, hlen + rem);
+        off += hlen + rem;
+    }
+    return off;
+}
+
+static int keep_tail(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->in_len + len > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 1024;
+        while (cap < c->in_len + len)
+            cap *= 2;
+        uint8_t *n = realloc(c->in, cap);
+        if (!n)
+            return -1;
+        c->in = n;
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, data, len);
+    c->in_len += len;
+    return 0;
+}
+
+/* Reads what is there. Returns >0 bytes, 0 when nothing more now, -1 closed or failed. */
+static ssize_t read_some(struct conn *c, uint8_t *buf, size_t cap)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, buf, (int)cap);
+        if (n > 0)
+            return n;
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ)
+            return 0;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            want(c, EPOLLIN | EPOLLOUT);
+            return 0;
+        }
+        return -1;
+    }
+    ssize_t n = recv(c->io.fd, buf, cap, 0);
+    if (n > 0)
+        return n;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+static void on_readable(struct conn *c)
+{
+    for (int rounds = 0; rounds < 16 && c->state != CONN_CLOSED; rounds++) {
+        ssize_t n = read_some(c, scratch, sizeof(scratch));
+        if (n == 0)
+            return;
+        if (n < 0) {
+            conn_close(c, -1, NULL);
+            return;
+        }
+        if (c->in_len == 0) {
+            size_t used = handle_buffer(c, scratch, (size_t)n);
+            if (c->state != CONN_CLOSED && used < (size_t)n &&
+                keep_tail(c, scratch + used, (size_t)n - used) != 0)
+                conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+        } else {
+            if (keep_tail(c, scratch, (size_t)n) != 0) {
+                conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+                return;
+            }
+            size_t used = handle_buffer(c, c->in, c->in_len);
+            if (c->state == CONN_CLOSED)
+                return;
+            memmove(c->in, c->in + used, c->in_len - used);
+            c->in_len -= used;
+            if (c->in_len == 0) {
+                free(c->in);
+                c->in = NULL;
+                c->in_cap = 0;
+            }
+        }
+    }
+}
+
+static const char *tls_failure_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r ? r : "connection_closed";
+}
+
+static void on_handshake(struct conn *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc != 1) {
+        int e = SSL_get_error(c->ssl, rc);
+        if (e == SSL_ERROR_WANT_READ) {
+            want(c, EPOLLIN);
+            return;
+        }
+        if (e == SSL_ERROR_WANT_WRITE) {
+            want(c, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        char words[96], reason[128], id[LOG_SAFE_MAX];
+        snprintf(words, sizeof(words), "%s", tls_failure_reason());
+        for (char *sp = words; *sp; sp++)
+            if (*sp == ' ')
+                *sp = '_'; /* OpenSSL's "binder does not verify" -> one log token */
+        log_safe(words, strlen(words), reason, sizeof(reason));
+        c->gw->metrics.tls_handshakes_failed++;
+        log_event(LOG_WARN, "tls_handshake_failed", "peer=%s identity=%s reason=%s", c->peer,
+                  c->have_identity ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-",
+                  reason);
+        conn_close(c, -1, NULL);
+        return;
+    }
+    if (!c->have_identity) {
+        c->gw->metrics.tls_handshakes_failed++;
+        log_event(LOG_WARN, "tls_handshake_failed", "peer=%s reason=no_psk_identity", c->peer);
+        conn_close(c, -1, NULL);
+        return;
+    }
+    /* SSL_session_reused() is also true for a TLS 1.3 external PSK: ask the ticket callback */
+    bool resumed = c->resumed;
+    c->gw->metrics.tls_handshakes_ok++;
+    if (resumed)
+        c->gw->metrics.tls_resumed++;
+    char id[LOG_SAFE_MAX];
+    log_event(LOG_DEBUG, "tls_handshake", "peer=%s identity=%s version=%s cipher=%s resumed=%d",
+              c->peer, log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
+              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), resumed);
+    c->state = CONN_WAIT_CONNECT;
+    want(c, EPOLLIN);
+    on_readable(c); /* the CONNECT may already be in the TLS buffer */
+}
+
+static void conn_io(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    (void)l;
+    struct conn *c = container_of(io, struct conn, io);
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->state == CONN_TLS_HANDSHAKE) {
+        on_handshake(c);
+        return;
+    }
+    if ((events & EPOLLOUT) && flush(c) != 0) {
+        conn_close(c, -1, NULL);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        on_readable(c);
+}
+
+void conn_close(struct conn *c, int reason, const char *reason_string)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    struct gateway *gw = c->gw;
+    char id[LOG_SAFE_MAX];
+    const char *who = c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-";
+    if (reason >= 0x80 && c->version == MQTT_V5 &&
+        (c->state == CONN_CONNECTED || c->state == CONN_AUTHENTICATING)) {
+        send_disconnect(c, (uint8_t)reason, reason_string);
+    }
+    /* best effort: what is buffered (a CONNACK or DISCONNECT with the reason) goes out now */
+    if (c->out_len > c->out_off)
+        flush(c);
+    if (reason >= 0)
+        log_event(reason >= 0x80 ? LOG_WARN : LOG_INFO, "disconnect",
+                  "peer=%s id=%s reason=%s reason_code=0x%02x%s%s%s", c->peer, who,
+                  mqtt_reason_name((uint8_t)reason), (unsigned)reason,
+                  reason_string ? " detail=\"" : "", reason_string ? reason_string : "",
+                  reason_string ? "\"" : "");
+    else if (c->state == CONN_CONNECTED)
+        log_event(LOG_INFO, "disconnect", "peer=%s id=%s reason=connection_lost", c->peer, who);
+    if (c->ssl && c->state != CONN_TLS_HANDSHAKE)
+        SSL_shutdown(c->ssl);
+    loop_io_remove(gw->loop, &c->io);
+    close(c->io.fd);
+    loop_timer_cancel(gw->loop, &c->timer);
+    c->state = CONN_CLOSED;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    gw->n_conns--;
+    struct session *s = c->session;
+    c->session = NULL;
+    if (s && s->conn == c)
+        session_detach(gw, s);
+    c->next_dead = gw->dead_list;
+    gw->dead_list = c;
+}
+
+void conn_free_dead(struct gateway *gw)
+{
+    while (gw->dead_list) {
+        struct conn *c = gw->dead_list;
+        gw->dead_list = c->next_dead;
+        SSL_free(c->ssl);
+        acl_principal_clear(&c->who);
+        if (c->aliases) {
+            for (uint32_t i = 0; i <= c->alias_max; i++)
+                free(c->aliases[i]);
+            free(c->aliases);
+        }
+        free(c->in);
+        free(c->out);
+        free(c);
+    }
+}

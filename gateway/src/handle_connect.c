@@ -1,0 +1,274 @@
+/*
+ * handle_connect.c: CONNECT -> (enhanced authentication) -> CONNACK.
+ *
+ * Order of checks, each with its own reason code (MQTT 5 section 3.2.2.2; 3.1.1 codes in
+ * brackets): the client id must be the TLS-PSK identity, or empty (it is then given the
+ * identity) -> 0x85 [2]; anonymous clients only where allowed -> 0x87 [5]; the will topic must
+ * be valid and allowed -> 0x90/0x87 [5]; attestation policy -> 0x8C / 0x87 [5]. Then the session
+ * is taken over, resumed or created, and CONNACK tells the client our limits.
+ */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+
+static uint8_t v3_code(uint8_t reason)
+{
+    switch (reason) {
+    case MQTT_RC_CLIENT_ID_INVALID:
+        return MQTT_V3_ID_REJECTED;
+    case MQTT_RC_UNSUPPORTED_VERSION:
+        return MQTT_V3_BAD_VERSION;
+    case MQTT_RC_BAD_USER_OR_PASSWORD:
+        return MQTT_V3_BAD_USER_OR_PASSWORD;
+    case MQTT_RC_SERVER_UNAVAILABLE:
+    case MQTT_RC_SERVER_BUSY:
+    case MQTT_RC_IMPL_SPECIFIC:
+        return MQTT_V3_UNAVAILABLE;
+    default:
+        return MQTT_V3_NOT_AUTHORIZED;
+    }
+}
+
+/* Refuses the CONNECT with a CONNACK carrying the reason, then closes. */
+static void refuse(struct conn *c, uint8_t reason, const char *why)
+{
+    struct mqtt_props props = {0};
+    if (c->version == MQTT_V5 && why) {
+        mqtt_props_set(&props, MQTT_PROP_REASON_STRING);
+        props.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+    }
+    c->gw->metrics.mqtt_connects_refused++;
+    char id[LOG_SAFE_MAX];
+    log_event(LOG_WARN, "connect_refused", "peer=%s id=%s reason=%s detail=\"%s\"", c->peer,
+              c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-",
+              mqtt_reason_name(reason), why);
+    conn_send_connack(c, false, c->version == MQTT_V5 ? reason : v3_code(reason), &props);
+    conn_close(c, -1, NULL);
+}
+
+static void keepalive_check(struct loop *l, struct loop_timer *t)
+{
+    struct conn *c = container_of(t, struct conn, timer);
+    uint64_t limit = (uint64_t)c->keep_alive * 1500u; /* section 3.1.2.10: 1.5 x keep-alive */
+    uint64_t idle = loop_now_ms(l) - c->last_rx_ms;
+    if (idle >= limit) {
+        c->gw->metrics.keepalive_timeouts++;
+        conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+        return;
+    }
+    loop_timer_start(l, t, limit - idle, keepalive_check);
+}
+
+static struct msg *make_will(struct conn *c, const struct mqtt_connect *p)
+{
+    return msg_new((const char *)p->will_topic.data, p->will_topic.len, p->will_payload.data,
+                   p->will_payload.len, p->will_qos > 1 ? 1 : p->will_qos, p->will_retain,
+                   c->version == MQTT_V5 ? &p->will_props : NULL, loop_now_ms(c->gw->loop));
+}
+
+void handle_connect(struct conn *c, const struct mqtt_connect *p)
+{
+    struct gateway *gw = c->gw;
+    c->version = p->version;
+    char idbuf[DEVICE_ID_MAX + 1];
+    bool assigned = false;
+
+    if (c->ssl) {
+        /* the device's identity is the PSK identity; nobody speaks for another device */
+        if (p->client_id.len == 0) {
+            snprintf(idbuf, sizeof(idbuf), "%s", c->who.id);
+            assigned = true;
+        } else if (p->client_id.len != strlen(c->who.id) ||
+                   memcmp(p->client_id.data, c->who.id, p->client_id.len) != 0) {
+            refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id must equal the PSK identity");
+            return;
+        } else {
+            snprintf(idbuf, sizeof(idbuf), "%s", c->who.id);
+        }
+        struct device d;
+        const char *why = NULL;
+        if (gateway_lookup_device(gw, c->who.id, &d, &why) != 0) {
+            refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
+            return;
+        }
+        int rc = acl_principal_init(&c->who, &d, &gw->cfg);
+        device_clear(&d);
+        if (rc != 0) {
+            refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            return;
+        }
+    } else {
+        if (!gw->cfg.allow_anonymous) {
+            refuse(c, MQTT_RC_NOT_AUTHORIZED, "anonymous clients are not allowed");
+            return;
+        }
+        if (p->client_id.len == 0) {
+            if (p->version == MQTT_V311 && !p->clean_start) {
+                /* 3.1.1 section 3.1.3.1: an empty id needs clean session */
+                refuse(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id needs clean session");
+                return;
+            }
+            uint8_t r[8];
+            RAND_bytes(r, sizeof(r));
+            int n = snprintf(idbuf, sizeof(idbuf), "auto-");
+            for (size_t i = 0; i < sizeof(r); i++)
+                n += snprintf(idbuf + n, sizeof(idbuf) - (size_t)n, "%02x", r[i]);
+            assigned = true;
+        } else if (p->client_id.len > DEVICE_ID_MAX) {
+            refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id too long");
+            return;
+        } else {
+            memcpy(idbuf, p->client_id.data, p->client_id.len);
+            idbuf[p->client_id.len] = '\0';
+        }
+        memcpy(c->who.id, idbuf, sizeof(c->who.id)); /* before the ACL: %c needs it */
+        if (acl_principal_init(&c->who, NULL, &gw->cfg) != 0) {
+            refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            return;
+        }
+    }
+
+    if (p->will) {
+        if (!mqtt_topic_name_valid(p->will_topic.data, p->will_topic.len)) {
+            refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic is not a valid topic name");
+            return;
+        }
+        if (!acl_may_publish(&c->who, (const char *)p->will_topic.data, p->will_topic.len)) {
+            gw->metrics.acl_denied_publish++;
+            refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed by the ACL");
+            return;
+        }
+    }
+
+    /* Attestation (WIRE.md section 3). The CONNECT path is ready for an AUTH exchange
+     * (CONN_AUTHENTICATING); no method is implemented yet, so a client offering one is told so,
+     * and a device whose policy requires attestation cannot be admitted. */
+    enum attest_policy policy = c->who.attestation == ATTEST_DEFAULT ? gw->cfg.attestation_default
+                                                                     : c->who.attestation;
+    if (c->version == MQTT_V5 && mqtt_props_has(&p->props, MQTT_PROP_AUTH_METHOD)) {
+        refuse(c, MQTT_RC_BAD_AUTH_METHOD, "authentication method not supported");
+        return;
+    }
+    if (policy == ATTEST_REQUIRED && !c->who.anonymous) {
+        refuse(c, MQTT_RC_NOT_AUTHORIZED, "attestation required");
+        return;
+    }
+
+    /* limits the client asked for */
+    c->keep_alive = p->keep_alive;
+    bool keepalive_capped = false;
+    if (c->keep_alive > gw->cfg.max_keepalive ||
+        (c->keep_alive == 0 && c->version == MQTT_V5)) {
+        /* MQTT 5 lets the server set the keep-alive (Server Keep Alive, section 3.2.2.3.14);
+         * 3.1.1 has no such means, so a 3.1.1 client asking for none gets none (TCP keep-alive
+         * still finds dead peers) */
+        c->keep_alive = gw->cfg.max_keepalive;
+        keepalive_capped = true;
+    }
+    c->client_receive_max = 65535;
+    c->request_problem_info = true;
+    uint32_t expiry = p->clean_start ? 0 : gw->cfg.max_session_expiry;
+    bool expiry_capped = false;
+    if (c->version == MQTT_V5) {
+        const struct mqtt_props *pp = &p->props;
+        expiry = mqtt_props_has(pp, MQTT_PROP_SESSION_EXPIRY) ? pp->session_expiry : 0;
+        if (mqtt_props_has(pp, MQTT_PROP_RECEIVE_MAX))
+            c->client_receive_max = pp->receive_max;
+        if (mqtt_props_has(pp, MQTT_PROP_MAX_PACKET_SIZE))
+            c->client_max_packet = pp->max_packet_size;
+        if (mqtt_props_has(pp, MQTT_PROP_REQUEST_PROBLEM_INFO))
+            c->request_problem_info = pp->request_problem_info;
+    }
+    if (expiry > gw->cfg.max_session_expiry && expiry != 0) {
+        expiry = gw->cfg.max_session_expiry;
+        expiry_capped = true;
+    }
+
+    /* take over, resume or start the session */
+    struct session *s = session_find(gw, idbuf, c->who.anonymous);
+    if (s && s->conn) {
+        struct conn *old = s->conn;
+        gw->metrics.sessions_taken_over++;
+        char safe[LOG_SAFE_MAX];
+        log_event(LOG_INFO, "session_taken_over", "id=%s old_peer=%s new_peer=%s",
+                  log_safe(idbuf, strlen(idbuf), safe, sizeof(safe)), old->peer, c->peer);
+        conn_close(old, MQTT_RC_SESSION_TAKEN_OVER, "another connection took over the session");
+        s = session_find(gw, idbuf, c->who.anonymous); /* it may have ended with the old one */
+    }
+    bool present = false;
+    if (s && p->clean_start) {
+        session_destroy(gw, s);
+        s = NULL;
+    }
+    if (s) {
+        present = true;
+    } else {
+        s = session_create(gw, idbuf, c->who.anonymous);
+        if (!s) {
+            refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            return;
+        }
+    }
+    s->expiry = expiry;
+    session_attach(gw, s, c); /* drops a will left by an earlier connection */
+    if (p->will) {
+        s->will = make_will(c, p);
+        s->will_delay = c->version == MQTT_V5 ? p->will_props.will_delay : 0;
+    }
+
+    c->alias_max = c->version == MQTT_V5 ? gw->cfg.topic_alias_maximum : 0;
+    if (c->alias_max) {
+        c->aliases = calloc((size_t)c->alias_max + 1, sizeof(*c->aliases));
+        if (!c->aliases)
+            c->alias_max = 0;
+    }
+
+    struct mqtt_props props = {0};
+    if (c->version == MQTT_V5) {
+        mqtt_props_set(&props, MQTT_PROP_RECEIVE_MAX);
+        props.receive_max = gw->cfg.receive_maximum;
+        mqtt_props_set(&props, MQTT_PROP_MAX_PACKET_SIZE);
+        props.max_packet_size = gw->cfg.max_packet_size;
+        mqtt_props_set(&props, MQTT_PROP_TOPIC_ALIAS_MAX);
+        props.topic_alias_max = c->alias_max;
+        mqtt_props_set(&props, MQTT_PROP_RETAIN_AVAILABLE);
+        props.retain_available = 1;
+        mqtt_props_set(&props, MQTT_PROP_WILDCARD_SUB_AVAILABLE);
+        props.wildcard_sub_available = 1;
+        mqtt_props_set(&props, MQTT_PROP_SUB_ID_AVAILABLE);
+        props.sub_id_available = 1;
+        mqtt_props_set(&props, MQTT_PROP_SHARED_SUB_AVAILABLE);
+        props.shared_sub_available = 0;
+        if (assigned) {
+            mqtt_props_set(&props, MQTT_PROP_ASSIGNED_CLIENT_ID);
+            props.assigned_client_id = (struct mqtt_bytes){(const uint8_t *)s->id,
+                                                           strlen(s->id)};
+        }
+        if (keepalive_capped) {
+            mqtt_props_set(&props, MQTT_PROP_SERVER_KEEP_ALIVE);
+            props.server_keep_alive = c->keep_alive;
+        }
+        if (expiry_capped) {
+            mqtt_props_set(&props, MQTT_PROP_SESSION_EXPIRY);
+            props.session_expiry = expiry;
+        }
+    }
+    c->state = CONN_CONNECTED;
+    conn_send_connack(c, present, MQTT_RC_SUCCESS, &props);
+    loop_timer_cancel(gw->loop, &c->timer); /* the connect deadline */
+    if (c->keep_alive)
+        loop_timer_start(gw->loop, &c->timer, (uint64_t)c->keep_alive * 1500u, keepalive_check);
+    gw->metrics.mqtt_connects_ok++;
+    char safe[LOG_SAFE_MAX];
+    log_event(LOG_INFO, "connect", "peer=%s id=%s role=%s mqtt=%s clean_start=%d "
+                               "session_present=%d keep_alive=%u tls=%s",
+              c->peer, log_safe(s->id, strlen(s->id), safe, sizeof(safe)),
+              c->who.anonymous ? "anonymous" : device_role_name(c->who.role),
+              c->version == MQTT_V5 ? "5.0" : "3.1.1", p->clean_start, present, c->keep_alive,
+              c->ssl ? SSL_get_version(c->ssl) : "none");
+    session_flush(gw, s);
+}

@@ -1,0 +1,151 @@
+/*
+ * handle_subscribe.c: SUBSCRIBE and UNSUBSCRIBE.
+ *
+ * Each filter gets its own reason code: granted QoS (at most 1, see handle_publish.c), 0x8F
+ * for an invalid filter, 0x9E for a shared subscription (not supported: the gateway serves its
+ * own devices, fan-out across consumers is the cloud's job), 0x87 outside the ACL (3.1.1: 0x80).
+ * A new subscription replaces an existing one with the same filter (section 3.8.4) and then
+ * retained messages are sent as its Retain Handling option says.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define MAX_FILTERS_PER_PACKET 256
+
+static struct sub *find_sub(struct session *s, struct tnode *node)
+{
+    for (struct sub *x = s->subs; x; x = x->next_in_session)
+        if (x->node == node)
+            return x;
+    return NULL;
+}
+
+static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uint32_t sub_id)
+{
+    struct gateway *gw = c->gw;
+    struct session *s = c->session;
+    const char *f = (const char *)e->filter.data;
+    size_t flen = e->filter.len;
+    uint8_t fail = c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
+    if (!mqtt_topic_filter_valid(e->filter.data, flen))
+        return fail;
+    if (flen >= 7 && memcmp(f, "$share/", 7) == 0)
+        return c->version == MQTT_V5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80;
+    if (!acl_may_subscribe(&c->who, f, flen)) {
+        gw->metrics.acl_denied_subscribe++;
+        char id[LOG_SAFE_MAX], t[LOG_SAFE_MAX];
+        log_event(LOG_WARN, "acl_denied", "action=subscribe id=%s filter=%s",
+                  log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
+                  log_safe(f, flen, t, sizeof(t)));
+        return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+    }
+    uint8_t qos = e->options & MQTT_SUBOPT_QOS_MASK;
+    if (qos > 1)
+        qos = 1;
+    uint8_t options = (uint8_t)((e->options & ~MQTT_SUBOPT_QOS_MASK) | qos);
+    struct tnode *node = tree_node(gw->subs_root, f, flen);
+    if (!node)
+        return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;
+    struct sub *sub = find_sub(s, node);
+    bool existed = sub != NULL;
+    if (!sub) {
+        sub = calloc(1, sizeof(*sub));
+        if (!sub) {
+            tree_prune(node);
+            return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;
+        }
+        sub->session = s;
+        tree_add_sub(node, sub);
+        sub->next_in_session = s->subs;
+        s->subs = sub;
+    }
+    sub->options = options;
+    sub->sub_id = sub_id;
+    uint8_t rh = (uint8_t)(e->options >> MQTT_SUBOPT_RETAIN_HANDLING_SHIFT & 3);
+    if (c->version != MQTT_V5)
+        rh = 0;
+    if (rh == 0 || (rh == 1 && !existed))
+        broker_send_retained(gw, s, f, flen, qos, options, sub_id);
+    return qos;
+}
+
+void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
+{
+    uint8_t reasons[MAX_FILTERS_PER_PACKET];
+    if (p->count > MAX_FILTERS_PER_PACKET) {
+        conn_close(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one SUBSCRIBE");
+        return;
+    }
+    uint32_t sub_id = 0;
+    if (c->version == MQTT_V5 && p->props.n_sub_ids)
+        sub_id = p->props.sub_ids[0];
+    /* SUBACK goes before the retained messages it releases: queue it first */
+    size_t off = 0, n = 0;
+    struct mqtt_sub_entry e;
+    while (mqtt_subscribe_next(p, c->version, &off, &e))
+        reasons[n++] = 0;
+    size_t need = 0;
+    mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, p->packet_id, NULL, reasons, n, &need);
+    size_t at = c->out_len; /* where the SUBACK will sit in the output buffer */
+    uint8_t *placeholder = calloc(1, need);
+    if (!placeholder || conn_send(c, placeholder, need) != 0) {
+        free(placeholder);
+        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+        return;
+    }
+    free(placeholder);
+    off = 0;
+    n = 0;
+    while (mqtt_subscribe_next(p, c->version, &off, &e)) {
+        reasons[n] = subscribe_one(c, &e, sub_id);
+        char id[LOG_SAFE_MAX], t[LOG_SAFE_MAX];
+        log_event(LOG_DEBUG, "subscribe", "id=%s filter=%s result=0x%02x",
+                  log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
+                  log_safe(e.filter.data, e.filter.len, t, sizeof(t)), reasons[n]);
+        n++;
+    }
+    size_t written = 0;
+    mqtt_encode_suback(c->out + at, need, c->version, MQTT_SUBACK, p->packet_id, NULL, reasons,
+                       n, &written);
+}
+
+void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
+{
+    uint8_t reasons[MAX_FILTERS_PER_PACKET];
+    if (p->count > MAX_FILTERS_PER_PACKET) {
+        conn_close(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one UNSUBSCRIBE");
+        return;
+    }
+    struct session *s = c->session;
+    size_t off = 0, n = 0;
+    struct mqtt_bytes f;
+    while (mqtt_unsubscribe_next(p, &off, &f)) {
+        reasons[n] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+        if (mqtt_topic_filter_valid(f.data, f.len)) {
+            struct tnode *node = tree_node(c->gw->subs_root, (const char *)f.data, f.len);
+            struct sub **pp = &s->subs;
+            while (node && *pp && (*pp)->node != node)
+                pp = &(*pp)->next_in_session;
+            if (node && *pp) {
+                struct sub *x = *pp;
+                *pp = x->next_in_session;
+                tree_remove_sub(node, x);
+                free(x);
+                reasons[n] = MQTT_RC_SUCCESS;
+            }
+            if (node)
+                tree_prune(node);
+        } else {
+            reasons[n] = MQTT_RC_TOPIC_FILTER_INVALID;
+        }
+        n++;
+    }
+    uint8_t buf[16 + MAX_FILTERS_PER_PACKET];
+    size_t len = 0;
+    if (mqtt_encode_suback(buf, sizeof(buf), c->version, MQTT_UNSUBACK, p->packet_id, NULL,
+                           reasons, n, &len) == MQTT_OK)
+        conn_send(c, buf, len);
+}

@@ -1,0 +1,33 @@
+/*
+ * log.h: one line per event, `ts=... level=... event=... key=value ...`, on stderr.
+ *
+ * Values that come from the network (identities, topics, client ids) go through log_safe(),
+ * which escapes anything that could forge a key=value pair or a new line. Keys and other
+ * secrets are never passed here.
+ */
+#ifndef PSAGW_LOG_H
+#define PSAGW_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
+int log_level_parse(const char *s);
+
+/* Logs `event` with the printf-formatted key=value pairs in fmt (may be NULL). */
+void log_event(enum log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Renders untrusted bytes for a log value: printable ASCII other than space, '"', '=' and '\\'
+ * is kept; anything else becomes \xNN. Output is NUL-terminated and cut to fit `cap`.
+ * Returns out, so it can be used inside a log_event() argument list.
+ */
+const char *log_safe(const void *data, size_t len, char *out, size_t cap);
+
+#define LOG_SAFE_MAX 400
+
+#endif

@@ -1,0 +1,544 @@
+/*
+ * session.c: MQTT sessions, messages and their delivery.
+ *
+ * A session outlives its connection for its Session Expiry Interval (MQTT 5 section 3.1.2.11;
+ * a 3.1.1 clean_session=0 session lasts until the configured maximum). Each session has two
+ * FIFOs: `pending` (not yet sent) and `in-flight` (QoS 1 sent, awaiting PUBACK). Sending
+ * moves entries from pending to in-flight while the client's Receive Maximum allows (section
+ * 4.9); a PUBACK frees a slot. Both queues together are bounded by max_queued_messages: when
+ * full, new deliveries to that session are dropped and counted (never silently).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+
+static uint32_t hash_id(const char *s, bool anonymous)
+{
+    uint32_t h = anonymous ? 0x9e3779b9u : 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+struct session *session_find(struct gateway *gw, const char *id, bool anonymous)
+{
+    if (gw->session_buckets == 0)
+        return NULL;
+    uint32_t b = hash_id(id, anonymous) & (uint32_t)(gw->session_buckets - 1);
+    for (struct session *s = gw->sessions[b]; s; s = s->hnext)
+        if (s->anonymous == anonymous && strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+static int sessions_grow(struct gateway *gw)
+{
+    size_t nb = gw->session_buckets ? gw->session_buckets * 2 : 1024;
+    struct session **t = calloc(nb, sizeof(*t));
+    if (!t)
+        return -1;
+    for (size_t b = 0; b < gw->session_buckets; b++) {
+        struct session *s = gw->sessions[b];
+        while (s) {
+            struct session *next = s->hnext;
+            size_t nbk = hash_id(s->id, s->anonymous) & (nb - 1);
+            s->hnext = t[nbk];
+            t[nbk] = s;
+            s = next;
+        }
+    }
+    free(gw->sessions);
+    gw->sessions = t;
+    gw->session_buckets = nb;
+    return 0;
+}
+
+struct session *session_create(struct gateway *gw, const char *id, bool anonymous)
+{
+    if (gw->n_sessions >= gw->session_buckets && sessions_grow(gw) != 0)
+        return NULL;
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s || !(s->id = strdup(id))) {
+        free(s);
+        return NULL;
+    }
+    s->gw = gw;
+    s->anonymous = anonymous;
+    s->next_pid = 1;
+    size_t b = hash_id(id, anonymous) & (gw->session_buckets - 1);
+    s->hnext = gw->sessions[b];
+    gw->sessions[b] = s;
+    gw->n_sessions++;
+    return s;
+}
+
+static void free_queue(struct qentry *q)
+{
+    while (q) {
+        struct qentry *next = q->next;
+        msg_unref(q->m);
+        free(q);
+        q = next;
+    }
+}
+
+void session_destroy(struct gateway *gw, struct session *s)
+{
+    size_t b = hash_id(s->id, s->anonymous) & (gw->session_buckets - 1);
+    for (struct session **pp = &gw->sessions[b]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == s) {
+            *pp = s->hnext;
+            break;
+        }
+    }
+    gw->n_sessions--;
+    loop_timer_cancel(gw->loop, &s->expiry_timer);
+    loop_timer_cancel(gw->loop, &s->will_timer);
+    while (s->subs) {
+        struct sub *sub = s->subs;
+        s->subs = sub->next_in_session;
+        tree_remove_sub(sub->node, sub);
+        tree_prune(sub->node);
+        free(sub);
+    }
+    free_queue(s->pend_head);
+    free_queue(s->infl_head);
+    if (s->will)
+        msg_unref(s->will);
+    free(s->qos2_in);
+    free(s->id);
+    free(s);
+}
+
+static void session_expired(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct session *s = container_of(t, struct session, expiry_timer);
+    char id[LOG_SAFE_MAX];
+    log_event(LOG_INFO, "session_expired", "client_id=%s",
+              log_safe(s->id, strlen(s->id), id, sizeof(id)));
+    s->gw->metrics.sessions_expired++;
+    if (s->will)
+        broker_publish_will(s->gw, s); /* section 3.1.3.2.2: the session ends first */
+    session_destroy(s->gw, s);
+}
+
+static void will_fired(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct session *s = container_of(t, struct session, will_timer);
+    broker_publish_will(s->gw, s);
+}
+
+void broker_publish_will(struct gateway *gw, struct session *s)
+{
+    struct msg *m = s->will;
+    if (!m)
+        return;
+    s->will = NULL;
+    loop_timer_cancel(gw->loop, &s->will_timer);
+    gw->metrics.wills_published++;
+    char id[LOG_SAFE_MAX], topic[LOG_SAFE_MAX];
+    log_event(LOG_INFO, "will_published", "client_id=%s topic=%s",
+              log_safe(s->id, strlen(s->id), id, sizeof(id)),
+              log_safe(m->topic, m->topic_len, topic, sizeof(topic)));
+    broker_publish(gw, m, NULL);
+    msg_unref(m);
+}
+
+void session_detach(struct gateway *gw, struct session *s)
+{
+    s->conn = NULL;
+    if (s->will) {
+        if (s->will_delay == 0 || s->expiry == 0)
+            broker_publish_will(gw, s);
+        else
+            loop_timer_start(gw->loop, &s->will_timer, (uint64_t)s->will_delay * 1000u,
+                             will_fired);
+    }
+    if (s->expiry == 0) {
+        session_destroy(gw, s);
+        return;
+    }
+    if (s->expiry != UINT32_MAX)
+        loop_timer_start(gw->loop, &s->expiry_timer, (uint64_t)s->expiry * 1000u,
+                         session_expired);
+}
+
+void session_attach(struct gateway *gw, struct session *s, struct conn *c)
+{
+    s->conn = c;
+    c->session = s;
+    loop_timer_cancel(gw->loop, &s->expiry_timer);
+    loop_timer_cancel(gw->loop, &s->will_timer);
+    if (s->will) {
+        /* a new connection before the Will Delay passed: the old will is not sent */
+        msg_unref(s->will);
+        s->will = NULL;
+    }
+    /* Section 4.4: resend unacknowledged PUBLISHes, with DUP set, before anything new. */
+    for (struct qentry *q = s->infl_head; q; q = q->next)
+        q->dup = true;
+    struct qentry *infl = s->infl_head;
+    s->infl_head = s->infl_tail = NULL;
+    s->n_inflight = 0;
+    if (infl) {
+        struct qentry *last = infl;
+        uint32_t n = 1;
+        while (last->next) {
+            last = last->next;
+            n++;
+        }
+        last->next = s->pend_head;
+        if (!s->pend_head)
+            s->pend_tail = last;
+        s->pend_head = infl;
+        s->n_pending += n;
+    }
+}
+
+/* Encodes one queued delivery as a PUBLISH for this connection. Returns 0 when the entry is
+ * done with (sent, dropped as too large, or expired), -1 on failure to queue output. */
+static int send_entry(struct gateway *gw, struct conn *c, struct qentry *q)
+{
+    struct msg *m = q->m;
+    struct mqtt_publish p = {.dup = q->dup,
+                             .qos = q->qos,
+                             .retain = q->retain,
+                             .topic = {(const uint8_t *)m->topic, m->topic_len},
+                             .packet_id = q->packet_id,
+                             .payload = {m->payload, m->payload_len}};
+    if (c->version == MQTT_V5) {
+        p.props = m->props;
+        if (m->expires_at_ms) {
+            uint64_t now = loop_now_ms(gw->loop);
+            mqtt_props_set(&p.props, MQTT_PROP_MESSAGE_EXPIRY);
+            p.props.message_expiry = (uint32_t)((m->expires_at_ms - now + 999) / 1000);
+        }
+        if (q->n_sub_ids) {
+            mqtt_props_set(&p.props, MQTT_PROP_SUBSCRIPTION_ID);
+            p.props.n_sub_ids = q->n_sub_ids;
+            memcpy(p.props.sub_ids, q->sub_ids, sizeof(p.props.sub_ids));
+        }
+    }
+    size_t need = 0;
+    mqtt_encode_publish(NULL, 0, c->version, &p, &need);
+    if (c->client_max_packet && need > c->client_max_packet) {
+        /* section 3.1.2.25: discard what the client said it cannot take */
+        gw->metrics.messages_dropped_too_large++;
+        return 1;
+    }
+    if (c->out_len + need > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 1024;
+        while (cap < c->out_len + need)
+            cap *= 2;
+        uint8_t *o = realloc(c->out, cap);
+        if (!o)
+            return -1;
+        c->out = o;
+        c->out_cap = cap;
+    }
+    size_t n = 0;
+    if (mqtt_encode_publish(c->out + c->out_len, c->out_cap - c->out_len, c->version, &p, &n) !=
+        MQTT_OK)
+        return -1;
+    c->out_len += n;
+    gw->metrics.publishes_out++;
+    conn_send(c, NULL, 0); /* schedule the flush */
+    return 0;
+}
+
+static uint16_t next_packet_id(struct session *s)
+{
+    /* skip ids still in flight; the in-flight list is at most Receive Maximum long */
+    for (;;) {
+        uint16_t id = s->next_pid++;
+        if (s->next_pid == 0)
+            s->next_pid = 1;
+        bool used = false;
+        for (struct qentry *q = s->infl_head; q && !used; q = q->next)
+            used = q->packet_id == id;
+        if (!used)
+            return id;
+    }
+}
+
+void session_flush(struct gateway *gw, struct session *s)
+{
+    struct conn *c = s->conn;
+    if (!c || c->state != CONN_CONNECTED)
+        return;
+    uint64_t now = loop_now_ms(gw->loop);
+    while (s->pend_head) {
+        struct qentry *q = s->pend_head;
+        if (q->qos > 0 && s->n_inflight >= c->client_receive_max)
+            return;
+        s->pend_head = q->next;
+        if (!s->pend_head)
+            s->pend_tail = NULL;
+        s->n_pending--;
+        q->next = NULL;
+        if (q->m->expires_at_ms && q->m->expires_at_ms <= now && !q->dup) {
+            gw->metrics.messages_expired++;
+            msg_unref(q->m);
+            free(q);
+            continue;
+        }
+        if (q->qos > 0 && q->packet_id == 0)
+            q->packet_id = next_packet_id(s);
+        int rc = send_entry(gw, c, q);
+        if (rc < 0) {
+            /* cannot buffer output: put it back and end the connection */
+            q->next = s->pend_head;
+            s->pend_head = q;
+            if (!s->pend_tail)
+                s->pend_tail = q;
+            s->n_pending++;
+            conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+            return;
+        }
+        if (q->qos > 0 && rc == 0) {
+            if (s->infl_tail)
+                s->infl_tail->next = q;
+            else
+                s->infl_head = q;
+            s->infl_tail = q;
+            s->n_inflight++;
+        } else {
+            msg_unref(q->m);
+            free(q);
+        }
+    }
+}
+
+void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id)
+{
+    struct qentry *prev = NULL;
+    for (struct qentry *q = s->infl_head; q; prev = q, q = q->next) {
+        if (q->packet_id != packet_id)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            s->infl_head = q->next;
+        if (s->infl_tail == q)
+            s->infl_tail = prev;
+        s->n_inflight--;
+        msg_unref(q->m);
+        free(q);
+        session_flush(gw, s);
+        return;
+    }
+}
+
+static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_t qos,
+                    bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids)
+{
+    if (s->n_pending + s->n_inflight >= gw->cfg.max_queued_messages) {
+        gw->metrics.messages_dropped_queue_full++;
+        char id[LOG_SAFE_MAX];
+        log_event(LOG_WARN, "message_dropped", "client_id=%s reason=queue_full queued=%u",
+                  log_safe(s->id, strlen(s->id), id, sizeof(id)),
+                  s->n_pending + s->n_inflight);
+        return;
+    }
+    struct qentry *q = calloc(1, sizeof(*q));
+    if (!q) {
+        gw->metrics.messages_dropped_queue_full++;
+        return;
+    }
+    msg_ref(m);
+    q->m = m;
+    q->qos = qos;
+    q->retain = retain;
+    q->n_sub_ids = n_sub_ids;
+    if (n_sub_ids)
+        memcpy(q->sub_ids, sub_ids, n_sub_ids * sizeof(*sub_ids));
+    if (s->pend_tail)
+        s->pend_tail->next = q;
+    else
+        s->pend_head = q;
+    s->pend_tail = q;
+    s->n_pending++;
+    session_flush(gw, s);
+}
+
+/* Matching collects one target per session: the highest QoS over its matching
+ * subscriptions and all their identifiers (section 3.3.4). */
+struct target {
+    struct session *s;
+    uint8_t qos;
+    bool retain_as_published;
+    uint8_t n_sub_ids;
+    uint32_t sub_ids[MQTT_MAX_SUB_IDS];
+};
+
+struct match_ctx {
+    struct gateway *gw;
+    const struct session *origin;
+    struct target *t;
+    size_t n, cap;
+    uint8_t msg_qos;
+};
+
+static void collect(struct sub *sub, void *arg)
+{
+    struct match_ctx *mc = arg;
+    struct session *s = sub->session;
+    if ((sub->options & MQTT_SUBOPT_NO_LOCAL) && s == mc->origin)
+        return;
+    uint8_t qos = sub->options & MQTT_SUBOPT_QOS_MASK;
+    if (qos > mc->msg_qos)
+        qos = mc->msg_qos;
+    struct target *t;
+    if (s->match_gen == mc->gw->match_gen) {
+        t = &mc->t[s->match_slot];
+        if (qos > t->qos)
+            t->qos = qos;
+    } else {
+        if (mc->n == mc->cap) {
+            size_t cap = mc->cap ? mc->cap * 2 : 16;
+            struct target *nt = realloc(mc->t, cap * sizeof(*nt));
+            if (!nt)
+                return;
+            mc->t = nt;
+            mc->cap = cap;
+        }
+        s->match_gen = mc->gw->match_gen;
+        s->match_slot = mc->n;
+        t = &mc->t[mc->n++];
+        memset(t, 0, sizeof(*t));
+        t->s = s;
+        t->qos = qos;
+    }
+    if (sub->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED)
+        t->retain_as_published = true;
+    if (sub->sub_id && t->n_sub_ids < MQTT_MAX_SUB_IDS)
+        t->sub_ids[t->n_sub_ids++] = sub->sub_id;
+}
+
+static void store_retained(struct gateway *gw, struct msg *m)
+{
+    struct tnode *n = tree_node(gw->retained_root, m->topic, m->topic_len);
+    if (!n)
+        return;
+    struct msg **slot = tree_node_retained(n);
+    if (*slot) {
+        msg_unref(*slot);
+        *slot = NULL;
+        gw->n_retained--;
+    }
+    if (m->payload_len == 0) {
+        /* section 3.3.1.3: an empty retained message clears the topic */
+        tree_prune(n);
+        return;
+    }
+    msg_ref(m);
+    *slot = m;
+    gw->n_retained++;
+}
+
+void broker_publish(struct gateway *gw, struct msg *m, const struct session *origin)
+{
+    if (m->retain)
+        store_retained(gw, m);
+    static struct match_ctx mc; /* the scratch array is reused across publishes */
+    mc.gw = gw;
+    mc.origin = origin;
+    mc.n = 0;
+    mc.msg_qos = m->qos;
+    gw->match_gen++;
+    tree_match(gw->subs_root, m->topic, m->topic_len, collect, &mc);
+    for (size_t i = 0; i < mc.n; i++) {
+        struct target *t = &mc.t[i];
+        /* section 3.3.1.3: retain is cleared for normal delivery unless retain-as-published */
+        enqueue(gw, t->s, m, t->qos, m->retain && t->retain_as_published, t->sub_ids,
+                t->n_sub_ids);
+    }
+}
+
+struct retained_ctx {
+    struct gateway *gw;
+    struct session *s;
+    uint8_t qos;
+    uint32_t sub_id;
+};
+
+static void send_one_retained(struct msg *m, void *arg)
+{
+    struct retained_ctx *rc = arg;
+    uint64_t now = loop_now_ms(rc->gw->loop);
+    if (m->expires_at_ms && m->expires_at_ms <= now)
+        return;
+    uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
+    enqueue(rc->gw, rc->s, m, qos, true, &rc->sub_id, rc->sub_id ? 1 : 0);
+}
+
+void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
+                          uint8_t qos, uint8_t options, uint32_t sub_id)
+{
+    (void)options;
+    struct retained_ctx rc = {gw, s, qos, sub_id};
+    tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
+}
+
+struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload,
+                    size_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,
+                    uint64_t now_ms)
+{
+    size_t raw_len = props ? props->raw.len : 0;
+    struct msg *m = malloc(sizeof(*m) + topic_len + 1 + payload_len + raw_len);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof(*m));
+    m->refs = 1;
+    m->qos = qos;
+    m->retain = retain;
+    m->topic = (char *)(m + 1);
+    memcpy(m->topic, topic, topic_len);
+    m->topic[topic_len] = '\0';
+    m->topic_len = topic_len;
+    m->payload = (uint8_t *)m->topic + topic_len + 1;
+    if (payload_len)
+        memcpy(m->payload, payload, payload_len);
+    m->payload_len = payload_len;
+    if (props && raw_len) {
+        /* keep the properties a subscriber must get (section 3.3.2.3), re-pointed into our
+         * copy of the raw block */
+        uint8_t *raw = m->payload + payload_len;
+        memcpy(raw, props->raw.data, raw_len);
+        const uint8_t *base = props->raw.data;
+#define REBASE(f) (struct mqtt_bytes){(f).len ? raw + ((f).data - base) : NULL, (f).len}
+        struct mqtt_props *p = &m->props;
+        static const enum mqtt_prop_id kept[] = {MQTT_PROP_PAYLOAD_FORMAT,
+                                                 MQTT_PROP_CONTENT_TYPE,
+                                                 MQTT_PROP_RESPONSE_TOPIC,
+                                                 MQTT_PROP_CORRELATION_DATA};
+        for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+            if (mqtt_props_has(props, kept[i]))
+                mqtt_props_set(p, kept[i]);
+        p->payload_format = props->payload_format;
+        p->content_type = REBASE(props->content_type);
+        p->response_topic = REBASE(props->response_topic);
+        p->correlation_data = REBASE(props->correlation_data);
+        p->raw = (struct mqtt_bytes){raw, raw_len}; /* user properties pass through */
+#undef REBASE
+        if (mqtt_props_has(props, MQTT_PROP_MESSAGE_EXPIRY))
+            m->expires_at_ms = now_ms + (uint64_t)props->message_expiry * 1000u;
+    }
+    return m;
+}
+
+void msg_ref(struct msg *m)
+{
+    m->refs++;
+}
+
+void msg_unref(struct msg *m)
+{
+    if (m && --m->refs == 0)
+        free(m);
+}

@@ -1,0 +1,201 @@
+/*
+ * tls.c: the TLS-PSK server side (WIRE.md section 1) on OpenSSL 3.
+ *
+ * - One PSK callback serves TLS 1.2 (RFC 4279) and TLS 1.3 external PSKs (RFC 8446; OpenSSL
+ *   calls the 1.2-style callback for 1.3 too and builds the PSK session with a SHA-256 suite,
+ *   which both of our TLS 1.3 suites use). psk_ke is allowed (SSL_OP_ALLOW_NO_DHE_KEX) as
+ *   well as psk_dhe_ke, since Profile Small devices have no ECDH.
+ * - The PSK is read from the registry on every full handshake, so an added, changed, revoked or
+ *   removed device takes effect on its next connection.
+ * - Resumption: stateless tickets only. Each ticket carries the device id and a fingerprint
+ *   of the PSK it was issued under (SSL_SESSION_set1_ticket_appdata); on resumption the device
+ *   must still be in the registry, not revoked, with the same PSK, or the ticket is ignored and
+ *   a full handshake follows. This keeps the identity bound to the resumed session (mosquitto
+ *   2.0 loses it and refuses resumed PSK clients).
+ * - The largest record we send is per listener (SSL_CTX_set_max_send_fragment); a device's
+ *   max_fragment_length extension (RFC 6066) is honoured by OpenSSL itself.
+ */
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define PSK_FP_LEN 8
+
+static int conn_index = -1;
+
+int tls_conn_index(void)
+{
+    return conn_index;
+}
+
+static void psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN])
+{
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(psk, len, md, &mdlen, EVP_sha256(), NULL);
+    memcpy(fp, md, PSK_FP_LEN);
+    OPENSSL_cleanse(md, sizeof(md));
+}
+
+static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
+                                  unsigned int max_psk_len)
+{
+    struct conn *c = SSL_get_ex_data(ssl, conn_index);
+    size_t len = identity ? strlen(identity) : 0;
+    char safe[LOG_SAFE_MAX];
+    if (!c || !identity)
+        return 0;
+    if (!device_id_valid(identity, len)) {
+        /* In TLS 1.3 OpenSSL also offers ticket blobs here; only a 1.2 identity is worth a
+         * warning. */
+        if (SSL_version(ssl) != TLS1_3_VERSION) {
+            c->gw->metrics.psk_unknown_identity++;
+            log_event(LOG_WARN, "tls_psk_refused", "peer=%s identity=%s reason=invalid_identity",
+                      c->peer, log_safe(identity, len, safe, sizeof(safe)));
+        }
+        return 0;
+    }
+    struct device d;
+    const char *why = NULL;
+    if (gateway_lookup_device(c->gw, identity, &d, &why) != 0) {
+        if (strcmp(why, "revoked") == 0)
+            c->gw->metrics.psk_revoked++;
+        else
+            c->gw->metrics.psk_unknown_identity++;
+        log_event(LOG_WARN, "tls_psk_refused", "peer=%s identity=%s reason=%s", c->peer,
+                  log_safe(identity, len, safe, sizeof(safe)), why);
+        return 0;
+    }
+    unsigned int n = 0;
+    if (d.psk_len <= max_psk_len) {
+        memcpy(psk, d.psk, d.psk_len);
+        n = (unsigned int)d.psk_len;
+        psk_fingerprint(d.psk, d.psk_len, c->psk_fp);
+        snprintf(c->who.id, sizeof(c->who.id), "%s", d.id);
+        c->have_identity = true;
+    }
+    device_clear(&d);
+    return n;
+}
+
+static int ticket_gen_cb(SSL *ssl, void *arg)
+{
+    (void)arg;
+    struct conn *c = SSL_get_ex_data(ssl, conn_index);
+    SSL_SESSION *sess = SSL_get0_session(ssl);
+    if (!c || !c->have_identity || !sess)
+        return 1;
+    uint8_t data[PSK_FP_LEN + DEVICE_ID_MAX];
+    size_t idlen = strlen(c->who.id);
+    memcpy(data, c->psk_fp, PSK_FP_LEN);
+    memcpy(data + PSK_FP_LEN, c->who.id, idlen);
+    return SSL_SESSION_set1_ticket_appdata(sess, data, PSK_FP_LEN + idlen);
+}
+
+static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                       size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    (void)keyname;
+    (void)keyname_len;
+    (void)arg;
+    struct conn *c = SSL_get_ex_data(ssl, conn_index);
+    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    void *data = NULL;
+    size_t len = 0;
+    if (!c || !SSL_SESSION_get0_ticket_appdata(sess, &data, &len) || len <= PSK_FP_LEN ||
+        len > PSK_FP_LEN + DEVICE_ID_MAX)
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    char id[DEVICE_ID_MAX + 1];
+    memcpy(id, (uint8_t *)data + PSK_FP_LEN, len - PSK_FP_LEN);
+    id[len - PSK_FP_LEN] = '\0';
+    struct device d;
+    const char *why = NULL;
+    char safe[LOG_SAFE_MAX];
+    if (gateway_lookup_device(c->gw, id, &d, &why) != 0) {
+        log_event(LOG_WARN, "tls_resumption_refused", "peer=%s identity=%s reason=%s", c->peer,
+                  log_safe(id, strlen(id), safe, sizeof(safe)), why);
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+    uint8_t fp[PSK_FP_LEN];
+    psk_fingerprint(d.psk, d.psk_len, fp);
+    device_clear(&d);
+    if (CRYPTO_memcmp(fp, data, PSK_FP_LEN) != 0) {
+        log_event(LOG_INFO, "tls_resumption_refused", "peer=%s identity=%s reason=psk_changed",
+                  c->peer, log_safe(id, strlen(id), safe, sizeof(safe)));
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+    memcpy(c->psk_fp, fp, PSK_FP_LEN);
+    snprintf(c->who.id, sizeof(c->who.id), "%s", id);
+    c->have_identity = true;
+    c->resumed = true;
+    return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+}
+
+static void tls_error(char *err, size_t errlen, const char *what, const char *detail)
+{
+    unsigned long e = ERR_get_error();
+    snprintf(err, errlen, "%s '%s': %s", what, detail,
+             e ? ERR_reason_error_string(e) : "rejected");
+    ERR_clear_error();
+}
+
+SSL_CTX *tls_server_ctx(struct gateway *gw, const struct listener_config *l, char *err,
+                        size_t errlen)
+{
+    (void)gw;
+    if (conn_index < 0)
+        conn_index = SSL_get_ex_new_index(0, "psagw conn", NULL, NULL, NULL);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        tls_error(err, errlen, "cannot create TLS context for", l->address);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, l->tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    char ciphers[sizeof(l->ciphers) + 64];
+    /* NULL suites sit below OpenSSL's default security level; lower it only when asked. */
+    snprintf(ciphers, sizeof(ciphers), "%s%s", l->ciphers,
+             l->allow_null_cipher ? ":" CONFIG_NULL_CIPHERS ":@SECLEVEL=0" : "");
+    if (!SSL_CTX_set_cipher_list(ctx, ciphers)) {
+        tls_error(err, errlen, "TLS 1.2 cipher list", l->ciphers);
+        goto fail;
+    }
+    if (l->tls13 && !SSL_CTX_set_ciphersuites(ctx, l->ciphersuites)) {
+        tls_error(err, errlen, "TLS 1.3 cipher suites", l->ciphersuites);
+        goto fail;
+    }
+    if (!SSL_CTX_set1_groups_list(ctx, "X25519:P-256")) {
+        tls_error(err, errlen, "ECDHE groups", "X25519:P-256");
+        goto fail;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_ALLOW_NO_DHE_KEX | SSL_OP_NO_COMPRESSION);
+    /* RELEASE_BUFFERS: an idle connection keeps no 16 KiB record buffers */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (gw->cfg.ticket_lifetime == 0) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    } else {
+        SSL_CTX_set_timeout(ctx, (long)gw->cfg.ticket_lifetime);
+        SSL_CTX_set_num_tickets(ctx, 1);
+        SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb, ticket_dec_cb, NULL);
+    }
+    if (!SSL_CTX_set_max_send_fragment(ctx, l->max_record_size)) {
+        snprintf(err, errlen, "listener %s: max_record_size %u not accepted", l->address,
+                 l->max_record_size);
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
