@@ -16,11 +16,11 @@ bootstrap:
 
 build: bootstrap
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
 build-asan: bootstrap
 	@cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DPSAGW_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD_SAN) -j $(JOBS)
+	@cmake --build $(BUILD_SAN) -j $(JOBS) -- --no-print-directory
 
 test-plain: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

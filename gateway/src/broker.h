@@ -154,6 +154,7 @@ struct gateway {
     uint64_t match_gen;
     struct loop_timer stats_timer;
     struct loop_timer tick_timer;
+    int64_t registry_version; /* SQLite data_version at the last check */
     struct metrics metrics;
     bool shutting_down;
 };

@@ -330,7 +330,7 @@ static int device_import(struct device_opts *o, const char *path)
             fprintf(stderr, "psagw device import: %s:%d: invalid identity\n", path, lineno);
             goto fail;
         }
-        snprintf(d.id, sizeof(d.id), "%s", line);
+        memcpy(d.id, line, strlen(line) + 1); /* valid ids are at most DEVICE_ID_MAX long */
         int n = parse_hex(colon + 1, d.psk, sizeof(d.psk));
         if (n < DEVICE_PSK_MIN) {
             fprintf(stderr, "psagw device import: %s:%d: key for %s must be %d..%d bytes of "

@@ -256,11 +256,10 @@ static void stats_tick(struct loop *l, struct loop_timer *t)
 static void registry_tick(struct loop *l, struct loop_timer *t)
 {
     struct gateway *gw = container_of(t, struct gateway, tick_timer);
-    static int64_t last_version = -1;
     int64_t v = registry_data_version(gw->reg);
-    if (last_version >= 0 && v != last_version)
+    if (v != gw->registry_version)
         recheck_connections(gw);
-    last_version = v;
+    gw->registry_version = v;
     loop_timer_start(l, t, 1000, registry_tick);
 }
 
@@ -331,6 +330,7 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     if (gw->cfg.stats_interval)
         loop_timer_start(gw->loop, &gw->stats_timer, (uint64_t)gw->cfg.stats_interval * 1000u,
                          stats_tick);
+    gw->registry_version = registry_data_version(gw->reg);
     loop_timer_start(gw->loop, &gw->tick_timer, 1000, registry_tick);
     log_event(LOG_INFO, "started", "version=%s registry=%s attestation_default=%s "
                                    "allow_anonymous=%d config=%s",
