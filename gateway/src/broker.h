@@ -84,6 +84,7 @@ struct conn {
     struct principal who;
     bool have_identity; /* set by the TLS PSK callbacks */
     bool resumed;       /* the handshake used one of our session tickets */
+    const char *psk_refusal; /* why the PSK callback refused, for the handshake failure log */
     uint8_t psk_fp[8];  /* SHA-256 prefix of the PSK used, bound into session tickets */
     uint64_t last_rx_ms;
     uint8_t version;

@@ -361,7 +361,10 @@ static void on_handshake(struct conn *c)
             return;
         }
         char words[96], reason[128], id[LOG_SAFE_MAX];
-        snprintf(words, sizeof(words), "%s", tls_failure_reason());
+        /* after a refused PSK, TLS 1.3 falls back to certificates and fails on that; the
+         * refusal is the real reason */
+        snprintf(words, sizeof(words), "%s",
+                 c->psk_refusal ? c->psk_refusal : tls_failure_reason());
         for (char *sp = words; *sp; sp++)
             if (*sp == ' ')
                 *sp = '_'; /* OpenSSL's "binder does not verify" -> one log token */

@@ -54,6 +54,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
         /* In TLS 1.3 OpenSSL also offers ticket blobs here; only a 1.2 identity is worth a
          * warning. */
         if (SSL_version(ssl) != TLS1_3_VERSION) {
+            c->psk_refusal = "invalid_identity";
             c->gw->metrics.psk_unknown_identity++;
             log_event(LOG_WARN, "tls_psk_refused", "peer=%s identity=%s reason=invalid_identity",
                       c->peer, log_safe(identity, len, safe, sizeof(safe)));
@@ -63,6 +64,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
     struct device d;
     const char *why = NULL;
     if (gateway_lookup_device(c->gw, identity, &d, &why) != 0) {
+        c->psk_refusal = why;
         if (strcmp(why, "revoked") == 0)
             c->gw->metrics.psk_revoked++;
         else
