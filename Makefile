@@ -1,13 +1,16 @@
 # The two commands a newcomer needs (see README.md):
 #   make demo   bootstrap, build, run the end-to-end demo, stop by itself
-#   make test   bootstrap, build, run every test through CTest (plain and ASan+UBSan builds)
+#   make test   bootstrap, build, run every test through CTest (plain and ASan+UBSan builds),
+#               then each fuzz target briefly (FUZZ_SECONDS, default 20)
 # Other targets: build, bench, fuzz, clean.
 
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all bootstrap build build-asan test test-plain test-asan demo bench fuzz clean
+FUZZ_SECONDS ?= 20
+
+.PHONY: all bootstrap build build-asan test test-plain test-asan test-fuzz demo bench fuzz clean
 
 all: build
 
@@ -29,7 +32,10 @@ test-asan: build-asan
 	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
-test: test-plain test-asan
+test-fuzz: bootstrap
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+test: test-plain test-asan test-fuzz
 
 demo: build
 	@scripts/demo.sh $(BUILD)
