@@ -183,6 +183,10 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         if (mqtt_props_has(pp, MQTT_PROP_REQUEST_PROBLEM_INFO))
             c->request_problem_info = pp->request_problem_info;
     }
+    /* our own send window: the client's Receive Maximum (MQTT 5) and never above the
+     * configured in-flight limit, as mosquitto's max_inflight_messages */
+    if (c->client_receive_max > gw->cfg.max_inflight_messages)
+        c->client_receive_max = gw->cfg.max_inflight_messages;
     if (expiry > gw->cfg.max_session_expiry && expiry != 0) {
         expiry = gw->cfg.max_session_expiry;
         expiry_capped = true;

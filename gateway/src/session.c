@@ -5,8 +5,9 @@
  * a 3.1.1 clean_session=0 session lasts until the configured maximum). Each session has two
  * FIFOs: `pending` (not yet sent) and `in-flight` (QoS 1 sent, awaiting PUBACK). Sending
  * moves entries from pending to in-flight while the client's Receive Maximum allows (section
- * 4.9); a PUBACK frees a slot. Both queues together are bounded by max_queued_messages: when
- * full, new deliveries to that session are dropped and counted (never silently).
+ * 4.9) and max_inflight_messages allow; a PUBACK frees a slot. The pending queue is bounded by
+ * max_queued_messages: when full, new deliveries to that session are dropped, logged and
+ * counted (never silently).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,12 +338,11 @@ void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id)
 static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_t qos,
                     bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids)
 {
-    if (s->n_pending + s->n_inflight >= gw->cfg.max_queued_messages) {
+    if (s->n_pending >= gw->cfg.max_queued_messages) {
         gw->metrics.messages_dropped_queue_full++;
         char id[LOG_SAFE_MAX];
         log_event(LOG_WARN, "message_dropped", "client_id=%s reason=queue_full queued=%u",
-                  log_safe(s->id, strlen(s->id), id, sizeof(id)),
-                  s->n_pending + s->n_inflight);
+                  log_safe(s->id, strlen(s->id), id, sizeof(id)), s->n_pending);
         return;
     }
     struct qentry *q = calloc(1, sizeof(*q));

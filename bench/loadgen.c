@@ -1,0 +1,363 @@
+/*
+ * loadgen: drives TLS-PSK MQTT 3.1.1 connections against a broker, for bench/run.sh.
+ *
+ *   loadgen connect HOST PORT PSKHEX PREFIX N
+ *       N times in a row: TCP + TLS-PSK handshake + CONNECT/CONNACK + DISCONNECT + close,
+ *       identities PREFIX00000.. in turn.
+ *   loadgen idle HOST PORT PSKHEX PREFIX N
+ *       opens N connections (identities PREFIX00000..), prints "ready N" and holds them until
+ *       standard input closes.
+ *   loadgen pubsub HOST PORT PSKHEX PREFIX SUBID PUBLISHERS MESSAGES QOS
+ *       one subscriber SUBID on sensors/#, PUBLISHERS publishers (PREFIX00000..) each sending
+ *       MESSAGES 64-byte messages to sensors/<id>/bench at QOS 0 or 1 (QoS 1 with a window of
+ *       32 unacknowledged); prints messages received and the wall time.
+ *
+ * The TLS side matches TARGETS.md: TLS 1.2, PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256.
+ * It prints figures only; the server's CPU and memory are read by the runner from /proc.
+ */
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "psagw/mqtt.h"
+
+#define ID_LEN 64
+
+struct client {
+    SSL *ssl;
+    int fd;
+    char id[ID_LEN];
+    uint8_t in[8192];
+    size_t in_len;
+};
+
+static const char *host, *port;
+static uint8_t psk[64];
+static size_t psk_len;
+static SSL_CTX *ctx;
+
+static __thread const char *current_identity;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "loadgen: %s\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static unsigned int psk_cb(SSL *ssl, const char *hint, char *identity, unsigned int max_id,
+                           unsigned char *out, unsigned int max_psk)
+{
+    (void)ssl;
+    (void)hint;
+    snprintf(identity, max_id, "%s", current_identity);
+    if (psk_len > max_psk)
+        return 0;
+    memcpy(out, psk, psk_len);
+    return (unsigned int)psk_len;
+}
+
+static int tcp_connect(void)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        die("getaddrinfo");
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        freeaddrinfo(ai);
+        close(fd);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static void send_all(struct client *c, const uint8_t *b, size_t n)
+{
+    while (n > 0) {
+        int w = SSL_write(c->ssl, b, (int)n);
+        if (w <= 0)
+            die("SSL_write");
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads one whole packet; returns its type, with pkt and len pointing at it in c->in. */
+static int read_packet(struct client *c, const uint8_t **pkt, size_t *len)
+{
+    for (;;) {
+        uint8_t first;
+        uint32_t rem;
+        size_t hlen;
+        if (c->in_len > 0 && mqtt_fixed_header(c->in, c->in_len, &first, &rem, &hlen) == MQTT_OK &&
+            c->in_len >= hlen + rem) {
+            *pkt = c->in;
+            *len = hlen + rem;
+            return first >> 4;
+        }
+        if (c->in_len == sizeof(c->in))
+            die("packet too large for the bench client");
+        int r = SSL_read(c->ssl, c->in + c->in_len, (int)(sizeof(c->in) - c->in_len));
+        if (r <= 0)
+            return -1;
+        c->in_len += (size_t)r;
+    }
+}
+
+static void consume(struct client *c, size_t n)
+{
+    memmove(c->in, c->in + n, c->in_len - n);
+    c->in_len -= n;
+}
+
+static int client_open(struct client *c, const char *id)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->fd = tcp_connect();
+    if (c->fd < 0)
+        return -1;
+    c->ssl = SSL_new(ctx);
+    SSL_set_fd(c->ssl, c->fd);
+    current_identity = c->id;
+    if (SSL_connect(c->ssl) != 1)
+        return -1;
+    struct mqtt_connect cn = {.version = MQTT_V311, .clean_start = true, .keep_alive = 600,
+                              .client_id = {(const uint8_t *)c->id, strlen(c->id)}};
+    uint8_t buf[256];
+    size_t n;
+    if (mqtt_encode_connect(buf, sizeof(buf), &cn, &n) != MQTT_OK)
+        die("encode CONNECT");
+    send_all(c, buf, n);
+    const uint8_t *p;
+    size_t len;
+    if (read_packet(c, &p, &len) != MQTT_CONNACK || p[3] != 0)
+        return -1;
+    consume(c, len);
+    return 0;
+}
+
+static void client_close(struct client *c)
+{
+    static const uint8_t disconnect[] = {0xe0, 0x00};
+    if (c->ssl) {
+        SSL_write(c->ssl, disconnect, sizeof(disconnect));
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->ssl = NULL;
+    c->fd = -1;
+}
+
+static void make_id(char *out, const char *prefix, long i)
+{
+    snprintf(out, ID_LEN, "%s%05ld", prefix, i);
+}
+
+static int run_connect(const char *prefix, long n)
+{
+    double t0 = now_s();
+    long failed = 0;
+    for (long i = 0; i < n; i++) {
+        struct client c;
+        char id[ID_LEN];
+        make_id(id, prefix, i);
+        if (client_open(&c, id) != 0)
+            failed++;
+        client_close(&c);
+    }
+    double dt = now_s() - t0;
+    printf("connects=%ld failed=%ld wall_s=%.3f rate_per_s=%.0f\n", n, failed, dt,
+           (double)n / dt);
+    return failed ? 1 : 0;
+}
+
+static int run_idle(const char *prefix, long n)
+{
+    struct client *cs = calloc((size_t)n, sizeof(*cs));
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        char id[ID_LEN];
+        make_id(id, prefix, i);
+        if (client_open(&cs[i], id) != 0) {
+            fprintf(stderr, "loadgen: connection %ld failed\n", i);
+            return 1;
+        }
+        /* the TLS library's buffers are not the server's concern */
+    }
+    printf("ready %ld wall_s=%.3f\n", n, now_s() - t0);
+    fflush(stdout);
+    char b[16];
+    while (read(0, b, sizeof(b)) > 0)
+        ;
+    for (long i = 0; i < n; i++)
+        client_close(&cs[i]);
+    free(cs);
+    return 0;
+}
+
+struct pub_job {
+    char id[ID_LEN];
+    long messages;
+    int qos;
+};
+
+static void *publisher(void *arg)
+{
+    struct pub_job *j = arg;
+    struct client c;
+    if (client_open(&c, j->id) != 0)
+        die("publisher connect");
+    char topic[128];
+    snprintf(topic, sizeof(topic), "sensors/%s/bench", j->id);
+    uint8_t payload[64];
+    memset(payload, 'x', sizeof(payload));
+    uint8_t buf[256];
+    long outstanding = 0;
+    uint16_t pid = 0;
+    for (long i = 0; i < j->messages; i++) {
+        struct mqtt_publish p = {.qos = (uint8_t)j->qos,
+                                 .topic = {(const uint8_t *)topic, strlen(topic)},
+                                 .payload = {payload, sizeof(payload)}};
+        if (j->qos) {
+            if (++pid == 0)
+                pid = 1;
+            p.packet_id = pid;
+        }
+        size_t n;
+        mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
+        send_all(&c, buf, n);
+        if (j->qos && ++outstanding >= 32) {
+            while (outstanding > 0) {
+                const uint8_t *pk;
+                size_t len;
+                if (read_packet(&c, &pk, &len) != MQTT_PUBACK)
+                    die("publisher expected PUBACK");
+                consume(&c, len);
+                outstanding--;
+            }
+        }
+    }
+    while (outstanding > 0) {
+        const uint8_t *pk;
+        size_t len;
+        if (read_packet(&c, &pk, &len) != MQTT_PUBACK)
+            die("publisher expected PUBACK");
+        consume(&c, len);
+        outstanding--;
+    }
+    client_close(&c);
+    return NULL;
+}
+
+static int run_pubsub(const char *prefix, const char *sub_id, int pubs, long messages, int qos)
+{
+    struct client s;
+    if (client_open(&s, sub_id) != 0)
+        die("subscriber connect");
+    struct mqtt_sub_entry e = {{(const uint8_t *)"sensors/#", 9}, (uint8_t)qos};
+    uint8_t buf[256];
+    size_t n;
+    mqtt_encode_subscribe(buf, sizeof(buf), MQTT_V311, 1, NULL, &e, 1, &n);
+    send_all(&s, buf, n);
+    const uint8_t *pk;
+    size_t len;
+    if (read_packet(&s, &pk, &len) != MQTT_SUBACK)
+        die("expected SUBACK");
+    consume(&s, len);
+    /* a receive timeout ends the run if messages were lost */
+    struct timeval tv = {10, 0};
+    setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+    pthread_t th[64];
+    struct pub_job jobs[64];
+    if (pubs > 64)
+        pubs = 64;
+    double t0 = now_s();
+    for (int i = 0; i < pubs; i++) {
+        make_id(jobs[i].id, prefix, i);
+        jobs[i].messages = messages;
+        jobs[i].qos = qos;
+        pthread_create(&th[i], NULL, publisher, &jobs[i]);
+    }
+    long want = (long)pubs * messages, got = 0;
+    while (got < want) {
+        int type = read_packet(&s, &pk, &len);
+        if (type < 0)
+            break;
+        if (type == MQTT_PUBLISH) {
+            got++;
+            struct mqtt_packet p;
+            if (qos && mqtt_decode(pk, len, MQTT_V311, &p) == MQTT_OK && p.u.publish.qos == 1) {
+                struct mqtt_ack a = {.packet_id = p.u.publish.packet_id};
+                uint8_t ack[8];
+                size_t an;
+                mqtt_encode_ack(ack, sizeof(ack), MQTT_V311, MQTT_PUBACK, &a, &an);
+                send_all(&s, ack, an);
+            }
+        }
+        consume(&s, len);
+    }
+    double dt = now_s() - t0;
+    for (int i = 0; i < pubs; i++)
+        pthread_join(th[i], NULL);
+    client_close(&s);
+    printf("qos=%d sent=%ld received=%ld wall_s=%.3f rate_per_s=%.0f\n", qos, want, got, dt,
+           (double)got / dt);
+    return got == want ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 7) {
+        fprintf(stderr, "usage: see the comment at the top of bench/loadgen.c\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    host = argv[2];
+    port = argv[3];
+    const char *hex = argv[4];
+    psk_len = strlen(hex) / 2;
+    if (psk_len > sizeof(psk))
+        die("PSK too long");
+    for (size_t i = 0; i < psk_len; i++)
+        sscanf(hex + 2 * i, "%2hhx", &psk[i]);
+    ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    if (!SSL_CTX_set_cipher_list(ctx, "PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256"))
+        die("cipher list");
+    SSL_CTX_set_psk_client_callback(ctx, psk_cb);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    const char *prefix = argv[5];
+    if (strcmp(mode, "connect") == 0)
+        return run_connect(prefix, atol(argv[6]));
+    if (strcmp(mode, "idle") == 0)
+        return run_idle(prefix, atol(argv[6]));
+    if (strcmp(mode, "pubsub") == 0 && argc == 10)
+        return run_pubsub(prefix, argv[6], atoi(argv[7]), atol(argv[8]), atoi(argv[9]));
+    fprintf(stderr, "loadgen: bad arguments\n");
+    return 2;
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# psagw vs mosquitto 2.0, same machine, same client, same run (TARGETS.md). Prints, for each
+# server and as a ratio: server CPU per connect (TCP + TLS-PSK + CONNECT/CONNACK + close),
+# resident memory per idle connection, server CPU per QoS 0 and QoS 1 message from 10
+# publishers to 1 subscriber, and wall-clock rates. Server CPU is utime+stime from
+# /proc/PID/stat before and after each workload, so the load generator does not blur it.
+#
+# Usage: bench/run.sh [BUILD_DIR]   env: CONNECTS (2000), IDLE (10000), MESSAGES (20000 per
+# publisher), PUBLISHERS (10)
+set -euo pipefail
+BUILD=${1:-build}
+PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
+LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
+CONNECTS=${CONNECTS:-2000}
+IDLE=${IDLE:-10000}
+MESSAGES=${MESSAGES:-20000}
+PUBLISHERS=${PUBLISHERS:-10}
+PSK=00112233445566778899aabbccddeeff
+DIR=$(mktemp -d /tmp/psagw-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" -lt $((IDLE + 100)) ]; then
+  IDLE=$(( $(ulimit -n) - 200 ))
+  echo "note: open-file limit $(ulimit -n); idle connections lowered to $IDLE"
+fi
+TICK=$(getconf CLK_TCK)
+PAGE=$(getconf PAGESIZE)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '{print $2 * '"$PAGE"' / 1024}' "/proc/$1/statm"; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# identities: bench00000.. (publishers and idle clients), benchsub (subscriber)
+total=$(( IDLE > CONNECTS ? IDLE : CONNECTS ))
+: > "$DIR/psk_file"
+for i in $(seq 0 $((total - 1))); do printf 'bench%05d:%s\n' "$i" "$PSK"; done >> "$DIR/psk_file"
+"$PSAGW" device import "$DIR/psk_file" --role sensor --registry "$DIR/registry.db" >/dev/null
+"$PSAGW" device add benchsub --role monitor --psk $PSK --registry "$DIR/registry.db" >/dev/null
+printf 'benchsub:%s\n' "$PSK" >> "$DIR/psk_file"
+# mosquitto started as root drops to its own user, which must read these bench-only keys
+chmod 755 "$DIR"
+chmod 644 "$DIR/psk_file"
+
+start_psagw() {
+  local port=$1
+  # the same queue limits as the mosquitto configuration below
+  printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nmqtt = { max_queued_messages = 100000; max_inflight_messages = 20; };\n' \
+    "$DIR/registry.db" > "$DIR/psagw.conf"
+  "$PSAGW" serve --config "$DIR/psagw.conf" --listen 127.0.0.1:$port \
+    >/dev/null 2>"$DIR/psagw.log" &
+  echo $!
+}
+start_mosquitto() {
+  local port=$1
+  cat > "$DIR/mosquitto.conf" <<CONF
+per_listener_settings false
+persistence false
+log_dest none
+max_queued_messages 100000
+max_inflight_messages 20
+listener $port 127.0.0.1
+psk_hint psagw-bench
+psk_file $DIR/psk_file
+use_identity_as_username true
+set_tcp_nodelay true
+CONF
+  mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.log" &
+  echo $!
+}
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+declare -A R
+measure() { # name server_pid port
+  local name=$1 pid=$2 port=$3 c0 c1 out
+  # connect
+  c0=$(cpu_ticks $pid)
+  out=$("$LOADGEN" connect 127.0.0.1 $port $PSK bench $CONNECTS)
+  c1=$(cpu_ticks $pid)
+  R[$name.connect_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$CONNECTS 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
+  R[$name.connect_rate]=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
+  # idle memory
+  local r0 r1
+  r0=$(rss_kb $pid)
+  mkfifo "$DIR/hold.$name"
+  "$LOADGEN" idle 127.0.0.1 $port $PSK bench $IDLE < "$DIR/hold.$name" > "$DIR/idle.$name" &
+  local lg=$!
+  exec 7>"$DIR/hold.$name"
+  for _ in $(seq 1 1200); do grep -q ready "$DIR/idle.$name" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$DIR/idle.$name" || { echo "idle clients did not connect: $(cat $DIR/idle.$name)"; exit 1; }
+  sleep 1
+  r1=$(rss_kb $pid)
+  exec 7>&-
+  wait $lg || true
+  R[$name.idle_kb]=$(awk -v a=$r0 -v b=$r1 -v n=$IDLE 'BEGIN{printf "%.2f", (b - a) / n}')
+  R[$name.rss_mb]=$(awk -v b=$r1 'BEGIN{printf "%.1f", b / 1024}')
+  sleep 1
+  # QoS 0 and QoS 1, 10 publishers -> 1 subscriber
+  for q in 0 1; do
+    c0=$(cpu_ticks $pid)
+    out=$("$LOADGEN" pubsub 127.0.0.1 $port $PSK bench benchsub $PUBLISHERS $MESSAGES $q) || true
+    c1=$(cpu_ticks $pid)
+    local got
+    got=$(echo "$out" | sed 's/.*received=\([0-9]*\).*/\1/')
+    R[$name.q${q}_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$got 'BEGIN{ if (n > 0) printf "%.2f", d / t * 1e6 / n; else print "n/a"}')
+    R[$name.q${q}_rate]=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
+    R[$name.q${q}_got]="$got/$((PUBLISHERS * MESSAGES))"
+  done
+}
+
+echo "psagw bench: $(nproc) cores, connects=$CONNECTS idle=$IDLE publishers=$PUBLISHERS messages/publisher=$MESSAGES, payload 64 B, TLS 1.2 PSK, MQTT 3.1.1"
+P1=$(free_port); GW=$(start_psagw $P1); PIDS+=($GW); wait_port $P1
+measure psagw $GW $P1
+kill $GW; wait $GW 2>/dev/null || true
+P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
+measure mosquitto $MQ $P2
+kill $MQ; wait $MQ 2>/dev/null || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
+printf '\n%-44s %12s %12s %10s %10s\n' "figure" "psagw" "mosquitto" "ratio" "target"
+row() { printf '%-44s %12s %12s %10s %10s\n' "$1" "${R[psagw.$2]}" "${R[mosquitto.$2]}" "$(ratio "${R[psagw.$2]}" "${R[mosquitto.$2]}")" "$3"; }
+row "server CPU per connect (us)" connect_us "<= 60"
+row "connects per second (client-bound)" connect_rate ""
+row "RSS per idle connection (KB)" idle_kb "<= 6"
+row "server RSS with idle connections (MB)" rss_mb ""
+row "server CPU per QoS 0 message (us)" q0_us "<= 5"
+row "QoS 0 messages/s delivered" q0_rate ""
+row "QoS 0 delivered/sent" q0_got ""
+row "server CPU per QoS 1 message (us)" q1_us "<= 10"
+row "QoS 1 messages/s delivered" q1_rate ""
+row "QoS 1 delivered/sent" q1_got ""
+echo
+echo "ratio = psagw / mosquitto (below 1: psagw uses less)."
