@@ -89,18 +89,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         } else {
             snprintf(idbuf, sizeof(idbuf), "%s", c->who.id);
         }
-        struct device d;
-        const char *why = NULL;
-        if (gateway_lookup_device(gw, c->who.id, &d, &why) != 0) {
-            refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
-            return;
-        }
-        int rc = acl_principal_init(&c->who, &d, &gw->cfg);
-        device_clear(&d);
-        if (rc != 0) {
-            refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-            return;
-        }
+        /* role and ACL came with the PSK from the registry during the handshake (tls.c) */
     } else {
         if (!gw->cfg.allow_anonymous) {
             refuse(c, MQTT_RC_NOT_AUTHORIZED, "anonymous clients are not allowed");
