@@ -258,10 +258,10 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
     gw->metrics.mqtt_connects_ok++;
     char safe[LOG_SAFE_MAX];
     log_event(LOG_INFO, "connect", "peer=%s id=%s role=%s mqtt=%s clean_start=%d "
-                               "session_present=%d keep_alive=%u tls=%s",
+                               "session_present=%d keep_alive=%u will=%d tls=%s",
               c->peer, log_safe(s->id, strlen(s->id), safe, sizeof(safe)),
               c->who.anonymous ? "anonymous" : device_role_name(c->who.role),
               c->version == MQTT_V5 ? "5.0" : "3.1.1", p->clean_start, present, c->keep_alive,
-              c->ssl ? SSL_get_version(c->ssl) : "none");
+              p->will, c->ssl ? SSL_get_version(c->ssl) : "none");
     session_flush(gw, s);
 }

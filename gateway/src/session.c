@@ -154,11 +154,15 @@ void session_detach(struct gateway *gw, struct session *s)
 {
     s->conn = NULL;
     if (s->will) {
-        if (s->will_delay == 0 || s->expiry == 0)
+        if (s->will_delay == 0 || s->expiry == 0) {
             broker_publish_will(gw, s);
-        else
+        } else {
+            char id[LOG_SAFE_MAX];
+            log_event(LOG_DEBUG, "will_scheduled", "client_id=%s delay=%u",
+                      log_safe(s->id, strlen(s->id), id, sizeof(id)), s->will_delay);
             loop_timer_start(gw->loop, &s->will_timer, (uint64_t)s->will_delay * 1000u,
                              will_fired);
+        }
     }
     if (s->expiry == 0) {
         session_destroy(gw, s);

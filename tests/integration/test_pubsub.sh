@@ -46,7 +46,7 @@ mosquitto_sub -h 127.0.0.1 -p $PSK_PORT --psk $PSK_C --psk-identity dev-2 -i dev
   -t cmd/dev-2/x --will-topic status/dev-2 --will-payload gone -k 5 >/dev/null 2>&1 &
 WILL_PID=$!
 CHILDREN+=($WILL_PID)
-expect_log "event=connect .* id=dev-2 "
+expect_log "event=connect .* id=dev-2 .*will=1"
 kill -9 $WILL_PID
 wait_for $WORK/m3 "status/dev-2 gone" || fail "will not published"
 ok "will is published when a client dies"
