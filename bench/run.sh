@@ -46,7 +46,7 @@ chmod 644 "$DIR/psk_file"
 start_psagw() {
   local port=$1
   # the same queue limits as the mosquitto configuration below
-  printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nmqtt = { max_queued_messages = 100000; max_inflight_messages = 20; };\n' \
+  printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nmqtt = { max_queued_messages = 1000000; max_inflight_messages = 20; };\n' \
     "$DIR/registry.db" > "$DIR/psagw.conf"
   "$PSAGW" serve --config "$DIR/psagw.conf" --listen 127.0.0.1:$port \
     >/dev/null 2>"$DIR/psagw.log" &
@@ -58,7 +58,7 @@ start_mosquitto() {
 per_listener_settings false
 persistence false
 log_dest none
-max_queued_messages 100000
+max_queued_messages 1000000
 max_inflight_messages 20
 listener $port 127.0.0.1
 psk_hint psagw-bench

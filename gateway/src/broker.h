@@ -76,6 +76,7 @@ enum conn_state {
 struct conn {
     struct loop_io io;
     struct loop_timer timer; /* connect deadline, then keep-alive */
+    struct loop_timer resume; /* reading again what TLS read ahead (see on_readable) */
     struct gateway *gw;
     const struct listener_config *listener;
     SSL *ssl; /* NULL on a plain listener */

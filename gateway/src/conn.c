@@ -305,9 +305,30 @@ static ssize_t read_some(struct conn *c, uint8_t *buf, size_t cap)
     return -1;
 }
 
+static void on_readable(struct conn *c);
+
+static void resume_reading(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    on_readable(container_of(t, struct conn, resume));
+}
+
+/*
+ * Reads and handles up to READ_ROUNDS chunks, then lets other connections have the loop. With
+ * TLS read-ahead, OpenSSL may hold records it already took from the socket: epoll will not
+ * report those, so a connection stopped by the cap with data left inside SSL is resumed by a
+ * zero-delay timer instead.
+ */
+#define READ_ROUNDS 16
+
 static void on_readable(struct conn *c)
 {
-    for (int rounds = 0; rounds < 16 && c->state != CONN_CLOSED; rounds++) {
+    for (int rounds = 0; c->state != CONN_CLOSED; rounds++) {
+        if (rounds == READ_ROUNDS) {
+            if (c->ssl && SSL_has_pending(c->ssl))
+                loop_timer_start(c->gw->loop, &c->resume, 0, resume_reading);
+            return;
+        }
         ssize_t n = read_some(c, scratch, sizeof(scratch));
         if (n == 0)
             return;
@@ -441,6 +462,7 @@ void conn_close(struct conn *c, int reason, const char *reason_string)
     loop_io_remove(gw->loop, &c->io);
     close(c->io.fd);
     loop_timer_cancel(gw->loop, &c->timer);
+    loop_timer_cancel(gw->loop, &c->resume);
     c->state = CONN_CLOSED;
     if (c->prev)
         c->prev->next = c->next;

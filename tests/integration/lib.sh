@@ -4,6 +4,7 @@
 set -euo pipefail
 
 PSAGW=${PSAGW:?PSAGW must point at the psagw binary}
+LOADGEN=${LOADGEN:-$(dirname "$PSAGW")/../bench/loadgen}
 WORK=$(mktemp -d /tmp/psagw-test.XXXXXX)
 REG=$WORK/registry.db
 GW_LOG=$WORK/gateway.log
