@@ -115,7 +115,7 @@ struct session {
     struct conn *conn; /* NULL while offline */
     struct sub *subs;
     uint32_t expiry;   /* seconds after disconnect; UINT32_MAX: never */
-    struct loop_timer expiry_timer;
+    uint64_t expires_at_ms; /* while offline: when the session ends (0: never) */
     struct qentry *pend_head, *pend_tail;
     uint32_t n_pending;
     struct qentry *infl_head, *infl_tail;
@@ -125,7 +125,7 @@ struct session {
     uint16_t n_qos2_in, cap_qos2_in;
     struct msg *will;
     uint32_t will_delay;
-    struct loop_timer will_timer;
+    uint64_t will_due_ms; /* while offline: when the delayed will is published (0: none) */
     uint64_t match_gen;
     size_t match_slot;
 };
@@ -226,6 +226,8 @@ void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id);
 /* Routes a message to every matching subscriber (and stores it if retained). */
 void broker_publish(struct gateway *gw, struct msg *m, const struct session *origin);
 void broker_publish_will(struct gateway *gw, struct session *s);
+/* Publishes due wills and ends expired sessions; called once a second. */
+void broker_sweep(struct gateway *gw);
 /* Sends matching retained messages for a new subscription. */
 void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
                           uint8_t qos, uint8_t options, uint32_t sub_id);

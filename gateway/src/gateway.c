@@ -257,6 +257,7 @@ static void stats_tick(struct loop *l, struct loop_timer *t)
 static void registry_tick(struct loop *l, struct loop_timer *t)
 {
     struct gateway *gw = container_of(t, struct gateway, tick_timer);
+    broker_sweep(gw);
     int64_t v = registry_data_version(gw->reg);
     if (v != gw->registry_version)
         recheck_connections(gw);

@@ -67,7 +67,7 @@ static struct msg *make_will(struct conn *c, const struct mqtt_connect *p)
 {
     return msg_new((const char *)p->will_topic.data, p->will_topic.len, p->will_payload.data,
                    p->will_payload.len, p->will_qos > 1 ? 1 : p->will_qos, p->will_retain,
-                   c->version == MQTT_V5 ? &p->will_props : NULL, loop_now_ms(c->gw->loop));
+                   c->version == MQTT_V5 ? &p->will_props : NULL, loop_clock_ms());
 }
 
 void handle_connect(struct conn *c, const struct mqtt_connect *p)

@@ -122,7 +122,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     }
     struct msg *m = msg_new(topic, p->topic.len, p->payload.data, p->payload.len,
                             p->qos > 1 ? 1 : p->qos, p->retain,
-                            c->version == MQTT_V5 ? &p->props : NULL, loop_now_ms(gw->loop));
+                            c->version == MQTT_V5 ? &p->props : NULL, loop_clock_ms());
     if (!m) {
         conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
         return;

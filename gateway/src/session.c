@@ -96,8 +96,6 @@ void session_destroy(struct gateway *gw, struct session *s)
         }
     }
     gw->n_sessions--;
-    loop_timer_cancel(gw->loop, &s->expiry_timer);
-    loop_timer_cancel(gw->loop, &s->will_timer);
     while (s->subs) {
         struct sub *sub = s->subs;
         s->subs = sub->next_in_session;
@@ -114,24 +112,32 @@ void session_destroy(struct gateway *gw, struct session *s)
     free(s);
 }
 
-static void session_expired(struct loop *l, struct loop_timer *t)
+/*
+ * Offline sessions are checked once a second (broker_sweep) rather than each holding timers:
+ * a session is not tied to one worker's event loop, and a second is the granularity of both
+ * the Session Expiry and the Will Delay Interval.
+ */
+void broker_sweep(struct gateway *gw)
 {
-    (void)l;
-    struct session *s = container_of(t, struct session, expiry_timer);
-    char id[LOG_SAFE_MAX];
-    log_event(LOG_INFO, "session_expired", "client_id=%s",
-              log_safe(s->id, strlen(s->id), id, sizeof(id)));
-    s->gw->metrics.sessions_expired++;
-    if (s->will)
-        broker_publish_will(s->gw, s); /* section 3.1.3.2.2: the session ends first */
-    session_destroy(s->gw, s);
-}
-
-static void will_fired(struct loop *l, struct loop_timer *t)
-{
-    (void)l;
-    struct session *s = container_of(t, struct session, will_timer);
-    broker_publish_will(s->gw, s);
+    uint64_t now = loop_clock_ms();
+    for (size_t b = 0; b < gw->session_buckets; b++) {
+        for (struct session *s = gw->sessions[b], *next; s; s = next) {
+            next = s->hnext;
+            if (s->conn)
+                continue;
+            if (s->will && s->will_due_ms && now >= s->will_due_ms)
+                broker_publish_will(gw, s);
+            if (s->expires_at_ms && now >= s->expires_at_ms) {
+                char id[LOG_SAFE_MAX];
+                log_event(LOG_INFO, "session_expired", "client_id=%s",
+                          log_safe(s->id, strlen(s->id), id, sizeof(id)));
+                gw->metrics.sessions_expired++;
+                if (s->will)
+                    broker_publish_will(gw, s); /* section 3.1.3.2.2: the session ends first */
+                session_destroy(gw, s);
+            }
+        }
+    }
 }
 
 void broker_publish_will(struct gateway *gw, struct session *s)
@@ -140,7 +146,7 @@ void broker_publish_will(struct gateway *gw, struct session *s)
     if (!m)
         return;
     s->will = NULL;
-    loop_timer_cancel(gw->loop, &s->will_timer);
+    s->will_due_ms = 0;
     gw->metrics.wills_published++;
     char id[LOG_SAFE_MAX], topic[LOG_SAFE_MAX];
     log_event(LOG_INFO, "will_published", "client_id=%s topic=%s",
@@ -160,25 +166,24 @@ void session_detach(struct gateway *gw, struct session *s)
             char id[LOG_SAFE_MAX];
             log_event(LOG_DEBUG, "will_scheduled", "client_id=%s delay=%u",
                       log_safe(s->id, strlen(s->id), id, sizeof(id)), s->will_delay);
-            loop_timer_start(gw->loop, &s->will_timer, (uint64_t)s->will_delay * 1000u,
-                             will_fired);
+            s->will_due_ms = loop_clock_ms() + (uint64_t)s->will_delay * 1000u;
         }
     }
     if (s->expiry == 0) {
         session_destroy(gw, s);
         return;
     }
-    if (s->expiry != UINT32_MAX)
-        loop_timer_start(gw->loop, &s->expiry_timer, (uint64_t)s->expiry * 1000u,
-                         session_expired);
+    s->expires_at_ms = s->expiry == UINT32_MAX ? 0
+                                               : loop_clock_ms() + (uint64_t)s->expiry * 1000u;
 }
 
 void session_attach(struct gateway *gw, struct session *s, struct conn *c)
 {
     s->conn = c;
     c->session = s;
-    loop_timer_cancel(gw->loop, &s->expiry_timer);
-    loop_timer_cancel(gw->loop, &s->will_timer);
+    (void)gw;
+    s->expires_at_ms = 0;
+    s->will_due_ms = 0;
     if (s->will) {
         /* a new connection before the Will Delay passed: the old will is not sent */
         msg_unref(s->will);
@@ -219,7 +224,7 @@ static int send_entry(struct gateway *gw, struct conn *c, struct qentry *q)
     if (c->version == MQTT_V5) {
         p.props = m->props;
         if (m->expires_at_ms) {
-            uint64_t now = loop_now_ms(gw->loop);
+            uint64_t now = loop_clock_ms();
             mqtt_props_set(&p.props, MQTT_PROP_MESSAGE_EXPIRY);
             p.props.message_expiry = (uint32_t)((m->expires_at_ms - now + 999) / 1000);
         }
@@ -276,7 +281,7 @@ void session_flush(struct gateway *gw, struct session *s)
     struct conn *c = s->conn;
     if (!c || c->state != CONN_CONNECTED)
         return;
-    uint64_t now = loop_now_ms(gw->loop);
+    uint64_t now = loop_clock_ms();
     while (s->pend_head) {
         struct qentry *q = s->pend_head;
         if (q->qos > 0 && s->n_inflight >= c->client_receive_max)
@@ -474,7 +479,7 @@ struct retained_ctx {
 static void send_one_retained(struct msg *m, void *arg)
 {
     struct retained_ctx *rc = arg;
-    uint64_t now = loop_now_ms(rc->gw->loop);
+    uint64_t now = loop_clock_ms();
     if (m->expires_at_ms && m->expires_at_ms <= now)
         return;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
