@@ -8,6 +8,7 @@
 #define PSAGW_BROKER_H
 
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@
 #include "registry.h"
 
 struct gateway;
+struct worker;
 struct session;
 struct tnode;
 
@@ -73,8 +75,14 @@ enum conn_state {
     CONN_CLOSED,
 };
 
+/*
+ * A connection belongs to one worker: only that worker's thread reads it, writes its socket,
+ * touches its SSL and its timers. Other workers reach it only through its session, under the
+ * broker lock: they append to `out` and queue it on its worker's remote list.
+ */
 struct conn {
     struct loop_io io;
+    struct worker *w;
     struct loop_timer timer; /* connect deadline, then keep-alive */
     struct loop_timer resume; /* reading again what TLS read ahead (see on_readable) */
     struct gateway *gw;
@@ -98,12 +106,17 @@ struct conn {
     char **aliases;     /* client -> gateway topic aliases, [1..alias_max] */
     uint8_t *in;
     size_t in_len, in_cap;
-    uint8_t *out;
-    size_t out_len, out_off, out_cap;
-    bool flush_pending;
+    uint8_t *out; /* appended under the broker lock, by any worker */
+    size_t out_len, out_cap;
+    uint8_t *wbuf; /* being written; the owning worker's alone */
+    size_t wbuf_len, wbuf_off;
+    bool flush_pending;  /* on the owner's flush list (owner only) */
+    bool remote_pending; /* on the owner's remote list (broker lock) */
+    int kill_reason;     /* >= 0: another worker asked the owner to close it (broker lock) */
     struct session *session;
-    struct conn *next, *prev;  /* gateway's list of live connections */
-    struct conn *next_flush;   /* gateway's list of connections with output to write */
+    struct conn *next, *prev;  /* the worker's live connections */
+    struct conn *next_flush;   /* the worker's connections with output to write */
+    struct conn *next_remote;  /* the worker's remote list (broker lock) */
     struct conn *next_dead;    /* freed before the next sleep */
 };
 
@@ -132,50 +145,77 @@ struct session {
 
 struct listener {
     struct loop_io io;
-    struct gateway *gw;
+    struct worker *w;
     const struct listener_config *cfg;
-    SSL_CTX *tls;
+    SSL_CTX *tls; /* shared by every worker's socket of this listener */
     int fd;
 };
 
-struct gateway {
+#define READ_CHUNK 16384
+
+/* One event loop on one thread, with its own listening sockets (SO_REUSEPORT), connections,
+ * timers and registry connection. */
+struct worker {
+    struct gateway *gw;
+    unsigned index;
+    pthread_t thread;
     struct loop *loop;
-    struct config cfg;
-    struct registry *reg;
     struct listener listeners[CONFIG_MAX_LISTENERS];
     size_t n_listeners;
     struct conn *conns;
-    size_t n_conns;
     struct conn *flush_list;
     struct conn *dead_list;
+    struct conn *remote_list; /* broker lock */
+    bool wake_sent;           /* broker lock */
+    bool stop_requested;      /* broker lock */
+    bool recheck_requested;   /* broker lock */
+    struct loop_io wake_io;   /* eventfd */
+    struct loop_timer tick_timer;
+    uint8_t scratch[READ_CHUNK];
+};
+
+struct gateway {
+    struct config cfg;
+    pthread_mutex_t lock; /* the broker lock: sessions, trees, retained, conn->out */
+    /* One registry connection for every worker, under its own short lock (two SQLite
+     * connections in one process stopped seeing the CLI's commits in testing). */
+    struct registry *reg;
+    pthread_mutex_t reg_lock;
+    int64_t registry_version; /* worker 0's last look at data_version */
+    struct worker *workers;
+    unsigned n_workers;
+    SSL_CTX *tls[CONFIG_MAX_LISTENERS];
+    _Atomic size_t n_conns;
     struct session **sessions;
     size_t n_sessions, session_buckets;
     struct tnode *subs_root;
     struct tnode *retained_root;
     size_t n_retained;
     uint64_t match_gen;
-    struct loop_timer stats_timer;
-    struct loop_timer tick_timer;
-    int64_t registry_version; /* SQLite data_version at the last check */
+    struct loop_timer stats_timer; /* on worker 0 */
     struct metrics metrics;
-    bool shutting_down;
+    _Atomic bool shutting_down;
 };
+
+/* The worker whose thread is running (NULL outside the workers). */
+struct worker *worker_current(void);
+void broker_lock(struct gateway *gw);
+void broker_unlock(struct gateway *gw);
 
 /* gateway.c */
 int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t errlen);
 int gateway_run(struct gateway *gw);
 void gateway_free(struct gateway *gw);
 /* The registry lookup the TLS callbacks use: fills *d for an active (not revoked) device. */
-int gateway_lookup_device(struct gateway *gw, const char *id, struct device *d,
-                          const char **why);
+int gateway_lookup_device(struct worker *w, const char *id, struct device *d, const char **why);
 
 /* tls.c */
-SSL_CTX *tls_server_ctx(struct gateway *gw, const struct listener_config *l, char *err,
+SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l, char *err,
                         size_t errlen);
 int tls_conn_index(void);
 
 /* conn.c */
-void conn_accept(struct gateway *gw, struct listener *l, int fd, const char *peer);
+void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer);
 /* Appends bytes to the output buffer; they are written before the loop sleeps. */
 int conn_send(struct conn *c, const uint8_t *data, size_t len);
 /* Encodes and queues a packet: helpers over the codec's encoders. */
@@ -188,8 +228,10 @@ int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reas
  * reason_string if given) is sent first. Safe to call twice; memory is freed later.
  */
 void conn_close(struct conn *c, int reason, const char *reason_string);
-void conn_flush_all(struct gateway *gw);
-void conn_free_dead(struct gateway *gw);
+/* Asks the connection's own worker to close it (from any worker, broker lock held). */
+void conn_close_remote(struct conn *c, int reason);
+/* The worker's before-sleep work: take the remote list, write output, free closed conns. */
+void conn_worker_housekeeping(struct worker *w);
 void conn_touch(struct conn *c); /* a packet arrived: push the keep-alive deadline */
 
 /* handle_*.c: one per protocol step. */

@@ -242,7 +242,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     static const char *const root_keys[] = {
         "registry", "log_level", "attestation_default", "allow_anonymous", "anonymous_acl",
-        "listeners", "mqtt", "tls", "stats_interval", NULL};
+        "listeners", "mqtt", "tls", "stats_interval", "workers", NULL};
     static const char *const mqtt_keys[] = {
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_inflight_messages", "connect_timeout",
@@ -271,7 +271,8 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         get_str(&r, root, "log_level", level, sizeof(level)) ||
         get_str(&r, root, "attestation_default", policy, sizeof(policy)) ||
         get_bool(&r, root, "allow_anonymous", &c->allow_anonymous) ||
-        get_uint(&r, root, "stats_interval", 0, 86400, &c->stats_interval))
+        get_uint(&r, root, "stats_interval", 0, 86400, &c->stats_interval) ||
+        get_uint(&r, root, "workers", 0, 256, &c->workers))
         goto out;
     if (*level) {
         int lv = log_level_parse(level);

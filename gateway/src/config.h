@@ -58,6 +58,7 @@ struct config {
     uint32_t max_connections;
     uint32_t ticket_lifetime;
     uint32_t stats_interval;
+    uint32_t workers; /* event loops (threads); 0: one per online CPU */
 };
 
 /* Fills *c with the defaults (no listeners yet). */

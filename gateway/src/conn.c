@@ -1,11 +1,17 @@
 /*
  * conn.c: one client connection: socket, TLS, input framing, output buffering, deadlines, close.
  *
- * Reads go into a gateway-wide scratch buffer and complete packets are handled straight from
- * it; only the tail of a packet that is still arriving is copied into the connection's own
- * buffer. Output is appended to the connection's buffer and written before the loop sleeps,
- * so a burst of deliveries becomes one TLS record where it fits. Both buffers are freed when
- * empty: an idle device costs its socket, its SSL object and this struct.
+ * Threads: a connection belongs to one worker, whose thread alone reads its socket, runs its
+ * SSL and its timers. Packets are decoded outside the broker lock and handled under it. Output
+ * is appended to `out` under the lock by whichever worker routes to the connection; the owner
+ * swaps `out` for an empty buffer under the lock and encrypts and writes it outside (so TLS work
+ * runs in parallel). Another worker that queues output, or must close the connection (session
+ * takeover), puts it on the owner's remote list and wakes the owner through its eventfd.
+ *
+ * Reads go into the worker's scratch buffer and complete packets are handled straight from it;
+ * only the tail of a packet still arriving is copied into the connection's own buffer. Output
+ * is written before the loop sleeps, so a burst of deliveries becomes one TLS record where it
+ * fits. Buffers are freed when empty: an idle device costs its socket, its SSL and this struct.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,10 +27,6 @@
 #include "broker.h"
 #include "log.h"
 
-#define READ_CHUNK 16384
-
-static uint8_t scratch[READ_CHUNK];
-
 static void conn_io(struct loop *l, struct loop_io *io, uint32_t events);
 
 static void connect_deadline(struct loop *l, struct loop_timer *t)
@@ -38,8 +40,9 @@ static void connect_deadline(struct loop *l, struct loop_timer *t)
     conn_close(c, -1, NULL);
 }
 
-void conn_accept(struct gateway *gw, struct listener *l, int fd, const char *peer)
+void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer)
 {
+    struct gateway *gw = w->gw;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
@@ -48,7 +51,9 @@ void conn_accept(struct gateway *gw, struct listener *l, int fd, const char *pee
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    c->w = w;
     c->gw = gw;
+    c->kill_reason = -1;
     c->listener = l->cfg;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->io.fd = fd;
@@ -66,35 +71,64 @@ void conn_accept(struct gateway *gw, struct listener *l, int fd, const char *pee
     } else {
         c->state = CONN_WAIT_CONNECT;
     }
-    if (loop_io_add(gw->loop, &c->io, fd, EPOLLIN, conn_io) != 0) {
+    if (loop_io_add(w->loop, &c->io, fd, EPOLLIN, conn_io) != 0) {
         SSL_free(c->ssl);
         close(fd);
         free(c);
         return;
     }
-    c->next = gw->conns;
-    if (gw->conns)
-        gw->conns->prev = c;
-    gw->conns = c;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
     gw->n_conns++;
     gw->metrics.connections_accepted++;
-    c->last_rx_ms = loop_now_ms(gw->loop);
-    loop_timer_start(gw->loop, &c->timer, (uint64_t)gw->cfg.connect_timeout * 1000u,
+    c->last_rx_ms = loop_now_ms(w->loop);
+    loop_timer_start(w->loop, &c->timer, (uint64_t)gw->cfg.connect_timeout * 1000u,
                      connect_deadline);
 }
 
 static void want(struct conn *c, uint32_t events)
 {
-    loop_io_modify(c->gw->loop, &c->io, events);
+    if (c->state != CONN_CLOSED)
+        loop_io_modify(c->w->loop, &c->io, events);
 }
 
+static void worker_wake(struct worker *w)
+{
+    if (w->wake_sent)
+        return;
+    w->wake_sent = true;
+    uint64_t one = 1;
+    ssize_t n = write(w->wake_io.fd, &one, sizeof(one));
+    (void)n; /* an eventfd only fails to count past 2^64 - 2 */
+}
+
+/* Queues c on its owner's remote list and wakes the owner (broker lock held). */
+static void remote_request(struct conn *c)
+{
+    if (!c->remote_pending) {
+        c->remote_pending = true;
+        c->next_remote = c->w->remote_list;
+        c->w->remote_list = c;
+    }
+    worker_wake(c->w);
+}
+
+/* Output was queued: the owner writes it before it sleeps (caller: owner, or broker lock). */
 static void schedule_flush(struct conn *c)
 {
-    if (c->flush_pending || c->state == CONN_CLOSED)
+    if (c->state == CONN_CLOSED)
+        return;
+    if (worker_current() != c->w) {
+        remote_request(c);
+        return;
+    }
+    if (c->flush_pending)
         return;
     c->flush_pending = true;
-    c->next_flush = c->gw->flush_list;
-    c->gw->flush_list = c;
+    c->next_flush = c->w->flush_list;
+    c->w->flush_list = c;
 }
 
 int conn_send(struct conn *c, const uint8_t *data, size_t len)
@@ -119,14 +153,13 @@ int conn_send(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Encodes into the output buffer through one of the codec's encoders. */
+/* Encodes into the output buffer through one of the codec's encoders: first asks for the
+ * size (buf NULL), then encodes into a stack or heap buffer and queues it. */
 #define SEND_ENCODED(c, call_with_buf)                                                            \
     do {                                                                                          \
         size_t need_ = 0;                                                                         \
         uint8_t *buf = NULL;                                                                      \
         size_t cap = 0;                                                                           \
-        (void)buf;                                                                                \
-        (void)cap;                                                                                \
         if (call_with_buf != MQTT_ERR_NOSPACE)                                                    \
             return -1;                                                                            \
         uint8_t stack_[256];                                                                      \
@@ -175,62 +208,79 @@ static int send_disconnect(struct conn *c, uint8_t reason, const char *reason_st
                                        &need_));
 }
 
-/* Writes buffered output. Returns 0 when all is written or the socket is full, -1 on error. */
-static int flush(struct conn *c)
+/* Writes wbuf; returns 1 when all of it is written, 0 when the socket is full, -1 on error. */
+static int write_some(struct conn *c)
 {
-    while (c->out_off < c->out_len) {
-        size_t left = c->out_len - c->out_off;
+    while (c->wbuf_off < c->wbuf_len) {
+        size_t left = c->wbuf_len - c->wbuf_off;
         if (c->ssl) {
             ERR_clear_error();
-            int n = SSL_write(c->ssl, c->out + c->out_off, (int)(left > INT32_MAX ? INT32_MAX
-                                                                                    : left));
+            int n = SSL_write(c->ssl, c->wbuf + c->wbuf_off,
+                              (int)(left > INT32_MAX ? INT32_MAX : left));
             if (n > 0) {
-                c->out_off += (size_t)n;
+                c->wbuf_off += (size_t)n;
                 continue;
             }
             int e = SSL_get_error(c->ssl, n);
-            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-                want(c, EPOLLIN | EPOLLOUT);
+            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
                 return 0;
-            }
             return -1;
         }
-        ssize_t n = send(c->io.fd, c->out + c->out_off, left, MSG_NOSIGNAL);
+        ssize_t n = send(c->io.fd, c->wbuf + c->wbuf_off, left, MSG_NOSIGNAL);
         if (n > 0) {
-            c->out_off += (size_t)n;
+            c->wbuf_off += (size_t)n;
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return 0;
+        return -1;
+    }
+    return 1;
+}
+
+/* Takes what other code queued in `out` as the next buffer to write (owner thread). */
+static bool take_output(struct conn *c)
+{
+    free(c->wbuf);
+    broker_lock(c->gw);
+    c->wbuf = c->out;
+    c->wbuf_len = c->out_len;
+    c->wbuf_off = 0;
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+    broker_unlock(c->gw);
+    if (c->wbuf_len == 0) {
+        free(c->wbuf);
+        c->wbuf = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* Writes queued output. Returns 0 when all is written or the socket is full, -1 on error. */
+static int flush(struct conn *c)
+{
+    for (;;) {
+        if (c->wbuf_off == c->wbuf_len && !take_output(c)) {
+            want(c, EPOLLIN);
+            return 0;
+        }
+        int rc = write_some(c);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
             want(c, EPOLLIN | EPOLLOUT);
             return 0;
         }
-        return -1;
-    }
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_off = c->out_cap = 0;
-    if (c->state != CONN_CLOSED)
-        want(c, EPOLLIN);
-    return 0;
-}
-
-void conn_flush_all(struct gateway *gw)
-{
-    while (gw->flush_list) {
-        struct conn *c = gw->flush_list;
-        gw->flush_list = c->next_flush;
-        c->flush_pending = false;
-        if (c->state != CONN_CLOSED && flush(c) != 0)
-            conn_close(c, -1, NULL);
     }
 }
 
 void conn_touch(struct conn *c)
 {
-    c->last_rx_ms = loop_now_ms(c->gw->loop);
+    c->last_rx_ms = loop_now_ms(c->w->loop);
 }
 
-/* Handles every complete packet in buf[0..len); returns the bytes consumed. */
+/* Handles every complete packet in buf[0..len) (broker lock held); returns bytes consumed. */
 static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
 {
     size_t off = 0;
@@ -244,13 +294,14 @@ static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
         if (rc != MQTT_OK) {
             c->gw->metrics.malformed_packets++;
             log_event(LOG_WARN, "malformed_packet", "peer=%s id=%s reason=bad_remaining_length",
-                      c->peer, c->who.id);
+                      c->peer, c->who.id[0] ? c->who.id : "-");
             conn_close(c, MQTT_RC_MALFORMED, "bad remaining length");
             break;
         }
         if ((uint64_t)rem + hlen > c->gw->cfg.max_packet_size) {
             log_event(LOG_WARN, "packet_too_large", "peer=%s id=%s size=%llu max=%u", c->peer,
-                      c->who.id, (unsigned long long)rem + hlen, c->gw->cfg.max_packet_size);
+                      c->who.id[0] ? c->who.id : "-", (unsigned long long)rem + hlen,
+                      c->gw->cfg.max_packet_size);
             conn_close(c, MQTT_RC_PACKET_TOO_LARGE, "packet exceeds Maximum Packet Size");
             break;
         }
@@ -261,6 +312,14 @@ static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
         off += hlen + rem;
     }
     return off;
+}
+
+static size_t handle_locked(struct conn *c, const uint8_t *buf, size_t len)
+{
+    broker_lock(c->gw);
+    size_t used = handle_buffer(c, buf, len);
+    broker_unlock(c->gw);
+    return used;
 }
 
 static int keep_tail(struct conn *c, const uint8_t *data, size_t len)
@@ -323,13 +382,14 @@ static void resume_reading(struct loop *l, struct loop_timer *t)
 
 static void on_readable(struct conn *c)
 {
+    uint8_t *scratch = c->w->scratch;
     for (int rounds = 0; c->state != CONN_CLOSED; rounds++) {
         if (rounds == READ_ROUNDS) {
             if (c->ssl && SSL_has_pending(c->ssl))
-                loop_timer_start(c->gw->loop, &c->resume, 0, resume_reading);
+                loop_timer_start(c->w->loop, &c->resume, 0, resume_reading);
             return;
         }
-        ssize_t n = read_some(c, scratch, sizeof(scratch));
+        ssize_t n = read_some(c, scratch, READ_CHUNK);
         if (n == 0)
             return;
         if (n < 0) {
@@ -337,7 +397,7 @@ static void on_readable(struct conn *c)
             return;
         }
         if (c->in_len == 0) {
-            size_t used = handle_buffer(c, scratch, (size_t)n);
+            size_t used = handle_locked(c, scratch, (size_t)n);
             if (c->state != CONN_CLOSED && used < (size_t)n &&
                 keep_tail(c, scratch + used, (size_t)n - used) != 0)
                 conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
@@ -346,7 +406,7 @@ static void on_readable(struct conn *c)
                 conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
                 return;
             }
-            size_t used = handle_buffer(c, c->in, c->in_len);
+            size_t used = handle_locked(c, c->in, c->in_len);
             if (c->state == CONN_CLOSED)
                 return;
             memmove(c->in, c->in + used, c->in_len - used);
@@ -440,50 +500,91 @@ void conn_close(struct conn *c, int reason, const char *reason_string)
     if (c->state == CONN_CLOSED)
         return;
     struct gateway *gw = c->gw;
+    struct worker *w = c->w;
     char id[LOG_SAFE_MAX];
     const char *who = c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-";
+    bool was_connected = c->state == CONN_CONNECTED;
+
+    broker_lock(gw);
     if (reason >= 0x80 && c->version == MQTT_V5 &&
-        (c->state == CONN_CONNECTED || c->state == CONN_AUTHENTICATING)) {
+        (c->state == CONN_CONNECTED || c->state == CONN_AUTHENTICATING))
         send_disconnect(c, (uint8_t)reason, reason_string);
-    }
+    c->state = CONN_CLOSED; /* from here on no worker queues anything for it */
+    struct session *s = c->session;
+    c->session = NULL;
+    if (s && s->conn == c)
+        session_detach(gw, s);
+    broker_unlock(gw);
+
     /* best effort: what is buffered (a CONNACK or DISCONNECT with the reason) goes out now */
-    if (c->out_len > c->out_off)
-        flush(c);
+    if (c->wbuf_off < c->wbuf_len || take_output(c))
+        while (write_some(c) > 0 && take_output(c))
+            ;
     if (reason >= 0)
         log_event(reason >= 0x80 ? LOG_WARN : LOG_INFO, "disconnect",
                   "peer=%s id=%s reason=%s reason_code=0x%02x%s%s%s", c->peer, who,
                   mqtt_reason_name((uint8_t)reason), (unsigned)reason,
                   reason_string ? " detail=\"" : "", reason_string ? reason_string : "",
                   reason_string ? "\"" : "");
-    else if (c->state == CONN_CONNECTED)
+    else if (was_connected)
         log_event(LOG_INFO, "disconnect", "peer=%s id=%s reason=connection_lost", c->peer, who);
-    if (c->ssl && c->state != CONN_TLS_HANDSHAKE)
+    if (c->ssl && SSL_is_init_finished(c->ssl))
         SSL_shutdown(c->ssl);
-    loop_io_remove(gw->loop, &c->io);
+    loop_io_remove(w->loop, &c->io);
     close(c->io.fd);
-    loop_timer_cancel(gw->loop, &c->timer);
-    loop_timer_cancel(gw->loop, &c->resume);
-    c->state = CONN_CLOSED;
+    loop_timer_cancel(w->loop, &c->timer);
+    loop_timer_cancel(w->loop, &c->resume);
     if (c->prev)
         c->prev->next = c->next;
     else
-        gw->conns = c->next;
+        w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     gw->n_conns--;
-    struct session *s = c->session;
-    c->session = NULL;
-    if (s && s->conn == c)
-        session_detach(gw, s);
-    c->next_dead = gw->dead_list;
-    gw->dead_list = c;
+    c->next_dead = w->dead_list;
+    w->dead_list = c;
 }
 
-void conn_free_dead(struct gateway *gw)
+void conn_close_remote(struct conn *c, int reason)
 {
-    while (gw->dead_list) {
-        struct conn *c = gw->dead_list;
-        gw->dead_list = c->next_dead;
+    if (c->state == CONN_CLOSED)
+        return;
+    if (worker_current() == c->w) {
+        conn_close(c, reason, NULL);
+        return;
+    }
+    c->kill_reason = reason;
+    remote_request(c);
+}
+
+static const char *kill_reason_string(int reason)
+{
+    switch (reason) {
+    case MQTT_RC_SESSION_TAKEN_OVER:
+        return "another connection took over the session";
+    case MQTT_RC_IMPL_SPECIFIC:
+        return "out of memory";
+    default:
+        return NULL;
+    }
+}
+
+static void free_dead(struct worker *w)
+{
+    if (!w->dead_list)
+        return;
+    /* a remote list entry may still name a conn closed since the list was last taken */
+    broker_lock(w->gw);
+    for (struct conn **pp = &w->remote_list; *pp;) {
+        if ((*pp)->state == CONN_CLOSED)
+            *pp = (*pp)->next_remote;
+        else
+            pp = &(*pp)->next_remote;
+    }
+    broker_unlock(w->gw);
+    while (w->dead_list) {
+        struct conn *c = w->dead_list;
+        w->dead_list = c->next_dead;
         SSL_free(c->ssl);
         acl_principal_clear(&c->who);
         if (c->aliases) {
@@ -493,6 +594,35 @@ void conn_free_dead(struct gateway *gw)
         }
         free(c->in);
         free(c->out);
+        free(c->wbuf);
         free(c);
     }
+}
+
+void conn_worker_housekeeping(struct worker *w)
+{
+    broker_lock(w->gw);
+    struct conn *remote = w->remote_list;
+    w->remote_list = NULL;
+    w->wake_sent = false;
+    while (remote) {
+        struct conn *c = remote;
+        remote = c->next_remote;
+        c->remote_pending = false;
+        if (c->state == CONN_CLOSED)
+            continue;
+        if (c->kill_reason >= 0)
+            conn_close(c, c->kill_reason, kill_reason_string(c->kill_reason));
+        else
+            schedule_flush(c);
+    }
+    broker_unlock(w->gw);
+    while (w->flush_list) {
+        struct conn *c = w->flush_list;
+        w->flush_list = c->next_flush;
+        c->flush_pending = false;
+        if (c->state != CONN_CLOSED && flush(c) != 0)
+            conn_close(c, -1, NULL);
+    }
+    free_dead(w);
 }

@@ -1,11 +1,17 @@
 /*
- * gateway.c: the daemon: listeners, signals, reload, periodic work, shutdown.
+ * gateway.c: the daemon: workers, listeners, signals, reload, periodic work, shutdown.
  *
- * Signals arrive through a signalfd in the event loop, so handlers run as ordinary events:
+ * One worker per core (config `workers`, default: the number of online CPUs), each an event
+ * loop on its own thread with its own SO_REUSEPORT listening sockets, so the kernel spreads new
+ * connections over the cores and TLS handshakes run in parallel. The broker state is shared
+ * behind one lock (see conn.c for how output crosses workers).
+ *
+ * Signals arrive through a signalfd on worker 0, so handlers run as ordinary events:
  * SIGTERM/SIGINT stop accepting and end every session with DISCONNECT 0x8B; SIGHUP re-reads the
- * config file and re-checks every live connection against the registry; SIGUSR1 logs the
- * counters. The registry is also watched once a second (SQLite's data_version), so a
- * `psagw device revoke` ends that device's live connection without a signal.
+ * config file and has every worker re-check its connections against the registry; SIGUSR1 logs
+ * the counters. Worker 0 also watches the registry once a second (SQLite's data_version) and has
+ * every worker re-check its connections on a change, so a `psagw device revoke` ends that
+ * device's live connection without a signal.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -23,18 +30,39 @@
 #include "broker.h"
 #include "log.h"
 
+static _Thread_local struct worker *current_worker;
 static struct loop_io signal_io;
-static struct gateway *signal_gw;
 
-int gateway_lookup_device(struct gateway *gw, const char *id, struct device *d, const char **why)
+struct worker *worker_current(void)
 {
+    return current_worker;
+}
+
+void broker_lock(struct gateway *gw)
+{
+    pthread_mutex_lock(&gw->lock);
+}
+
+void broker_unlock(struct gateway *gw)
+{
+    pthread_mutex_unlock(&gw->lock);
+}
+
+int gateway_lookup_device(struct worker *w, const char *id, struct device *d, const char **why)
+{
+    struct gateway *gw = w->gw;
+    pthread_mutex_lock(&gw->reg_lock);
     int rc = registry_get(gw->reg, id, d);
+    char err[256] = "";
+    if (rc != REG_OK && rc != REG_NOT_FOUND)
+        snprintf(err, sizeof(err), "%s", registry_error(gw->reg));
+    pthread_mutex_unlock(&gw->reg_lock);
     if (rc == REG_NOT_FOUND) {
         *why = "unknown_identity";
         return -1;
     }
     if (rc != REG_OK) {
-        log_event(LOG_ERROR, "registry_error", "detail=\"%s\"", registry_error(gw->reg));
+        log_event(LOG_ERROR, "registry_error", "detail=\"%s\"", err);
         *why = "registry_unavailable";
         return -1;
     }
@@ -51,7 +79,8 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
     (void)l;
     (void)events;
     struct listener *ls = container_of(io, struct listener, io);
-    struct gateway *gw = ls->gw;
+    struct worker *w = ls->w;
+    struct gateway *gw = w->gw;
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -74,18 +103,25 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             close(fd);
             continue;
         }
-        conn_accept(gw, ls, fd, peer);
+        conn_accept(w, ls, fd, peer);
     }
 }
 
-static int open_listener(struct gateway *gw, struct listener *ls, const struct listener_config *lc,
-                         char *err, size_t errlen)
+/*
+ * Opens one worker's socket of a listener. Worker 0 binds the configured port; the others bind
+ * the port worker 0 got (which differs for port 0), all with SO_REUSEPORT.
+ */
+static int open_listener(struct worker *w, size_t index, uint16_t port_override, char *err,
+                         size_t errlen)
 {
+    struct gateway *gw = w->gw;
+    const struct listener_config *lc = &gw->cfg.listeners[index];
+    struct listener *ls = &w->listeners[index];
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char port[8];
-    snprintf(port, sizeof(port), "%u", lc->port);
+    snprintf(port, sizeof(port), "%u", port_override ? port_override : lc->port);
     int rc = getaddrinfo(lc->host, port, &hints, &ai);
     if (rc != 0) {
         snprintf(err, errlen, "listener %s: %s", lc->address, gai_strerror(rc));
@@ -105,53 +141,53 @@ static int open_listener(struct gateway *gw, struct listener *ls, const struct l
         return -1;
     }
     freeaddrinfo(ai);
-    ls->gw = gw;
+    ls->w = w;
     ls->cfg = lc;
     ls->fd = fd;
-    if (lc->type == LISTENER_TLS_PSK) {
-        ls->tls = tls_server_ctx(gw, lc, err, errlen);
-        if (!ls->tls) {
-            close(fd);
-            return -1;
-        }
-    }
-    if (loop_io_add(gw->loop, &ls->io, fd, EPOLLIN, on_accept) != 0) {
+    ls->tls = gw->tls[index];
+    if (loop_io_add(w->loop, &ls->io, fd, EPOLLIN, on_accept) != 0) {
         snprintf(err, errlen, "listener %s: epoll: %s", lc->address, strerror(errno));
-        SSL_CTX_free(ls->tls);
         close(fd);
+        ls->fd = -1;
         return -1;
     }
-    /* the bound port, for port 0 (tests pick ports this way) */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    char host[INET6_ADDRSTRLEN], bport[8];
-    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), bport, sizeof(bport),
-                NI_NUMERICHOST | NI_NUMERICSERV);
-    log_event(LOG_INFO, "listening", "address=%s port=%s type=%s tls13=%d max_record_size=%u",
-              host, bport, lc->type == LISTENER_PLAIN ? "plain" : "tls-psk", lc->tls13,
-              lc->max_record_size);
-    if (lc->type == LISTENER_TLS_PSK && lc->allow_null_cipher)
-        log_event(LOG_WARN, "null_cipher_enabled",
-                  "listener=%s detail=\"PSK-NULL-SHA256 gives integrity only, no encryption\"",
-                  lc->address);
-    if (lc->type == LISTENER_PLAIN)
-        log_event(LOG_WARN, "plain_listener", "listener=%s anonymous=%s", lc->address,
-                  gw->cfg.allow_anonymous ? "allowed" : "refused");
     return 0;
 }
 
-/* Re-checks every live device connection against the registry: removed or revoked devices are
- * disconnected (0x98 administrative action), others get their current role and ACL. */
-static void recheck_connections(struct gateway *gw)
+static uint16_t bound_port(int fd, char *host, size_t hostlen)
 {
-    for (struct conn *c = gw->conns, *next; c; c = next) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char port[8] = "0";
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    getnameinfo((struct sockaddr *)&ss, sl, host, (socklen_t)hostlen, port, sizeof(port),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    return (uint16_t)atoi(port);
+}
+
+static void close_listeners(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        if (w->listeners[i].fd >= 0) {
+            loop_io_remove(w->loop, &w->listeners[i].io);
+            close(w->listeners[i].fd);
+            w->listeners[i].fd = -1;
+        }
+    }
+}
+
+/* Re-checks this worker's live device connections against the registry: removed or revoked
+ * devices are disconnected (0x98 administrative action), others get their current ACL. */
+static void recheck_connections(struct worker *w)
+{
+    struct gateway *gw = w->gw;
+    for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (!c->ssl || c->state != CONN_CONNECTED)
             continue;
         struct device d;
         const char *why = NULL;
-        if (gateway_lookup_device(gw, c->who.id, &d, &why) != 0) {
+        if (gateway_lookup_device(w, c->who.id, &d, &why) != 0) {
             if (strcmp(why, "registry_unavailable") == 0)
                 continue; /* a read failure is not a revocation */
             gw->metrics.revoked_disconnects++;
@@ -164,18 +200,35 @@ static void recheck_connections(struct gateway *gw)
         }
         struct principal fresh = {0};
         if (acl_principal_init(&fresh, &d, &gw->cfg) == 0) {
+            broker_lock(gw);
             acl_principal_clear(&c->who);
             c->who = fresh;
+            broker_unlock(gw);
         }
         device_clear(&d);
     }
+}
+
+/* Sets a flag on every worker and wakes them (their housekeeping acts on it). */
+static void tell_workers(struct gateway *gw, bool stop, bool recheck)
+{
+    broker_lock(gw);
+    for (unsigned i = 0; i < gw->n_workers; i++) {
+        struct worker *w = &gw->workers[i];
+        w->stop_requested |= stop;
+        w->recheck_requested |= recheck;
+        uint64_t one = 1;
+        ssize_t n = write(w->wake_io.fd, &one, sizeof(one));
+        (void)n;
+    }
+    broker_unlock(gw);
 }
 
 static void reload(struct gateway *gw)
 {
     if (!gw->cfg.path[0]) {
         log_event(LOG_INFO, "reload", "config=none");
-        recheck_connections(gw);
+        tell_workers(gw, false, true);
         return;
     }
     struct config next;
@@ -186,7 +239,8 @@ static void reload(struct gateway *gw)
         config_free(&next);
         return;
     }
-    /* listeners and the registry path need a restart; everything else applies now */
+    /* listeners, workers and the registry path need a restart; everything else applies now */
+    broker_lock(gw);
     config_free(&gw->cfg);
     gw->cfg.log_level = next.log_level;
     gw->cfg.attestation_default = next.attestation_default;
@@ -204,8 +258,9 @@ static void reload(struct gateway *gw)
     gw->cfg.max_connections = next.max_connections;
     gw->cfg.stats_interval = next.stats_interval;
     log_set_level((enum log_level)gw->cfg.log_level);
+    broker_unlock(gw);
     log_event(LOG_INFO, "reload", "config=%s", gw->cfg.path);
-    recheck_connections(gw);
+    tell_workers(gw, false, true);
 }
 
 static void shutdown_gateway(struct gateway *gw)
@@ -213,15 +268,8 @@ static void shutdown_gateway(struct gateway *gw)
     if (gw->shutting_down)
         return;
     gw->shutting_down = true;
-    log_event(LOG_INFO, "shutdown", "connections=%zu", gw->n_conns);
-    for (size_t i = 0; i < gw->n_listeners; i++) {
-        loop_io_remove(gw->loop, &gw->listeners[i].io);
-        close(gw->listeners[i].fd);
-        gw->listeners[i].fd = -1;
-    }
-    while (gw->conns)
-        conn_close(gw->conns, MQTT_RC_SERVER_SHUTTING_DOWN, "gateway shutting down");
-    loop_stop(gw->loop);
+    log_event(LOG_INFO, "shutdown", "connections=%zu", (size_t)gw->n_conns);
+    tell_workers(gw, true, false);
 }
 
 static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
@@ -229,7 +277,7 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
     (void)l;
     (void)events;
     struct signalfd_siginfo si;
-    struct gateway *gw = signal_gw;
+    struct gateway *gw = current_worker->gw;
     while (read(io->fd, &si, sizeof(si)) == sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGTERM:
@@ -240,37 +288,66 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
             reload(gw);
             break;
         case SIGUSR1:
+            broker_lock(gw);
             metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
+            broker_unlock(gw);
             break;
         }
     }
 }
 
+static void on_wake(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    uint64_t v;
+    ssize_t n = read(io->fd, &v, sizeof(v)); /* the work happens in housekeeping */
+    (void)n;
+}
+
 static void stats_tick(struct loop *l, struct loop_timer *t)
 {
     struct gateway *gw = container_of(t, struct gateway, stats_timer);
+    broker_lock(gw);
     metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
+    broker_unlock(gw);
     if (gw->cfg.stats_interval)
         loop_timer_start(l, t, (uint64_t)gw->cfg.stats_interval * 1000u, stats_tick);
 }
 
-static void registry_tick(struct loop *l, struct loop_timer *t)
+static void worker_tick(struct loop *l, struct loop_timer *t)
 {
-    struct gateway *gw = container_of(t, struct gateway, tick_timer);
+    struct worker *w = container_of(t, struct worker, tick_timer);
+    struct gateway *gw = w->gw;
+    broker_lock(gw);
     broker_sweep(gw);
+    broker_unlock(gw);
+    pthread_mutex_lock(&gw->reg_lock);
     int64_t v = registry_data_version(gw->reg);
+    pthread_mutex_unlock(&gw->reg_lock);
     if (v != gw->registry_version)
-        recheck_connections(gw);
+        tell_workers(gw, false, true);
     gw->registry_version = v;
-    loop_timer_start(l, t, 1000, registry_tick);
+    loop_timer_start(l, t, 1000, worker_tick);
 }
 
 static void before_sleep(struct loop *l, void *arg)
 {
-    (void)l;
-    struct gateway *gw = arg;
-    conn_flush_all(gw);
-    conn_free_dead(gw);
+    struct worker *w = arg;
+    conn_worker_housekeeping(w);
+    broker_lock(w->gw);
+    bool stop = w->stop_requested, recheck = w->recheck_requested;
+    w->recheck_requested = false;
+    broker_unlock(w->gw);
+    if (recheck)
+        recheck_connections(w);
+    if (stop) {
+        close_listeners(w);
+        while (w->conns)
+            conn_close(w->conns, MQTT_RC_SERVER_SHUTTING_DOWN, "gateway shutting down");
+        conn_worker_housekeeping(w);
+        loop_stop(l);
+    }
 }
 
 static void raise_fd_limit(const struct config *cfg)
@@ -294,6 +371,30 @@ static void raise_fd_limit(const struct config *cfg)
         log_event(LOG_INFO, "fd_limit", "open_files=%llu", (unsigned long long)rl.rlim_cur);
 }
 
+static int worker_init(struct gateway *gw, struct worker *w, unsigned index, char *err,
+                       size_t errlen)
+{
+    w->gw = gw;
+    w->index = index;
+    for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)
+        w->listeners[i].fd = -1;
+    w->wake_io.fd = -1;
+    w->loop = loop_new();
+    if (!w->loop) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0 || loop_io_add(w->loop, &w->wake_io, efd, EPOLLIN, on_wake) != 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        return -1;
+    }
+    loop_set_before_sleep(w->loop, before_sleep, w);
+    if (index == 0) /* once-a-second work: session sweep, registry watch */
+        loop_timer_start(w->loop, &w->tick_timer, 1000, worker_tick);
+    return 0;
+}
+
 int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t errlen)
 {
     memset(gw, 0, sizeof(*gw));
@@ -301,20 +402,31 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     log_set_level((enum log_level)cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(cfg);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    /* recursive: closing a connection takes the lock, also from code that holds it */
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&gw->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&gw->reg_lock, NULL);
     if (registry_open(cfg->registry, true, &gw->reg, err, errlen) != REG_OK)
         return -1;
-    gw->loop = loop_new();
+    gw->registry_version = registry_data_version(gw->reg);
     gw->subs_root = tree_new();
     gw->retained_root = tree_new();
-    if (!gw->loop || !gw->subs_root || !gw->retained_root) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    gw->n_workers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+    gw->workers = calloc(gw->n_workers, sizeof(*gw->workers));
+    if (!gw->subs_root || !gw->retained_root || !gw->workers) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < gw->cfg.n_listeners; i++) {
-        if (open_listener(gw, &gw->listeners[i], &gw->cfg.listeners[i], err, errlen) != 0)
+        if (gw->cfg.listeners[i].type == LISTENER_TLS_PSK &&
+            !(gw->tls[i] = tls_server_ctx(&gw->cfg, &gw->cfg.listeners[i], err, errlen)))
             return -1;
-        gw->n_listeners++;
     }
+    /* signals are blocked before any thread starts, so only worker 0's signalfd sees them */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -322,54 +434,105 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, NULL);
+    for (unsigned i = 0; i < gw->n_workers; i++)
+        if (worker_init(gw, &gw->workers[i], i, err, errlen) != 0)
+            return -1;
+    for (size_t li = 0; li < gw->cfg.n_listeners; li++) {
+        const struct listener_config *lc = &gw->cfg.listeners[li];
+        if (open_listener(&gw->workers[0], li, 0, err, errlen) != 0)
+            return -1;
+        char host[INET6_ADDRSTRLEN] = "?";
+        uint16_t port = bound_port(gw->workers[0].listeners[li].fd, host, sizeof(host));
+        for (unsigned i = 1; i < gw->n_workers; i++)
+            if (open_listener(&gw->workers[i], li, port, err, errlen) != 0)
+                return -1;
+        for (unsigned i = 0; i < gw->n_workers; i++)
+            gw->workers[i].n_listeners = li + 1;
+        log_event(LOG_INFO, "listening",
+                  "address=%s port=%u type=%s tls13=%d max_record_size=%u workers=%u", host, port,
+                  lc->type == LISTENER_PLAIN ? "plain" : "tls-psk", lc->tls13,
+                  lc->max_record_size, gw->n_workers);
+        if (lc->type == LISTENER_TLS_PSK && lc->allow_null_cipher)
+            log_event(LOG_WARN, "null_cipher_enabled",
+                      "listener=%s detail=\"PSK-NULL-SHA256 gives integrity only, no "
+                      "encryption\"",
+                      lc->address);
+        if (lc->type == LISTENER_PLAIN)
+            log_event(LOG_WARN, "plain_listener", "listener=%s anonymous=%s", lc->address,
+                      gw->cfg.allow_anonymous ? "allowed" : "refused");
+    }
+    struct worker *w0 = &gw->workers[0];
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sfd < 0 || loop_io_add(gw->loop, &signal_io, sfd, EPOLLIN, on_signal) != 0) {
+    if (sfd < 0 || loop_io_add(w0->loop, &signal_io, sfd, EPOLLIN, on_signal) != 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
         return -1;
     }
-    signal_gw = gw;
-    loop_set_before_sleep(gw->loop, before_sleep, gw);
     if (gw->cfg.stats_interval)
-        loop_timer_start(gw->loop, &gw->stats_timer, (uint64_t)gw->cfg.stats_interval * 1000u,
+        loop_timer_start(w0->loop, &gw->stats_timer, (uint64_t)gw->cfg.stats_interval * 1000u,
                          stats_tick);
-    gw->registry_version = registry_data_version(gw->reg);
-    loop_timer_start(gw->loop, &gw->tick_timer, 1000, registry_tick);
     log_event(LOG_INFO, "started", "version=%s registry=%s attestation_default=%s "
-                                   "allow_anonymous=%d config=%s",
+                                   "allow_anonymous=%d workers=%u config=%s",
               PSAGW_VERSION, cfg->registry, attest_policy_name(cfg->attestation_default),
-              cfg->allow_anonymous, cfg->path[0] ? cfg->path : "none");
+              cfg->allow_anonymous, gw->n_workers, cfg->path[0] ? cfg->path : "none");
     return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    current_worker = w;
+    if (loop_run(w->loop) != 0)
+        log_event(LOG_ERROR, "worker_failed", "worker=%u detail=\"epoll failed\"", w->index);
+    return NULL;
 }
 
 int gateway_run(struct gateway *gw)
 {
-    int rc = loop_run(gw->loop);
-    conn_flush_all(gw);
-    conn_free_dead(gw);
+    unsigned started = 1;
+    for (unsigned i = 1; i < gw->n_workers; i++) {
+        if (pthread_create(&gw->workers[i].thread, NULL, worker_main, &gw->workers[i]) != 0) {
+            log_event(LOG_ERROR, "worker_failed", "worker=%u detail=\"thread not started\"", i);
+            shutdown_gateway(gw);
+            break;
+        }
+        started++;
+    }
+    worker_main(&gw->workers[0]);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(gw->workers[i].thread, NULL);
+    current_worker = NULL;
     metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
     log_event(LOG_INFO, "stopped", NULL);
-    return rc;
+    return 0;
 }
 
 void gateway_free(struct gateway *gw)
 {
-    while (gw->conns)
-        conn_close(gw->conns, -1, NULL);
-    conn_free_dead(gw);
+    for (unsigned i = 0; gw->workers && i < gw->n_workers; i++) {
+        struct worker *w = &gw->workers[i];
+        current_worker = w;
+        while (w->conns)
+            conn_close(w->conns, -1, NULL);
+        conn_worker_housekeeping(w);
+        close_listeners(w);
+        if (w->wake_io.fd >= 0)
+            close(w->wake_io.fd);
+        loop_free(w->loop);
+    }
+    registry_close(gw->reg);
+    current_worker = NULL;
     for (size_t b = 0; b < gw->session_buckets; b++)
         while (gw->sessions && gw->sessions[b])
             session_destroy(gw, gw->sessions[b]);
     free(gw->sessions);
     tree_free(gw->subs_root);
     tree_free(gw->retained_root);
-    for (size_t i = 0; i < gw->n_listeners; i++) {
-        if (gw->listeners[i].fd >= 0)
-            close(gw->listeners[i].fd);
-        SSL_CTX_free(gw->listeners[i].tls);
-    }
+    for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)
+        SSL_CTX_free(gw->tls[i]);
     if (signal_io.fd > 0)
         close(signal_io.fd);
-    loop_free(gw->loop);
-    registry_close(gw->reg);
+    free(gw->workers);
+    pthread_mutex_destroy(&gw->lock);
+    pthread_mutex_destroy(&gw->reg_lock);
     config_free(&gw->cfg);
 }

@@ -189,7 +189,11 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         char safe[LOG_SAFE_MAX];
         log_event(LOG_INFO, "session_taken_over", "id=%s old_peer=%s new_peer=%s",
                   log_safe(idbuf, strlen(idbuf), safe, sizeof(safe)), old->peer, c->peer);
-        conn_close(old, MQTT_RC_SESSION_TAKEN_OVER, "another connection took over the session");
+        /* the session leaves the old connection now (its will and expiry apply as at any
+         * disconnect); the old connection's own worker sends it DISCONNECT 0x8E and closes it */
+        old->session = NULL;
+        session_detach(gw, s);
+        conn_close_remote(old, MQTT_RC_SESSION_TAKEN_OVER);
         s = session_find(gw, idbuf, c->who.anonymous); /* it may have ended with the old one */
     }
     bool present = false;
@@ -252,9 +256,10 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
     }
     c->state = CONN_CONNECTED;
     conn_send_connack(c, present, MQTT_RC_SUCCESS, &props);
-    loop_timer_cancel(gw->loop, &c->timer); /* the connect deadline */
+    loop_timer_cancel(c->w->loop, &c->timer); /* the connect deadline */
     if (c->keep_alive)
-        loop_timer_start(gw->loop, &c->timer, (uint64_t)c->keep_alive * 1500u, keepalive_check);
+        loop_timer_start(c->w->loop, &c->timer, (uint64_t)c->keep_alive * 1500u,
+                         keepalive_check);
     gw->metrics.mqtt_connects_ok++;
     char safe[LOG_SAFE_MAX];
     log_event(LOG_INFO, "connect", "peer=%s id=%s role=%s mqtt=%s clean_start=%d "

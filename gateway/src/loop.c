@@ -177,6 +177,8 @@ int loop_run(struct loop *l)
     while (!l->stop) {
         if (l->before_sleep)
             l->before_sleep(l, l->before_sleep_arg);
+        if (l->stop)
+            break; /* the hook may stop the loop */
         int timeout = -1;
         if (l->heap_len > 0) {
             uint64_t now = loop_clock_ms();

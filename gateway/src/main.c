@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  psagw serve [--config FILE] [--listen ADDR:PORT]... [--listen-plain ADDR:PORT]...\n"
             "              [--allow-anonymous] [--registry FILE]\n"
             "              [--attestation-default required|optional|off] [--log-level LEVEL]\n"
+            "              [--workers N]\n"
             "  psagw device add ID --role sensor|monitor|custom\n"
             "              [--psk HEX | --psk-file FILE | --generate-psk]\n"
             "              [--attestation required|optional|off|default]\n"
@@ -45,16 +46,18 @@ static int cmd_serve(int argc, char **argv)
         {"registry", required_argument, NULL, 'r'},
         {"attestation-default", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'v'},
+        {"workers", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *registry = NULL, *policy = NULL, *level = NULL;
+    const char *workers = NULL;
     const char *listen[CONFIG_MAX_LISTENERS], *plain[CONFIG_MAX_LISTENERS];
     size_t n_listen = 0, n_plain = 0;
     bool anonymous = false;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "c:l:p:ar:t:v:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "c:l:p:ar:t:v:w:h", opts, NULL)) != -1) {
         switch (o) {
         case 'c':
             config_path = optarg;
@@ -81,6 +84,9 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'v':
             level = optarg;
+            break;
+        case 'w':
+            workers = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -130,6 +136,15 @@ static int cmd_serve(int argc, char **argv)
             goto bad;
         }
         cfg.log_level = lv;
+    }
+    if (workers) {
+        char *end;
+        long n = strtol(workers, &end, 10);
+        if (*end || n < 0 || n > 256) {
+            snprintf(err, sizeof(err), "--workers must be 0..256 (0: one per CPU)");
+            goto bad;
+        }
+        cfg.workers = (uint32_t)n;
     }
     if (config_finish(&cfg, err, sizeof(err)) != 0)
         goto bad;

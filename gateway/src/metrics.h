@@ -34,7 +34,7 @@
     X(revoked_disconnects)
 
 struct metrics {
-#define X(name) uint64_t name;
+#define X(name) _Atomic uint64_t name; /* incremented from every worker */
     METRICS_FIELDS(X)
 #undef X
 };

@@ -307,7 +307,7 @@ void session_flush(struct gateway *gw, struct session *s)
             if (!s->pend_tail)
                 s->pend_tail = q;
             s->n_pending++;
-            conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+            conn_close_remote(c, MQTT_RC_IMPL_SPECIFIC); /* this may be another worker's conn */
             return;
         }
         if (q->qos > 0 && rc == 0) {

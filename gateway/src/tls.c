@@ -63,7 +63,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
     }
     struct device d;
     const char *why = NULL;
-    if (gateway_lookup_device(c->gw, identity, &d, &why) != 0) {
+    if (gateway_lookup_device(c->w, identity, &d, &why) != 0) {
         c->psk_refusal = why;
         if (strcmp(why, "revoked") == 0)
             c->gw->metrics.psk_revoked++;
@@ -119,7 +119,7 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
     struct device d;
     const char *why = NULL;
     char safe[LOG_SAFE_MAX];
-    if (gateway_lookup_device(c->gw, id, &d, &why) != 0) {
+    if (gateway_lookup_device(c->w, id, &d, &why) != 0) {
         log_event(LOG_WARN, "tls_resumption_refused", "peer=%s identity=%s reason=%s", c->peer,
                   log_safe(id, strlen(id), safe, sizeof(safe)), why);
         return SSL_TICKET_RETURN_IGNORE_RENEW;
@@ -150,10 +150,9 @@ static void tls_error(char *err, size_t errlen, const char *what, const char *de
     ERR_clear_error();
 }
 
-SSL_CTX *tls_server_ctx(struct gateway *gw, const struct listener_config *l, char *err,
+SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l, char *err,
                         size_t errlen)
 {
-    (void)gw;
     if (conn_index < 0)
         conn_index = SSL_get_ex_new_index(0, "psagw conn", NULL, NULL, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -188,11 +187,11 @@ SSL_CTX *tls_server_ctx(struct gateway *gw, const struct listener_config *l, cha
     /* read whole records at once: a handshake costs a third of the read() calls */
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if (gw->cfg.ticket_lifetime == 0) {
+    if (cfg->ticket_lifetime == 0) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);
     } else {
-        SSL_CTX_set_timeout(ctx, (long)gw->cfg.ticket_lifetime);
+        SSL_CTX_set_timeout(ctx, (long)cfg->ticket_lifetime);
         SSL_CTX_set_num_tickets(ctx, 1);
         SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb, ticket_dec_cb, NULL);
     }
