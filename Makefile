@@ -1,16 +1,18 @@
 # The two commands a newcomer needs (see README.md):
 #   make demo   bootstrap, build, run the end-to-end demo, stop by itself
-#   make test   bootstrap, build, run every test through CTest (plain and ASan+UBSan builds),
-#               then each fuzz target briefly (FUZZ_SECONDS, default 20)
+#   make test   bootstrap, build, run every test through CTest (plain, ASan+UBSan and
+#               ThreadSanitizer builds), then each fuzz target briefly (FUZZ_SECONDS, default 20)
 # Other targets: build, bench, fuzz, clean.
 
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
+BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 20
 
-.PHONY: all bootstrap build build-asan test test-plain test-asan test-fuzz demo bench fuzz clean
+.PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
+	demo bench fuzz clean
 
 all: build
 
@@ -25,6 +27,11 @@ build-asan: bootstrap
 	@cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DPSAGW_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD_SAN) -j $(JOBS) -- --no-print-directory
 
+build-tsan: bootstrap
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
+	@cmake --build $(BUILD_TSAN) -j $(JOBS) -- --no-print-directory
+
 test-plain: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
@@ -32,10 +39,14 @@ test-asan: build-asan
 	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# a data race aborts the gateway (halt_on_error), which fails the test that drove it
+test-tsan: build-tsan
+	@cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
 test-fuzz: bootstrap
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
-test: test-plain test-asan test-fuzz
+test: test-plain test-asan test-tsan test-fuzz
 
 demo: build
 	@scripts/demo.sh $(BUILD)
@@ -47,4 +58,4 @@ fuzz: bootstrap
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) build-fuzz
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz
