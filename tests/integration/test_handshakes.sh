@@ -84,3 +84,12 @@ echo "$out" | grep -q "bad3.conf:2:" || fail "syntax error: $out"
 out=$("$PSAGW" serve --registry $REG --listen-plain 0.0.0.0:0 2>&1 || true)
 echo "$out" | grep -q "not on loopback" || fail "plain non-loopback listener allowed: $out"
 ok "configuration errors name file, line and key"
+
+# the shipped example configuration loads (flags replace its listeners and registry)
+: > $GW_LOG
+"$PSAGW" serve --config "$(dirname "$0")/../../etc/psagw.conf" --registry $REG \
+  --listen 127.0.0.1:0 2>>$GW_LOG &
+GW_PID=$!
+expect_log "event=started"
+stop_gateway || fail "example configuration: gateway did not stop cleanly"
+ok "etc/psagw.conf is a valid configuration"
