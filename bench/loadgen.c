@@ -223,6 +223,19 @@ struct pub_job {
     int qos;
 };
 
+/* Reads PUBACKs until none is outstanding. */
+static void await_pubacks(struct client *c, long *outstanding)
+{
+    while (*outstanding > 0) {
+        const uint8_t *pk;
+        size_t len;
+        if (read_packet(c, &pk, &len) != MQTT_PUBACK)
+            die("publisher expected PUBACK");
+        consume(c, len);
+        (*outstanding)--;
+    }
+}
+
 static void *publisher(void *arg)
 {
     struct pub_job *j = arg;
@@ -248,25 +261,10 @@ static void *publisher(void *arg)
         size_t n;
         mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
         send_all(&c, buf, n);
-        if (j->qos && ++outstanding >= 32) {
-            while (outstanding > 0) {
-                const uint8_t *pk;
-                size_t len;
-                if (read_packet(&c, &pk, &len) != MQTT_PUBACK)
-                    die("publisher expected PUBACK");
-                consume(&c, len);
-                outstanding--;
-            }
-        }
+        if (j->qos && ++outstanding >= 32)
+            await_pubacks(&c, &outstanding);
     }
-    while (outstanding > 0) {
-        const uint8_t *pk;
-        size_t len;
-        if (read_packet(&c, &pk, &len) != MQTT_PUBACK)
-            die("publisher expected PUBACK");
-        consume(&c, len);
-        outstanding--;
-    }
+    await_pubacks(&c, &outstanding);
     client_close(&c);
     return NULL;
 }

@@ -216,6 +216,8 @@ int tls_conn_index(void);
 
 /* conn.c */
 void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer);
+/* Room for n more output bytes at c->out + c->out_len (broker lock); NULL if out of memory. */
+uint8_t *conn_out_reserve(struct conn *c, size_t n);
 /* Appends bytes to the output buffer; they are written before the loop sleeps. */
 int conn_send(struct conn *c, const uint8_t *data, size_t len);
 /* Encodes and queues a packet: helpers over the codec's encoders. */
@@ -272,7 +274,7 @@ void broker_publish_will(struct gateway *gw, struct session *s);
 void broker_sweep(struct gateway *gw);
 /* Sends matching retained messages for a new subscription. */
 void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
-                          uint8_t qos, uint8_t options, uint32_t sub_id);
+                          uint8_t qos, uint32_t sub_id);
 
 struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload,
                     size_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,

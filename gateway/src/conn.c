@@ -131,22 +131,38 @@ static void schedule_flush(struct conn *c)
     c->w->flush_list = c;
 }
 
+/* Makes room for `extra` bytes after the `used` ones of a growable buffer. */
+static int grow(uint8_t **buf, size_t *cap, size_t used, size_t extra, size_t initial)
+{
+    if (used + extra <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : initial;
+    while (n < used + extra)
+        n *= 2;
+    uint8_t *b = realloc(*buf, n);
+    if (!b)
+        return -1;
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
+uint8_t *conn_out_reserve(struct conn *c, size_t n)
+{
+    if (grow(&c->out, &c->out_cap, c->out_len, n, 512) != 0)
+        return NULL;
+    return c->out + c->out_len;
+}
+
 int conn_send(struct conn *c, const uint8_t *data, size_t len)
 {
     if (c->state == CONN_CLOSED)
         return -1;
     if (len) {
-        if (c->out_len + len > c->out_cap) {
-            size_t cap = c->out_cap ? c->out_cap : 512;
-            while (cap < c->out_len + len)
-                cap *= 2;
-            uint8_t *o = realloc(c->out, cap);
-            if (!o)
-                return -1;
-            c->out = o;
-            c->out_cap = cap;
-        }
-        memcpy(c->out + c->out_len, data, len);
+        uint8_t *at = conn_out_reserve(c, len);
+        if (!at)
+            return -1;
+        memcpy(at, data, len);
         c->out_len += len;
     }
     schedule_flush(c);
@@ -324,16 +340,8 @@ static size_t handle_locked(struct conn *c, const uint8_t *buf, size_t len)
 
 static int keep_tail(struct conn *c, const uint8_t *data, size_t len)
 {
-    if (c->in_len + len > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 1024;
-        while (cap < c->in_len + len)
-            cap *= 2;
-        uint8_t *n = realloc(c->in, cap);
-        if (!n)
-            return -1;
-        c->in = n;
-        c->in_cap = cap;
-    }
+    if (grow(&c->in, &c->in_cap, c->in_len, len, 1024) != 0)
+        return -1;
     memcpy(c->in + c->in_len, data, len);
     c->in_len += len;
     return 0;

@@ -68,7 +68,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     if (c->version != MQTT_V5)
         rh = 0;
     if (rh == 0 || (rh == 1 && !existed))
-        broker_send_retained(gw, s, f, flen, qos, options, sub_id);
+        broker_send_retained(gw, s, f, flen, qos, sub_id);
     return qos;
 }
 

@@ -241,19 +241,9 @@ static int send_entry(struct gateway *gw, struct conn *c, struct qentry *q)
         gw->metrics.messages_dropped_too_large++;
         return 1;
     }
-    if (c->out_len + need > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 1024;
-        while (cap < c->out_len + need)
-            cap *= 2;
-        uint8_t *o = realloc(c->out, cap);
-        if (!o)
-            return -1;
-        c->out = o;
-        c->out_cap = cap;
-    }
+    uint8_t *at = conn_out_reserve(c, need);
     size_t n = 0;
-    if (mqtt_encode_publish(c->out + c->out_len, c->out_cap - c->out_len, c->version, &p, &n) !=
-        MQTT_OK)
+    if (!at || mqtt_encode_publish(at, need, c->version, &p, &n) != MQTT_OK)
         return -1;
     c->out_len += n;
     gw->metrics.publishes_out++;
@@ -487,9 +477,8 @@ static void send_one_retained(struct msg *m, void *arg)
 }
 
 void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
-                          uint8_t qos, uint8_t options, uint32_t sub_id)
+                          uint8_t qos, uint32_t sub_id)
 {
-    (void)options;
     struct retained_ctx rc = {gw, s, qos, sub_id};
     tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
 }

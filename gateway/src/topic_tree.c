@@ -217,15 +217,13 @@ void tree_match(struct tnode *root, const char *topic, size_t len,
     match(root, topic, len, 0, true, fn, arg);
 }
 
-static void all_retained(struct tnode *n, bool skip_dollar, void (*fn)(struct msg *, void *),
-                         void *arg)
+static void all_retained(struct tnode *n, void (*fn)(struct msg *, void *), void *arg)
 {
     if (n->retained)
         fn(n->retained, arg);
     for (uint32_t b = 0; b < n->n_buckets; b++)
         for (struct tnode *k = n->kids[b]; k; k = k->hnext)
-            if (!(skip_dollar && k->name_len > 0 && k->name[0] == '$'))
-                all_retained(k, false, fn, arg);
+            all_retained(k, fn, arg);
 }
 
 static void match_retained(struct tnode *n, const char *f, size_t len, size_t i, bool first,
@@ -242,7 +240,7 @@ static void match_retained(struct tnode *n, const char *f, size_t len, size_t i,
         for (uint32_t b = 0; b < n->n_buckets; b++)
             for (struct tnode *k = n->kids[b]; k; k = k->hnext)
                 if (!(first && k->name_len > 0 && k->name[0] == '$'))
-                    all_retained(k, false, fn, arg);
+                    all_retained(k, fn, arg);
         return;
     }
     if (j - i == 1 && f[i] == '+') {
