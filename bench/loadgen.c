@@ -7,6 +7,9 @@
  *   loadgen idle HOST PORT PSKHEX PREFIX N
  *       opens N connections (identities PREFIX00000..), prints "ready N" and holds them until
  *       standard input closes.
+ *   loadgen storm HOST PORT PSKHEX PREFIX N THREADS
+ *       N devices connect at once from THREADS threads (identities PREFIX00000..); prints the
+ *       wall time until all are connected (CONNACK received), then closes them.
  *   loadgen pubsub HOST PORT PSKHEX PREFIX SUBID PUBLISHERS MESSAGES QOS
  *       one subscriber SUBID on sensors/#, PUBLISHERS publishers (PREFIX00000..) each sending
  *       MESSAGES 64-byte messages to sensors/<id>/bench at QOS 0 or 1 (QoS 1 with a window of
@@ -217,6 +220,51 @@ static int run_idle(const char *prefix, long n)
     return 0;
 }
 
+struct storm_job {
+    const char *prefix;
+    long from, to;
+    struct client *cs;
+    long failed;
+};
+
+static void *storm_thread(void *arg)
+{
+    struct storm_job *j = arg;
+    for (long i = j->from; i < j->to; i++) {
+        char id[ID_LEN];
+        make_id(id, j->prefix, i);
+        if (client_open(&j->cs[i], id) != 0)
+            j->failed++;
+    }
+    return NULL;
+}
+
+static int run_storm(const char *prefix, long n, int threads)
+{
+    struct client *cs = calloc((size_t)n, sizeof(*cs));
+    pthread_t th[64];
+    struct storm_job jobs[64];
+    if (threads < 1 || threads > 64)
+        threads = 8;
+    double t0 = now_s();
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (struct storm_job){prefix, n * t / threads, n * (t + 1) / threads, cs, 0};
+        pthread_create(&th[t], NULL, storm_thread, &jobs[t]);
+    }
+    long failed = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        failed += jobs[t].failed;
+    }
+    double dt = now_s() - t0;
+    printf("storm=%ld failed=%ld wall_s=%.3f rate_per_s=%.0f\n", n, failed, dt, (double)n / dt);
+    fflush(stdout);
+    for (long i = 0; i < n; i++)
+        client_close(&cs[i]);
+    free(cs);
+    return failed ? 1 : 0;
+}
+
 struct pub_job {
     char id[ID_LEN];
     long messages;
@@ -354,6 +402,8 @@ int main(int argc, char **argv)
         return run_connect(prefix, atol(argv[6]));
     if (strcmp(mode, "idle") == 0)
         return run_idle(prefix, atol(argv[6]));
+    if (strcmp(mode, "storm") == 0 && argc == 8)
+        return run_storm(prefix, atol(argv[6]), atoi(argv[7]));
     if (strcmp(mode, "pubsub") == 0 && argc == 10)
         return run_pubsub(prefix, argv[6], atoi(argv[7]), atol(argv[8]), atoi(argv[9]));
     fprintf(stderr, "loadgen: bad arguments\n");

@@ -96,6 +96,14 @@ measure() { # name server_pid port
   R[$name.idle_kb]=$(awk -v a=$r0 -v b=$r1 -v n=$IDLE 'BEGIN{printf "%.2f", (b - a) / n}')
   R[$name.rss_mb]=$(awk -v b=$r1 'BEGIN{printf "%.1f", b / 1024}')
   sleep 1
+  # connect storm: all idle devices at once from 8 client threads
+  c0=$(cpu_ticks $pid)
+  out=$("$LOADGEN" storm 127.0.0.1 $port $PSK bench $IDLE 8) || true
+  c1=$(cpu_ticks $pid)
+  R[$name.storm_s]=$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
+  R[$name.storm_failed]=$(echo "$out" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
+  R[$name.storm_cpu_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$IDLE 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
+  sleep 1
   # QoS 0 and QoS 1, 10 publishers -> 1 subscriber
   for q in 0 1; do
     c0=$(cpu_ticks $pid)
@@ -124,6 +132,9 @@ row "server CPU per connect (us)" connect_us "<= 60"
 row "connects per second (client-bound)" connect_rate ""
 row "RSS per idle connection (KB)" idle_kb "<= 6"
 row "server RSS with idle connections (MB)" rss_mb ""
+row "connect storm: $IDLE devices at once (s)" storm_s "<= 5"
+row "connect storm: failed connections" storm_failed "0"
+row "connect storm: server CPU per connect (us)" storm_cpu_us ""
 row "server CPU per QoS 0 message (us)" q0_us "<= 5"
 row "QoS 0 messages/s delivered" q0_rate ""
 row "QoS 0 delivered/sent" q0_got ""
