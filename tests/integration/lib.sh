@@ -27,11 +27,13 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 
-# start_gateway [extra psagw serve args...]: a TLS-PSK and a plain listener on loopback.
+# start_gateway [extra psagw serve args...]: a TLS-PSK and a plain listener on loopback, two
+# workers whatever the machine, so clients land on different workers and the cross-worker
+# paths (delivery, takeover, revocation) are exercised.
 start_gateway() {
   : > "$GW_LOG"
   "$PSAGW" serve --registry "$REG" --listen 127.0.0.1:0 --listen-plain 127.0.0.1:0 \
-    --log-level debug "$@" 2>>"$GW_LOG" &
+    --workers 2 --log-level debug "$@" 2>>"$GW_LOG" &
   GW_PID=$!
   for _ in $(seq 1 100); do
     grep -q "event=started" "$GW_LOG" 2>/dev/null && break
