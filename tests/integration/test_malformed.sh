@@ -39,6 +39,16 @@ echo "$out" | grep -q "e0.*94" || fail "topic alias out of range: expected 0x94,
 expect_log "event=malformed_packet"
 ok "malformed and out-of-order packets: DISCONNECT 0x81/0x82/0x94/0x95 or close, as the spec says"
 
+# keep-alive: a client that asked for 1 s and then stays silent is dropped after 1.5 s with
+# DISCONNECT 0x8D (MQTT 5 section 3.1.2.10)
+exec 3<>/dev/tcp/127.0.0.1/$PLAIN_PORT
+printf '\x10\x10\x00\x04MQTT\x05\x02\x00\x01\x00\x00\x03kal' >&3
+out=$(timeout 4 cat <&3 | od -An -tx1 | tr -d ' \n' || true)
+exec 3<&- 3>&- || true
+echo "$out" | grep -q "^20.*e0[0-9a-f][0-9a-f]8d" || fail "keep-alive: expected CONNACK then DISCONNECT 0x8D, got $out"
+expect_log "event=disconnect .*id=kal reason=keep_alive_timeout"
+ok "a silent client is disconnected after 1.5 x its keep-alive with 0x8D"
+
 # garbage instead of a TLS handshake, and a handshake cut off half way
 printf 'GET / HTTP/1.1\r\n\r\n' | timeout 2 bash -c "cat > /dev/tcp/127.0.0.1/$PSK_PORT" || true
 expect_log "event=tls_handshake_failed"

@@ -92,6 +92,20 @@ sleep 0.3
 ok "inbound QoS 2 is delivered once, at the granted QoS 1"
 kill $SUB_PID
 
+# the queue of an offline session is bounded: beyond max_queued_messages, deliveries are
+# dropped, logged and counted, never silently
+stop_gateway
+printf 'registry = "%s";\nmqtt = { max_queued_messages = 5; };\n' "$REG" > $WORK/q.conf
+start_gateway --config $WORK/q.conf
+msub -W 3 -c -x 60 -q 1 -t 'sensors/#' -E >/dev/null || fail "persistent subscribe"
+seq 1 8 | mpub -q 1 -t sensors/dev-1/cap -l
+expect_log "event=message_dropped client_id=mon-1 reason=queue_full queued=5"
+msub -W 2 -c -x 60 -q 1 -t 'sensors/#' -F '%p' > $WORK/cap || true
+[ "$(tr '\n' ' ' < $WORK/cap)" = "1 2 3 4 5 " ] || fail "bounded queue delivered: $(cat $WORK/cap)"
+kill -USR1 $GW_PID
+expect_log "messages_dropped_queue_full=3"
+ok "an offline session keeps max_queued_messages; the rest is dropped, logged and counted"
+
 # TLS 1.2 session resumption keeps the identity; a revoked device cannot resume
 sess=$WORK/sess.pem
 timeout 5 openssl s_client -connect 127.0.0.1:$PSK_PORT -tls1_2 -cipher PSK-AES128-CCM \
