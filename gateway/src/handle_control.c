@@ -21,6 +21,8 @@ static void protocol_error(struct conn *c, const char *why)
 void handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 {
     uint8_t type = buf[0] >> 4;
+    if (c->state == CONN_CONNECTED && !c->session)
+        return; /* taken over by a connection on another worker, which is closing this one */
     if (c->state == CONN_WAIT_CONNECT && type != MQTT_CONNECT) {
         /* section 3.1: the first packet must be CONNECT; no DISCONNECT is owed */
         c->gw->metrics.protocol_errors++;

@@ -106,6 +106,17 @@ timeout 30 "$LOADGEN" pubsub 127.0.0.1 $PSK_PORT $PSK_A load loadmon 2 400 1 > $
 grep -q "sent=800 received=800" $WORK/burst || fail "burst: $(cat $WORK/burst)"
 ok "windows of QoS 1 publishes larger than one read round are all acknowledged and delivered"
 
+# takeover churn: ten publishers with the same client id start at once and keep taking the
+# session from each other (across workers) while packets are in flight
+for i in $(seq 1 10); do
+  seq 1 200 | pub dev-1 $PSK_A -q 1 -t sensors/dev-1/churn -l >/dev/null 2>&1 &
+  CHILDREN+=($!)
+done
+sleep 3
+gateway_alive
+[ "$(grep -c 'event=session_taken_over id=dev-1' $GW_LOG)" -ge 5 ] || fail "expected takeovers"
+ok "takeover churn across workers leaves the gateway running"
+
 gateway_alive
 stop_gateway || fail "gateway did not exit cleanly on SIGTERM"
 grep -q "event=stopped" $GW_LOG || fail "no stopped event"
