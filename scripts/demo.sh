@@ -58,8 +58,9 @@ tail --pid="$GW" -n +1 -f "$LOG" \
   | sed -u 's/^/  [gateway] /' &
 
 say "monitor-1 subscribes to sensors/# and status/# (MQTT 5, TLS-PSK)"
+: > "$DIR/monitor.out" # exists before tail opens it (tail -f gives up on a missing file)
 mosquitto_sub -h 127.0.0.1 -p "$PORT" --psk "$M1" --psk-identity monitor-1 -i monitor-1 \
-  -V mqttv5 -t 'sensors/#' -t 'status/#' -v >"$DIR/monitor.out" 2>&1 &
+  -V mqttv5 -t 'sensors/#' -t 'status/#' -v >>"$DIR/monitor.out" 2>&1 &
 PIDS+=($!)
 tail --pid="$GW" -n +1 -f "$DIR/monitor.out" | sed -u 's/^/  [monitor-1] /' &
 sleep 0.5
@@ -72,7 +73,8 @@ publish_loop() { # id psk
   while [ $i -lt "$SECONDS_TO_RUN" ]; do
     t=$((t + RANDOM % 21 - 10)); h=$((h + RANDOM % 41 - 20))
     mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$psk" --psk-identity "$id" -i "$id" -q 1 \
-      -t "sensors/$id/env" -m "{\"seq\":$i,\"temp_c\":$((t / 100)).$((t % 100)),\"rh\":$((h / 100)).$((h % 100))}"
+      -t "sensors/$id/env" -m "$(printf '{"seq":%d,"temp_c":%d.%02d,"rh":%d.%02d}' \
+        $i $((t / 100)) $((t % 100)) $((h / 100)) $((h % 100)))"
     i=$((i + 1))
     sleep 1
   done
