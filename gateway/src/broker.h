@@ -215,7 +215,8 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *
 int tls_conn_index(void);
 
 /* conn.c */
-void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer);
+void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
+                 uint32_t connect_timeout);
 /* Room for n more output bytes at c->out + c->out_len (broker lock); NULL if out of memory. */
 uint8_t *conn_out_reserve(struct conn *c, size_t n);
 /* Appends bytes to the output buffer; they are written before the loop sleeps. */

@@ -40,7 +40,8 @@ static void connect_deadline(struct loop *l, struct loop_timer *t)
     conn_close(c, -1, NULL);
 }
 
-void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer)
+void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
+                 uint32_t connect_timeout)
 {
     struct gateway *gw = w->gw;
     struct conn *c = calloc(1, sizeof(*c));
@@ -84,8 +85,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer)
     gw->n_conns++;
     gw->metrics.connections_accepted++;
     c->last_rx_ms = loop_now_ms(w->loop);
-    loop_timer_start(w->loop, &c->timer, (uint64_t)gw->cfg.connect_timeout * 1000u,
-                     connect_deadline);
+    loop_timer_start(w->loop, &c->timer, (uint64_t)connect_timeout * 1000u, connect_deadline);
 }
 
 static void want(struct conn *c, uint32_t events)

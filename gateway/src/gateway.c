@@ -81,6 +81,10 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
     struct listener *ls = container_of(io, struct listener, io);
     struct worker *w = ls->w;
     struct gateway *gw = w->gw;
+    broker_lock(gw); /* SIGHUP may change these */
+    uint32_t max_connections = gw->cfg.max_connections;
+    uint32_t connect_timeout = gw->cfg.connect_timeout;
+    broker_unlock(gw);
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -95,15 +99,14 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
                     NI_NUMERICHOST | NI_NUMERICSERV);
         snprintf(peer, sizeof(peer), "%s:%s", host, port);
-        if (gw->shutting_down ||
-            (gw->cfg.max_connections && gw->n_conns >= gw->cfg.max_connections)) {
+        if (gw->shutting_down || (max_connections && gw->n_conns >= max_connections)) {
             gw->metrics.connections_refused++;
             log_event(LOG_WARN, "connection_refused", "peer=%s reason=%s", peer,
                       gw->shutting_down ? "shutting_down" : "max_connections");
             close(fd);
             continue;
         }
-        conn_accept(w, ls, fd, peer);
+        conn_accept(w, ls, fd, peer, connect_timeout);
     }
 }
 

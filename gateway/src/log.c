@@ -11,7 +11,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-static enum log_level current = LOG_INFO;
+static _Atomic int current = LOG_INFO; /* SIGHUP may change it while workers log */
 
 void log_set_level(enum log_level level)
 {
@@ -20,7 +20,7 @@ void log_set_level(enum log_level level)
 
 enum log_level log_get_level(void)
 {
-    return current;
+    return (enum log_level)current;
 }
 
 int log_level_parse(const char *s)
@@ -35,7 +35,7 @@ int log_level_parse(const char *s)
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
-    if (level < current)
+    if ((int)level < current)
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
