@@ -30,3 +30,25 @@ ok "SIGHUP reloads without dropping connections"
 expect_log "event=device_disconnected id=other reason=unknown_identity"
 ok "removing a device closes its connection"
 gateway_alive
+stop_gateway
+
+# SIGHUP re-reads the config file: a new limit applies to the next connection; a broken file is
+# refused with the old configuration kept, and no connection is dropped either way
+add_device mon-2 monitor $PSK_C
+printf 'registry = "%s";\nmqtt = { max_packet_size = 1048576; };\n' "$REG" > $WORK/r.conf
+start_gateway --config $WORK/r.conf
+sub_bg $WORK/keep mon-2 $PSK_C -t 'sensors/#'
+printf 'registry = "%s";\nmqtt = { max_packet_size = 200; };\n' "$REG" > $WORK/r.conf
+kill -HUP $GW_PID
+expect_log "event=reload config=$WORK/r.conf"
+big=$(head -c 500 /dev/zero | tr '\0' x)
+pub late $PSK_A -V mqttv311 -t sensors/late/big -m "$big" >/dev/null 2>&1 || true
+expect_log "event=packet_too_large .*max=200"
+ok "SIGHUP applies a changed config value"
+printf 'registry = "%s";\nmqtt = { max_packet_size = "lots"; };\n' "$REG" > $WORK/r.conf
+kill -HUP $GW_PID
+expect_log "event=reload_failed .*r.conf:2: max_packet_size: must be an integer.*action=kept_old_config"
+pub late $PSK_A -t sensors/late/x -m still-here
+wait_for $WORK/keep still-here || fail "subscriber lost over the reloads"
+ok "a broken config on SIGHUP is refused, the old one kept, connections kept"
+gateway_alive
