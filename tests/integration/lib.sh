@@ -16,6 +16,7 @@ CHILDREN=()
 cleanup() {
   local rc=$?
   for p in "${CHILDREN[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  pkill -P $$ 2>/dev/null || true # anything else this script started
   if [ -n "$GW_PID" ]; then kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
   if [ $rc -ne 0 ] && [ -f "$GW_LOG" ]; then
     echo "---- gateway log ($GW_LOG)"; tail -n 60 "$GW_LOG"

@@ -108,8 +108,11 @@ ok "windows of QoS 1 publishes larger than one read round are all acknowledged a
 
 # takeover churn: ten publishers with the same client id start at once and keep taking the
 # session from each other (across workers) while packets are in flight
+seq 1 200 > $WORK/churn.lines
 for i in $(seq 1 10); do
-  seq 1 200 | pub dev-1 $PSK_A -q 1 -t sensors/dev-1/churn -l >/dev/null 2>&1 &
+  # the client itself in the background (not a pipeline), so cleanup can stop it
+  mosquitto_pub -h 127.0.0.1 -p $PSK_PORT --psk $PSK_A --psk-identity dev-1 -i dev-1 -q 1 \
+    -t sensors/dev-1/churn -l < $WORK/churn.lines >/dev/null 2>&1 &
   CHILDREN+=($!)
 done
 sleep 3
