@@ -199,6 +199,8 @@ struct gateway {
 
 /* The worker whose thread is running (NULL outside the workers). */
 struct worker *worker_current(void);
+/* Wakes a worker's loop through its eventfd, once until it runs (broker lock held). */
+void worker_wake(struct worker *w);
 void broker_lock(struct gateway *gw);
 void broker_unlock(struct gateway *gw);
 

@@ -94,7 +94,7 @@ static void want(struct conn *c, uint32_t events)
         loop_io_modify(c->w->loop, &c->io, events);
 }
 
-static void worker_wake(struct worker *w)
+void worker_wake(struct worker *w)
 {
     if (w->wake_sent)
         return;
@@ -169,25 +169,23 @@ int conn_send(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Encodes into the output buffer through one of the codec's encoders: first asks for the
- * size (buf NULL), then encodes into a stack or heap buffer and queues it. */
+/* Encodes a packet straight into the output buffer with one of the codec's encoders: the
+ * first call (buf NULL) asks for the size, the second writes into the reserved space. */
 #define SEND_ENCODED(c, call_with_buf)                                                            \
     do {                                                                                          \
         size_t need_ = 0;                                                                         \
         uint8_t *buf = NULL;                                                                      \
         size_t cap = 0;                                                                           \
-        if (call_with_buf != MQTT_ERR_NOSPACE)                                                    \
+        if (call_with_buf != MQTT_ERR_NOSPACE || (c)->state == CONN_CLOSED)                       \
             return -1;                                                                            \
-        uint8_t stack_[256];                                                                      \
-        uint8_t *p_ = need_ <= sizeof(stack_) ? stack_ : malloc(need_);                           \
-        if (!p_)                                                                                  \
+        if (!(buf = conn_out_reserve(c, need_)))                                                  \
             return -1;                                                                            \
-        buf = p_;                                                                                 \
         cap = need_;                                                                              \
-        int rc_ = call_with_buf == MQTT_OK ? conn_send(c, p_, need_) : -1;                        \
-        if (p_ != stack_)                                                                         \
-            free(p_);                                                                             \
-        return rc_;                                                                               \
+        if (call_with_buf != MQTT_OK)                                                             \
+            return -1;                                                                            \
+        (c)->out_len += need_;                                                                    \
+        schedule_flush(c);                                                                        \
+        return 0;                                                                                 \
     } while (0)
 
 int conn_send_connack(struct conn *c, bool session_present, uint8_t reason,

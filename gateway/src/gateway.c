@@ -220,9 +220,7 @@ static void tell_workers(struct gateway *gw, bool stop, bool recheck)
         struct worker *w = &gw->workers[i];
         w->stop_requested |= stop;
         w->recheck_requested |= recheck;
-        uint64_t one = 1;
-        ssize_t n = write(w->wake_io.fd, &one, sizeof(one));
-        (void)n;
+        worker_wake(w);
     }
     broker_unlock(gw);
 }

@@ -82,23 +82,21 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
     uint32_t sub_id = 0;
     if (c->version == MQTT_V5 && p->props.n_sub_ids)
         sub_id = p->props.sub_ids[0];
-    /* SUBACK goes before the retained messages it releases: queue it first */
-    size_t off = 0, n = 0;
-    struct mqtt_sub_entry e;
-    while (mqtt_subscribe_next(p, c->version, &off, &e))
-        reasons[n++] = 0;
+    /* The SUBACK goes before the retained messages it releases: its space is reserved first
+     * and filled in once every filter has its reason code (same size whatever the codes). */
+    memset(reasons, 0, p->count);
     size_t need = 0;
-    mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, p->packet_id, NULL, reasons, n, &need);
-    size_t at = c->out_len; /* where the SUBACK will sit in the output buffer */
-    uint8_t *placeholder = calloc(1, need);
-    if (!placeholder || conn_send(c, placeholder, need) != 0) {
-        free(placeholder);
+    mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, p->packet_id, NULL, reasons, p->count,
+                       &need);
+    size_t at = c->out_len;
+    if (!conn_out_reserve(c, need)) {
         conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
         return;
     }
-    free(placeholder);
-    off = 0;
-    n = 0;
+    c->out_len += need;
+    conn_send(c, NULL, 0); /* schedules the write */
+    size_t off = 0, n = 0;
+    struct mqtt_sub_entry e;
     while (mqtt_subscribe_next(p, c->version, &off, &e)) {
         reasons[n] = subscribe_one(c, &e, sub_id);
         char id[LOG_SAFE_MAX], t[LOG_SAFE_MAX];
