@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hex.h"
 #include "config.h"
 #include "registry.h"
 
@@ -28,6 +29,9 @@ struct device_opts {
     const char *psk_file;
     bool generate_psk;
     const char *attestation;
+    const char *iak_hex;
+    const char *iak_file;
+    const char *iat_profile;
     char *acl_pub; /* newline-joined, owned */
     char *acl_sub;
 };
@@ -50,29 +54,24 @@ static int append_pattern(char **list, const char *p)
     return 0;
 }
 
-/* Strict hex: even length, hex digits only. Returns the byte count or -1. */
-static int parse_hex(const char *hex, uint8_t *out, size_t cap)
+/* --iak HEX or --iak-file F into d->iak (neither: no IAK). */
+static int load_iak(const struct device_opts *o, const char *who, struct device *d)
 {
-    size_t n = strlen(hex);
-    while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r' || hex[n - 1] == ' '))
-        n--;
-    if (n == 0 || n % 2 || n / 2 > cap)
+    int n = 0;
+    if (o->iak_hex && o->iak_file) {
+        fprintf(stderr, "%s: give --iak or --iak-file, not both\n", who);
         return -1;
-    for (size_t i = 0; i < n; i += 2) {
-        int v = 0;
-        for (int k = 0; k < 2; k++) {
-            char ch = hex[i + (size_t)k];
-            int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                             : -1;
-            if (d < 0)
-                return -1;
-            v = v * 16 + d;
-        }
-        out[i / 2] = (uint8_t)v;
     }
-    return (int)(n / 2);
+    if (o->iak_hex)
+        n = hex_parse(o->iak_hex, d->iak, sizeof(d->iak));
+    else if (o->iak_file)
+        n = hex_read_key_file(who, o->iak_file, d->iak, sizeof(d->iak));
+    if (n < 0 || (n != 0 && n != 32 && n != 48 && n != 64)) {
+        fprintf(stderr, "%s: the IAK must be 32, 48 or 64 bytes (HMAC-SHA256/384/512)\n", who);
+        return -1;
+    }
+    d->iak_len = (size_t)n;
+    return 0;
 }
 
 static int read_psk_file(const char *path, uint8_t *psk, size_t *len)
@@ -85,7 +84,7 @@ static int read_psk_file(const char *path, uint8_t *psk, size_t *len)
     char line[300] = "";
     bool ok = fgets(line, sizeof(line), f) != NULL;
     fclose(f);
-    int n = ok ? parse_hex(line, psk, DEVICE_PSK_MAX) : -1;
+    int n = ok ? hex_parse(line, psk, DEVICE_PSK_MAX) : -1;
     OPENSSL_cleanse(line, sizeof(line));
     if (n < 0) {
         fprintf(stderr, "psagw device: %s must hold the PSK as hex on its first line (%d..%d "
@@ -176,7 +175,7 @@ static int device_add(struct device_opts *o, const char *id)
         return 2;
     }
     if (o->psk_hex) {
-        int n = parse_hex(o->psk_hex, d.psk, sizeof(d.psk));
+        int n = hex_parse(o->psk_hex, d.psk, sizeof(d.psk));
         if (n < 0) {
             fprintf(stderr, "psagw device add: --psk must be %d..%d bytes of hex\n",
                     DEVICE_PSK_MIN, DEVICE_PSK_MAX);
@@ -199,6 +198,17 @@ static int device_add(struct device_opts *o, const char *id)
         device_clear(&d);
         return 1;
     }
+    if (load_iak(o, "psagw device add", &d) != 0) {
+        device_clear(&d);
+        return 1;
+    }
+    int prof = o->iat_profile ? iat_profile_parse(o->iat_profile) : IAT_PROFILE_AUTO;
+    if (prof < 0) {
+        fprintf(stderr, "psagw device add: --iat-profile must be auto, legacy or psa2\n");
+        device_clear(&d);
+        return 2;
+    }
+    d.iat_profile = (enum iat_profile)prof;
     if (d.role == ROLE_CUSTOM && !o->acl_pub && !o->acl_sub)
         fprintf(stderr, "psagw device add: note: a custom device with no --acl-pub/--acl-sub "
                         "may not publish or subscribe anywhere\n");
@@ -207,14 +217,15 @@ static int device_add(struct device_opts *o, const char *id)
     struct registry *r = open_registry(o, true);
     if (!r) {
         OPENSSL_cleanse(d.psk, sizeof(d.psk));
+        OPENSSL_cleanse(d.iak, sizeof(d.iak));
         return 1;
     }
     int rc = registry_add(r, &d);
     if (rc != REG_OK) {
         fprintf(stderr, "psagw device add: %s\n", registry_error(r));
     } else {
-        printf("added %s (role %s, attestation %s)\n", d.id, device_role_name(d.role),
-               attest_policy_name(d.attestation));
+        printf("added %s (role %s, attestation %s, %s)\n", d.id, device_role_name(d.role),
+               attest_policy_name(d.attestation), d.iak_len ? "IAK registered" : "no IAK");
         if (o->generate_psk) {
             printf("psk=");
             for (size_t i = 0; i < d.psk_len; i++)
@@ -223,6 +234,34 @@ static int device_add(struct device_opts *o, const char *id)
         }
     }
     OPENSSL_cleanse(d.psk, sizeof(d.psk));
+    OPENSSL_cleanse(d.iak, sizeof(d.iak));
+    registry_close(r);
+    return rc == REG_OK ? 0 : 1;
+}
+
+/* `psagw device set-iak ID --iak HEX|--iak-file F`: registers or replaces a device's IAK. */
+static int device_set_iak(struct device_opts *o, const char *id)
+{
+    struct device d = {0};
+    if (!o->iak_hex && !o->iak_file) {
+        fprintf(stderr, "psagw device set-iak: give --iak HEX or --iak-file FILE\n");
+        return 2;
+    }
+    if (load_iak(o, "psagw device set-iak", &d) != 0)
+        return 1;
+    struct registry *r = open_registry(o, false);
+    int rc = r ? registry_set_iak(r, id, d.iak, d.iak_len) : REG_DB;
+    if (r && rc != REG_OK)
+        fprintf(stderr, "psagw device set-iak: %s\n", registry_error(r));
+    else if (r)
+        printf("IAK of %s set (%zu bytes)\n", id, d.iak_len);
+    if (r && rc == REG_OK && o->iat_profile) {
+        int prof = iat_profile_parse(o->iat_profile);
+        rc = prof < 0 ? REG_INVALID : registry_set_iat_profile(r, id, (enum iat_profile)prof);
+        if (rc != REG_OK)
+            fprintf(stderr, "psagw device set-iak: bad --iat-profile\n");
+    }
+    device_clear(&d);
     registry_close(r);
     return rc == REG_OK ? 0 : 1;
 }
@@ -259,6 +298,21 @@ static void print_patterns(const char *label, const char *list)
     }
 }
 
+static int print_verdict(const struct attest_record *a, void *arg)
+{
+    (void)arg;
+    char when[64];
+    time_t t = (time_t)(a->at_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%-12s %s at %s from %s: %s\n", "last_verdict", a->accepted ? "accepted" : "refused",
+           when, a->peer ? a->peer : "?", a->reason);
+    if (a->claims_json)
+        printf("%-12s %s\n", "claims", a->claims_json);
+    return 1; /* only the newest */
+}
+
 static int device_show(struct registry *r, const char *id)
 {
     struct device d;
@@ -273,11 +327,22 @@ static int device_show(struct registry *r, const char *id)
     printf("%-12s %s\n", "attestation", attest_policy_name(d.attestation));
     printf("%-12s %s\n", "state", d.revoked ? "revoked" : "active");
     printf("%-12s %zu bytes (not shown)\n", "psk", d.psk_len);
+    if (d.iak_len) {
+        char hex[2 * IAT_INSTANCE_ID_SIZE + 1];
+        printf("%-12s %zu bytes (not shown)\n", "iak", d.iak_len);
+        printf("%-12s %s\n", "instance_id",
+               hex_encode(d.instance_id, IAT_INSTANCE_ID_SIZE, hex, sizeof(hex)));
+    } else {
+        printf("%-12s none registered\n", "iak");
+    }
+    printf("%-12s %s\n", "iat_profile", iat_profile_name(d.iat_profile));
     print_patterns("acl_pub", d.acl_pub);
     print_patterns("acl_sub", d.acl_sub);
     print_time("created", d.created);
     print_time("updated", d.updated);
     device_clear(&d);
+    if (registry_history_list(r, id, 1, print_verdict, NULL) != REG_OK)
+        fprintf(stderr, "psagw device show: %s\n", registry_error(r));
     return 0;
 }
 
@@ -331,7 +396,7 @@ static int device_import(struct device_opts *o, const char *path)
             goto fail;
         }
         memcpy(d.id, line, strlen(line) + 1); /* valid ids are at most DEVICE_ID_MAX long */
-        int n = parse_hex(colon + 1, d.psk, sizeof(d.psk));
+        int n = hex_parse(colon + 1, d.psk, sizeof(d.psk));
         if (n < DEVICE_PSK_MIN) {
             fprintf(stderr, "psagw device import: %s:%d: key for %s must be %d..%d bytes of "
                             "hex\n",
@@ -386,10 +451,13 @@ int cmd_device(int argc, char **argv)
         {"attestation", required_argument, NULL, 'a'},
         {"acl-pub", required_argument, NULL, 'P'},
         {"acl-sub", required_argument, NULL, 'S'},
+        {"iak", required_argument, NULL, 'i'},
+        {"iak-file", required_argument, NULL, 'I'},
+        {"iat-profile", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     if (argc < 2) {
-        fprintf(stderr, "usage: psagw device add|list|show|remove|revoke|unrevoke|import ...\n");
+        fprintf(stderr, "usage: psagw device add|list|show|remove|revoke|unrevoke|import|set-iak ...\n");
         return 2;
     }
     const char *sub = argv[1];
@@ -419,6 +487,15 @@ int cmd_device(int argc, char **argv)
         case 'a':
             o.attestation = optarg;
             break;
+        case 'i':
+            o.iak_hex = optarg;
+            break;
+        case 'I':
+            o.iak_file = optarg;
+            break;
+        case 'p':
+            o.iat_profile = optarg;
+            break;
         case 'P':
             if (append_pattern(&o.acl_pub, optarg) != 0)
                 goto out;
@@ -445,6 +522,10 @@ int cmd_device(int argc, char **argv)
     }
     if (strcmp(sub, "import") == 0) {
         ret = device_import(&o, arg);
+        goto out;
+    }
+    if (strcmp(sub, "set-iak") == 0) {
+        ret = device_set_iak(&o, arg);
         goto out;
     }
     bool known = strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0 ||

@@ -8,6 +8,8 @@
  */
 #include "registry.h"
 
+#include "psagw/iat.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -38,6 +40,72 @@ static const char schema[] =
     " updated INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
     "INSERT OR IGNORE INTO meta VALUES ('schema_version', '1');";
+
+/* Schema 2 (attestation): each step runs once, in one transaction, in order. */
+static const char *const migrations[] = {
+    /* 1 -> 2 */
+    "ALTER TABLE devices ADD COLUMN iak BLOB CHECK (iak IS NULL OR length(iak) IN (32,48,64));"
+    "ALTER TABLE devices ADD COLUMN instance_id BLOB;"
+    "ALTER TABLE devices ADD COLUMN iat_profile TEXT NOT NULL DEFAULT 'auto';"
+    "CREATE TABLE refvals ("
+    " id INTEGER PRIMARY KEY,"
+    " kind TEXT NOT NULL CHECK (kind IN ('implementation','measurement')),"
+    " value BLOB NOT NULL CHECK (length(value) BETWEEN 1 AND 64),"
+    " signer_id BLOB NOT NULL DEFAULT x'' CHECK (length(signer_id) <= 64),"
+    " type TEXT NOT NULL DEFAULT '',"
+    " label TEXT NOT NULL DEFAULT '',"
+    " created INTEGER NOT NULL,"
+    " UNIQUE (kind, value, signer_id));"
+    "CREATE TABLE attestation_history ("
+    " id INTEGER PRIMARY KEY,"
+    " device TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL,"
+    " accepted INTEGER NOT NULL,"
+    " result TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " peer TEXT,"
+    " claims TEXT);"
+    "CREATE INDEX attestation_history_device ON attestation_history (device, id);",
+};
+#define SCHEMA_VERSION 2
+
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int version = 0;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = atoi((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (version < 1 || version > SCHEMA_VERSION) {
+        snprintf(err, errlen, "unsupported registry schema version %d (this psagw knows 1..%d)",
+                 version, SCHEMA_VERSION);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    for (int v = version; v < SCHEMA_VERSION; v++)
+        if (sqlite3_exec(db, migrations[v - 1], NULL, NULL, NULL) != SQLITE_OK)
+            goto fail;
+    char sql[96];
+    snprintf(sql, sizeof(sql), "UPDATE meta SET value = '%d' WHERE key = 'schema_version'",
+             SCHEMA_VERSION);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "schema upgrade failed: %s", sqlite3_errmsg(db));
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+#define DEVICE_COLUMNS                                                                         \
+    "id, role, psk, attestation, acl_pub, acl_sub, revoked, created, updated, iak,"            \
+    " instance_id, iat_profile"
 
 static int db_fail(struct registry *r, const char *what)
 {
@@ -81,10 +149,14 @@ int registry_open(const char *path, bool create, struct registry **out, char *er
         registry_close(r);
         return REG_DB;
     }
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT id, role, psk, attestation, acl_pub, acl_sub, revoked, created,"
-                           " updated FROM devices WHERE id = ?",
-                           -1, &r->get, NULL) != SQLITE_OK) {
+    char merr[200];
+    if (migrate(r->db, merr, sizeof(merr)) != 0) {
+        snprintf(err, errlen, "registry %s: %s", path, merr);
+        registry_close(r);
+        return REG_DB;
+    }
+    if (sqlite3_prepare_v2(r->db, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", -1,
+                           &r->get, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "registry %s: %s", path, sqlite3_errmsg(r->db));
         registry_close(r);
         return REG_DB;
@@ -130,6 +202,15 @@ static void row_to_device(sqlite3_stmt *st, struct device *d)
     d->revoked = sqlite3_column_int(st, 6) != 0;
     d->created = sqlite3_column_int64(st, 7);
     d->updated = sqlite3_column_int64(st, 8);
+    int k = sqlite3_column_bytes(st, 9);
+    if (k == 32 || k == 48 || k == 64) {
+        memcpy(d->iak, sqlite3_column_blob(st, 9), (size_t)k);
+        d->iak_len = (size_t)k;
+        if (sqlite3_column_bytes(st, 10) == IAT_INSTANCE_ID_SIZE)
+            memcpy(d->instance_id, sqlite3_column_blob(st, 10), IAT_INSTANCE_ID_SIZE);
+    }
+    int p = iat_profile_parse((const char *)sqlite3_column_text(st, 11));
+    d->iat_profile = p < 0 ? IAT_PROFILE_AUTO : (enum iat_profile)p;
 }
 
 int registry_get(struct registry *r, const char *id, struct device *d)
@@ -162,10 +243,23 @@ int registry_add(struct registry *r, const struct device *d)
                  DEVICE_PSK_MAX, d->psk_len);
         return REG_INVALID;
     }
+    uint8_t iid[IAT_INSTANCE_ID_SIZE];
+    if (d->iak_len) {
+        if (d->iak_len != 32 && d->iak_len != 48 && d->iak_len != 64) {
+            snprintf(r->err, sizeof(r->err), "IAK must be 32, 48 or 64 bytes, got %zu",
+                     d->iak_len);
+            return REG_INVALID;
+        }
+        if (iat_instance_id(d->iak, d->iak_len, iid) != 0) {
+            snprintf(r->err, sizeof(r->err), "cannot derive the instance ID");
+            return REG_DB;
+        }
+    }
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db,
                            "INSERT INTO devices (id, role, psk, attestation, acl_pub, acl_sub,"
-                           " revoked, created, updated) VALUES (?,?,?,?,?,?,0,?,?)",
+                           " revoked, created, updated, iak, instance_id, iat_profile)"
+                           " VALUES (?,?,?,?,?,?,0,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(r, "add");
     int64_t now = (int64_t)time(NULL);
@@ -177,6 +271,11 @@ int registry_add(struct registry *r, const struct device *d)
     sqlite3_bind_text(st, 6, d->acl_sub, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, now);
     sqlite3_bind_int64(st, 8, now);
+    if (d->iak_len) {
+        sqlite3_bind_blob(st, 9, d->iak, (int)d->iak_len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 10, iid, sizeof(iid), SQLITE_STATIC);
+    }
+    sqlite3_bind_text(st, 11, iat_profile_name(d->iat_profile), -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     int ret = REG_OK;
     if (rc == SQLITE_CONSTRAINT) {
@@ -223,10 +322,8 @@ int registry_set_revoked(struct registry *r, const char *id, bool revoked)
 int registry_list(struct registry *r, int (*fn)(const struct device *d, void *arg), void *arg)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT id, role, psk, attestation, acl_pub, acl_sub, revoked, created,"
-                           " updated FROM devices ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(r->db, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK)
         return db_fail(r, "list");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -271,10 +368,233 @@ int64_t registry_data_version(struct registry *r)
     return v;
 }
 
+int registry_set_iak(struct registry *r, const char *id, const uint8_t *iak, size_t len)
+{
+    uint8_t iid[IAT_INSTANCE_ID_SIZE];
+    if (len != 32 && len != 48 && len != 64) {
+        snprintf(r->err, sizeof(r->err), "IAK must be 32, 48 or 64 bytes, got %zu", len);
+        return REG_INVALID;
+    }
+    if (iat_instance_id(iak, len, iid) != 0) {
+        snprintf(r->err, sizeof(r->err), "cannot derive the instance ID");
+        return REG_DB;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db,
+                           "UPDATE devices SET iak = ?2, instance_id = ?3,"
+                           " updated = strftime('%s','now') WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "set iak");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, iak, (int)len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, iid, sizeof(iid), SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(r, "set iak");
+    if (sqlite3_changes(r->db) == 0) {
+        snprintf(r->err, sizeof(r->err), "no device %s", id);
+        return REG_NOT_FOUND;
+    }
+    return REG_OK;
+}
+
+int registry_set_iat_profile(struct registry *r, const char *id, enum iat_profile p)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db,
+                           "UPDATE devices SET iat_profile = ?2, updated = strftime('%s','now')"
+                           " WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "set profile");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, iat_profile_name(p), -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(r, "set profile");
+    if (sqlite3_changes(r->db) == 0) {
+        snprintf(r->err, sizeof(r->err), "no device %s", id);
+        return REG_NOT_FOUND;
+    }
+    return REG_OK;
+}
+
+/* ---- Reference values ------------------------------------------------------------------ */
+
+int registry_refval_add(struct registry *r, struct refval *rv)
+{
+    if (rv->value_len == 0 || rv->value_len > sizeof(rv->value) ||
+        rv->signer_len > sizeof(rv->signer_id)) {
+        snprintf(r->err, sizeof(r->err), "reference value must be 1..64 bytes");
+        return REG_INVALID;
+    }
+    if (rv->kind == REFVAL_MEASUREMENT && rv->value_len < 32) {
+        snprintf(r->err, sizeof(r->err), "a measurement value is at least 32 bytes");
+        return REG_INVALID;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db,
+                           "INSERT INTO refvals (kind, value, signer_id, type, label, created)"
+                           " VALUES (?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "add reference value");
+    rv->created = (int64_t)time(NULL);
+    sqlite3_bind_text(st, 1, rv->kind == REFVAL_IMPLEMENTATION ? "implementation" : "measurement",
+                      -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, rv->value, (int)rv->value_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, rv->signer_id, (int)rv->signer_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, rv->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, rv->label, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, rv->created);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_CONSTRAINT) {
+        snprintf(r->err, sizeof(r->err), "this reference value is already registered");
+        return REG_EXISTS;
+    }
+    if (rc != SQLITE_DONE)
+        return db_fail(r, "add reference value");
+    rv->id = sqlite3_last_insert_rowid(r->db);
+    return REG_OK;
+}
+
+int registry_refval_remove(struct registry *r, int64_t id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "DELETE FROM refvals WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "remove reference value");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(r, "remove reference value");
+    if (sqlite3_changes(r->db) == 0) {
+        snprintf(r->err, sizeof(r->err), "no reference value %lld", (long long)id);
+        return REG_NOT_FOUND;
+    }
+    return REG_OK;
+}
+
+static void copy_blob(sqlite3_stmt *st, int col, uint8_t *dst, size_t cap, size_t *len)
+{
+    int n = sqlite3_column_bytes(st, col);
+    *len = n < 0 ? 0 : (size_t)n > cap ? cap : (size_t)n;
+    if (*len)
+        memcpy(dst, sqlite3_column_blob(st, col), *len);
+}
+
+int registry_refval_list(struct registry *r, int (*fn)(const struct refval *rv, void *arg),
+                         void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT id, kind, value, signer_id, type, label, created FROM refvals"
+                           " ORDER BY kind, id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "list reference values");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct refval rv;
+        memset(&rv, 0, sizeof(rv));
+        rv.id = sqlite3_column_int64(st, 0);
+        rv.kind = strcmp((const char *)sqlite3_column_text(st, 1), "implementation") == 0
+                      ? REFVAL_IMPLEMENTATION
+                      : REFVAL_MEASUREMENT;
+        copy_blob(st, 2, rv.value, sizeof(rv.value), &rv.value_len);
+        copy_blob(st, 3, rv.signer_id, sizeof(rv.signer_id), &rv.signer_len);
+        snprintf(rv.type, sizeof(rv.type), "%s", (const char *)sqlite3_column_text(st, 4));
+        snprintf(rv.label, sizeof(rv.label), "%s", (const char *)sqlite3_column_text(st, 5));
+        rv.created = sqlite3_column_int64(st, 6);
+        if (fn(&rv, arg))
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? REG_OK : db_fail(r, "list reference values");
+}
+
+/* ---- Attestation history --------------------------------------------------------------- */
+
+int registry_history_add(struct registry *r, const struct attest_record *recs, size_t n,
+                         unsigned keep)
+{
+    sqlite3_stmt *ins = NULL, *prune = NULL;
+    if (registry_begin(r) != REG_OK)
+        return REG_DB;
+    if (sqlite3_prepare_v2(r->db,
+                           "INSERT INTO attestation_history (device, at_ms, accepted, result,"
+                           " reason, peer, claims) VALUES (?,?,?,?,?,?,?)",
+                           -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(r->db,
+                           "DELETE FROM attestation_history WHERE device = ?1 AND id <="
+                           " (SELECT id FROM attestation_history WHERE device = ?1"
+                           "  ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                           -1, &prune, NULL) != SQLITE_OK)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const struct attest_record *a = &recs[i];
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, a->device, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, a->at_ms);
+        sqlite3_bind_int(ins, 3, a->accepted);
+        sqlite3_bind_text(ins, 4, a->result, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, a->reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 6, a->peer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 7, a->claims_json, -1, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            goto fail;
+        sqlite3_reset(prune);
+        sqlite3_bind_text(prune, 1, a->device, -1, SQLITE_STATIC);
+        sqlite3_bind_int(prune, 2, (int)keep);
+        if (sqlite3_step(prune) != SQLITE_DONE)
+            goto fail;
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(prune);
+    return registry_commit(r);
+fail:
+    db_fail(r, "attestation history");
+    sqlite3_finalize(ins);
+    sqlite3_finalize(prune);
+    registry_rollback(r);
+    return REG_DB;
+}
+
+int registry_history_list(struct registry *r, const char *id, unsigned limit,
+                          int (*fn)(const struct attest_record *rec, void *arg), void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT device, at_ms, accepted, result, reason, peer, claims"
+                           " FROM attestation_history WHERE device = ? ORDER BY id DESC LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "attestation history");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct attest_record a = {
+            .device = (const char *)sqlite3_column_text(st, 0),
+            .at_ms = sqlite3_column_int64(st, 1),
+            .accepted = sqlite3_column_int(st, 2) != 0,
+            .result = (const char *)sqlite3_column_text(st, 3),
+            .reason = (const char *)sqlite3_column_text(st, 4),
+            .peer = (const char *)sqlite3_column_text(st, 5),
+            .claims_json = (const char *)sqlite3_column_text(st, 6),
+        };
+        if (fn(&a, arg))
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? REG_OK : db_fail(r, "attestation history");
+}
+
 void device_clear(struct device *d)
 {
     OPENSSL_cleanse(d->psk, sizeof(d->psk));
     d->psk_len = 0;
+    OPENSSL_cleanse(d->iak, sizeof(d->iak));
+    d->iak_len = 0;
     free(d->acl_pub);
     free(d->acl_sub);
     d->acl_pub = d->acl_sub = NULL;
@@ -312,6 +632,19 @@ int device_role_parse(const char *s)
 const char *attest_policy_name(enum attest_policy p)
 {
     return (unsigned)p < 4 ? policy_names[p] : "?";
+}
+
+int iat_profile_parse(const char *s)
+{
+    if (!s)
+        return -1;
+    if (strcmp(s, "auto") == 0)
+        return IAT_PROFILE_AUTO;
+    if (strcmp(s, "legacy") == 0)
+        return IAT_PROFILE_LEGACY;
+    if (strcmp(s, "psa2") == 0)
+        return IAT_PROFILE_PSA2;
+    return -1;
 }
 
 int attest_policy_parse(const char *s)

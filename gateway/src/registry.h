@@ -2,8 +2,10 @@
  * registry.h: the device registry, an SQLite file (created 0600, WAL mode).
  *
  * One row per device: its id (= TLS-PSK identity = MQTT client id), role, PSK, attestation
- * policy, extra ACL patterns and revocation flag. The daemon reads it on every handshake, so a
- * change made with `psagw device ...` applies to the next connection without a restart.
+ * policy, IAK and derived instance ID, extra ACL patterns and revocation flag. The daemon
+ * reads it on every handshake, so a change made with `psagw device ...` applies to the next
+ * connection without a restart. Beside the devices: the attestation reference values
+ * (implementation IDs, software measurements) and the history of attestation verdicts.
  */
 #ifndef PSAGW_REGISTRY_H
 #define PSAGW_REGISTRY_H
@@ -12,9 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "psagw/iat.h"
+
 #define DEVICE_ID_MAX 128
 #define DEVICE_PSK_MIN 16
 #define DEVICE_PSK_MAX 64
+#define DEVICE_IAK_MAX 64 /* 32 (HMAC-SHA256, Profile Small), 48 or 64 bytes */
 
 enum registry_rc {
     REG_OK = 0,
@@ -36,6 +41,10 @@ struct device {
     uint8_t psk[DEVICE_PSK_MAX];
     size_t psk_len;
     bool revoked;
+    uint8_t iak[DEVICE_IAK_MAX]; /* initial attestation key; iak_len 0 = none registered */
+    size_t iak_len;
+    uint8_t instance_id[IAT_INSTANCE_ID_SIZE]; /* derived from the IAK when it was stored */
+    enum iat_profile iat_profile; /* AUTO, or the claim profile this device is pinned to */
     char *acl_pub; /* newline-separated patterns (%c = client id); NULL if none; owned */
     char *acl_sub;
     int64_t created;
@@ -64,10 +73,53 @@ int registry_begin(struct registry *r);
 int registry_commit(struct registry *r);
 void registry_rollback(struct registry *r);
 
+/* Reference values for attestation (IAT.md section 4, step 6). */
+enum refval_kind { REFVAL_IMPLEMENTATION = 0, REFVAL_MEASUREMENT = 1 };
+
+struct refval {
+    int64_t id;
+    enum refval_kind kind;
+    uint8_t value[64]; /* implementation ID or measurement value */
+    size_t value_len;
+    uint8_t signer_id[64]; /* measurements only; signer_len 0 = any signer */
+    size_t signer_len;
+    char type[33];   /* measurement type ("SPE", "NSPE", ...), may be empty */
+    char label[129]; /* free text for operators */
+    int64_t created;
+};
+
+/* Adds one; an identical one (kind, value, signer) is REG_EXISTS. Sets rv->id. */
+int registry_refval_add(struct registry *r, struct refval *rv);
+int registry_refval_remove(struct registry *r, int64_t id);
+int registry_refval_list(struct registry *r, int (*fn)(const struct refval *rv, void *arg),
+                         void *arg);
+
+/* One attestation verdict, as kept in the history. */
+struct attest_record {
+    const char *device;
+    int64_t at_ms;       /* wall clock, milliseconds */
+    bool accepted;
+    const char *result;  /* iat_result_name() */
+    const char *reason;  /* iat_reason() text */
+    const char *claims_json; /* the decoded claims (never secrets), or NULL */
+    const char *peer;
+};
+
+/* Appends verdicts in one transaction and keeps the newest `keep` per device. */
+int registry_history_add(struct registry *r, const struct attest_record *recs, size_t n,
+                         unsigned keep);
+/* Calls fn for the newest `limit` verdicts of a device, newest first. */
+int registry_history_list(struct registry *r, const char *id, unsigned limit,
+                          int (*fn)(const struct attest_record *rec, void *arg), void *arg);
+
 /* Changes whenever another connection commits to the file (PRAGMA data_version). */
 int64_t registry_data_version(struct registry *r);
 
-/* Wipes the PSK and frees the owned strings. */
+/* Stores the IAK (32, 48 or 64 bytes) and the instance ID derived from it. */
+int registry_set_iak(struct registry *r, const char *id, const uint8_t *iak, size_t len);
+int registry_set_iat_profile(struct registry *r, const char *id, enum iat_profile p);
+
+/* Wipes the PSK and the IAK and frees the owned strings. */
 void device_clear(struct device *d);
 
 /* Validation shared by the CLI, imports and the TLS layer. */
@@ -76,5 +128,6 @@ const char *device_role_name(enum device_role role);
 int device_role_parse(const char *s); /* -1 if unknown */
 const char *attest_policy_name(enum attest_policy p);
 int attest_policy_parse(const char *s); /* -1 if unknown; "default" is ATTEST_DEFAULT */
+int iat_profile_parse(const char *s);   /* auto|legacy|psa2, -1 if unknown */
 
 #endif
