@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  libssl-dev openssl libsqlite3-dev sqlite3 libconfig-dev libcbor-dev
+  libssl-dev openssl libsqlite3-dev sqlite3 libconfig-dev libcbor-dev libjansson-dev
   libcmocka-dev mosquitto mosquitto-clients libmosquitto-dev gnutls-bin
   procps iproute2
 )

@@ -46,7 +46,8 @@ M1=$(psk_of monitor-1 monitor)
 "$PSAGW" device list --registry "$REG"
 
 say "Starting the gateway (TLS-PSK listener on a free loopback port)"
-"$PSAGW" serve --registry "$REG" --listen 127.0.0.1:0 --log-level info 2>"$LOG" &
+"$PSAGW" serve --registry "$REG" --listen 127.0.0.1:0 --log-level info \
+  --attestation-default optional 2>"$LOG" &
 GW=$!
 for _ in $(seq 1 100); do grep -q "event=started" "$LOG" && break; sleep 0.05; done
 PORT=$(grep 'event=listening' "$LOG" | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')

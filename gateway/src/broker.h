@@ -15,6 +15,7 @@
 #include "config.h"
 #include "loop.h"
 #include "metrics.h"
+#include "psagw/iat.h"
 #include "psagw/mqtt.h"
 #include "registry.h"
 
@@ -67,6 +68,21 @@ struct principal {
     char **acl_sub;
 };
 
+/* A device's attestation material and, while an exchange runs, its nonce (attest.c). Lives
+ * only from the handshake (or a re-authentication request) to the verdict, then is wiped. */
+struct attest_state {
+    uint8_t iak[DEVICE_IAK_MAX];
+    size_t iak_len;
+    uint8_t instance_id[IAT_INSTANCE_ID_SIZE];
+    enum iat_profile profile;
+    uint8_t nonce[64];
+    size_t nonce_len;
+    uint8_t *connect; /* the CONNECT, kept to finish it after the verdict (initial exchange) */
+    size_t connect_len;
+    bool in_exchange;
+    uint64_t started_us;
+};
+
 enum conn_state {
     CONN_TLS_HANDSHAKE,
     CONN_WAIT_CONNECT,
@@ -93,6 +109,10 @@ struct conn {
     struct principal who;
     bool have_identity; /* set by the TLS PSK callbacks */
     bool resumed;       /* the handshake used one of our session tickets */
+    struct attest_state *att; /* see struct attest_state; NULL most of the time */
+    bool auth_psa_iat;        /* CONNECT carried Authentication Method PSA-IAT */
+    bool attested;            /* the last verdict on this connection was "accepted" */
+    struct loop_timer att_timer; /* re-attestation deadline / interval */
     const char *psk_refusal; /* why the PSK callback refused, for the handshake failure log */
     uint8_t psk_fp[8];  /* SHA-256 prefix of the PSK used, bound into session tickets */
     uint64_t last_rx_ms;
@@ -194,6 +214,7 @@ struct gateway {
     uint64_t match_gen;
     struct loop_timer stats_timer; /* on worker 0 */
     struct metrics metrics;
+    struct attest_ctx *attest;
     _Atomic bool shutting_down;
 };
 
@@ -210,6 +231,24 @@ int gateway_run(struct gateway *gw);
 void gateway_free(struct gateway *gw);
 /* The registry lookup the TLS callbacks use: fills *d for an active (not revoked) device. */
 int gateway_lookup_device(struct worker *w, const char *id, struct device *d, const char **why);
+
+/* attest.c: the attestation verifier's glue (policy, reference values, verdicts). */
+#define ATTEST_METHOD "PSA-IAT"
+struct attest_ctx;
+int attest_init(struct gateway *gw, char *err, size_t errlen);
+void attest_free(struct gateway *gw);
+/* Copies a device's IAK into a new c->att (nothing if the device has none). */
+void attest_keys_from_device(struct conn *c, const struct device *d);
+void attest_state_free(struct conn *c);
+uint64_t attest_clock_us(void); /* monotonic */
+/* Verifies a token for connection c; fills *tok and writes the reason text (no secrets). */
+enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
+                              struct iat_token *tok, char *reason, size_t reason_cap);
+/* Reloads reference values after a registry change; writes queued verdicts (worker 0). */
+void attest_registry_changed(struct gateway *gw);
+void attest_flush_history(struct gateway *gw);
+/* Logs the per-reason refusal counters (with the stats line). */
+void attest_log_stats(struct gateway *gw);
 
 /* tls.c */
 SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l, char *err,
@@ -241,13 +280,22 @@ void conn_touch(struct conn *c); /* a packet arrived: push the keep-alive deadli
 
 /* handle_*.c: one per protocol step. */
 void handle_packet(struct conn *c, const uint8_t *buf, size_t len);
-void handle_connect(struct conn *c, const struct mqtt_connect *p);
+void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,
+                    size_t raw_len);
 void handle_publish(struct conn *c, struct mqtt_publish *p);
 void handle_puback(struct conn *c, const struct mqtt_ack *a);
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a);
 void handle_subscribe(struct conn *c, const struct mqtt_subscribe *s);
 void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *s);
 void handle_auth(struct conn *c, const struct mqtt_reason_packet *a);
+/* The end of CONNECT once any authentication is done: session, CONNACK (handle_connect.c). */
+void connect_accept(struct conn *c, const struct mqtt_connect *p);
+/* Starts the PSA-IAT challenge for a CONNECT that carries the method (handle_auth.c). */
+void auth_begin(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw, size_t len);
+/* (Re)starts the re-attestation interval after a good verdict (handle_auth.c). */
+void auth_arm_reattest(struct conn *c);
+/* Refuses a CONNECT with a CONNACK reason and closes (handle_connect.c). */
+void connect_refuse(struct conn *c, uint8_t reason, const char *why);
 void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d);
 
 /* acl.c */

@@ -18,8 +18,13 @@ void config_defaults(struct config *c)
     memset(c, 0, sizeof(*c));
     snprintf(c->registry, sizeof(c->registry), "%s", CONFIG_DEFAULT_REGISTRY);
     c->log_level = LOG_INFO;
-    /* Until the attestation verifier lands, "optional" keeps plain MQTT clients working. */
-    c->attestation_default = ATTEST_OPTIONAL;
+    c->attestation_default = ATTEST_REQUIRED;
+    c->attest.nonce_size = 32;
+    c->attest.deadline = 10;
+    c->attest.lifecycle_mask = IAT_LC_BIT(IAT_LC_SECURED);
+    c->attest.profile_mask = 1u << IAT_PROFILE_LEGACY | 1u << IAT_PROFILE_PSA2;
+    c->attest.alg_mask = 1u << IAT_ALG_HMAC256 | 1u << IAT_ALG_HMAC384 | 1u << IAT_ALG_HMAC512;
+    c->attest.history_per_device = 20;
     c->max_packet_size = 1u << 20;
     c->receive_maximum = 64;
     c->topic_alias_maximum = 16;
@@ -199,6 +204,81 @@ static int get_patterns(struct reader *r, const config_setting_t *g, const char 
     return 0;
 }
 
+/* A list of names mapped to bits: e.g. lifecycles = ["secured", "non_psa_rot_debug"]. */
+struct name_bit {
+    const char *name;
+    uint32_t bit;
+};
+
+static int get_name_set(struct reader *r, const config_setting_t *g, const char *key,
+                        const struct name_bit *names, const char *expect, uint32_t *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    if (!s)
+        return 0;
+    if (!config_setting_is_aggregate(s) || config_setting_length(s) == 0)
+        return fail(r, s, expect);
+    uint32_t mask = 0;
+    for (int i = 0; i < config_setting_length(s); i++) {
+        const char *v = config_setting_get_string_elem(s, i);
+        const struct name_bit *n = names;
+        while (v && n->name && strcmp(n->name, v) != 0)
+            n++;
+        if (!v || !n->name)
+            return fail(r, s, expect);
+        mask |= n->bit;
+    }
+    *out = mask;
+    return 0;
+}
+
+static int read_attestation(struct reader *r, struct config *c, const config_setting_t *g)
+{
+    static const char *const keys[] = {
+        "default", "nonce_size", "deadline", "lifecycles", "profiles", "algorithms",
+        "require_known_implementation", "require_known_measurements", "reattest_interval",
+        "history_per_device", NULL};
+    static const struct name_bit lifecycles[] = {
+        {"secured", IAT_LC_BIT(IAT_LC_SECURED)},
+        {"non_psa_rot_debug", IAT_LC_BIT(IAT_LC_NON_PSA_ROT_DEBUG)},
+        {NULL, 0}};
+    static const struct name_bit profiles[] = {{"legacy", 1u << IAT_PROFILE_LEGACY},
+                                               {"psa2", 1u << IAT_PROFILE_PSA2},
+                                               {NULL, 0}};
+    static const struct name_bit algs[] = {{"hmac256", 1u << IAT_ALG_HMAC256},
+                                           {"hmac384", 1u << IAT_ALG_HMAC384},
+                                           {"hmac512", 1u << IAT_ALG_HMAC512},
+                                           {NULL, 0}};
+    struct attest_config *a = &c->attest;
+    char policy[16] = "";
+    if (!config_setting_is_group(g))
+        return fail(r, g, "must be a group: attestation = { ... };");
+    if (check_keys(r, g, keys) || get_str(r, g, "default", policy, sizeof(policy)) ||
+        get_uint(r, g, "nonce_size", 32, 64, &a->nonce_size) ||
+        get_uint(r, g, "deadline", 1, 300, &a->deadline) ||
+        get_name_set(r, g, "lifecycles", lifecycles,
+                     "must list \"secured\" and/or \"non_psa_rot_debug\"", &a->lifecycle_mask) ||
+        get_name_set(r, g, "profiles", profiles, "must list \"legacy\" and/or \"psa2\"",
+                     &a->profile_mask) ||
+        get_name_set(r, g, "algorithms", algs,
+                     "must list some of \"hmac256\", \"hmac384\", \"hmac512\"", &a->alg_mask) ||
+        get_bool(r, g, "require_known_implementation", &a->require_known_implementation) ||
+        get_bool(r, g, "require_known_measurements", &a->require_known_measurements) ||
+        get_uint(r, g, "reattest_interval", 0, 604800, &a->reattest_interval) ||
+        get_uint(r, g, "history_per_device", 1, 10000, &a->history_per_device))
+        return -1;
+    if (a->nonce_size != 32 && a->nonce_size != 48 && a->nonce_size != 64)
+        return fail(r, config_setting_get_member(g, "nonce_size"), "must be 32, 48 or 64");
+    if (*policy) {
+        int p = attest_policy_parse(policy);
+        if (p <= ATTEST_DEFAULT)
+            return fail(r, config_setting_get_member(g, "default"),
+                        "must be required, optional or off");
+        c->attestation_default = (enum attest_policy)p;
+    }
+    return 0;
+}
+
 static int read_listener(struct reader *r, struct config *c, const config_setting_t *s)
 {
     static const char *const keys[] = {"address", "type", "tls13", "allow_null_cipher",
@@ -242,7 +322,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     static const char *const root_keys[] = {
         "registry", "log_level", "attestation_default", "allow_anonymous", "anonymous_acl",
-        "listeners", "mqtt", "tls", "stats_interval", "workers", NULL};
+        "listeners", "mqtt", "tls", "stats_interval", "workers", "attestation", NULL};
     static const char *const mqtt_keys[] = {
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_inflight_messages", "connect_timeout",
@@ -290,6 +370,13 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         }
         c->attestation_default = (enum attest_policy)p;
     }
+    config_setting_t *att = config_setting_get_member(root, "attestation");
+    if (att && *policy && config_setting_get_member(att, "default")) {
+        fail(&r, att, "give attestation_default or attestation.default, not both");
+        goto out;
+    }
+    if (att && read_attestation(&r, c, att))
+        goto out;
     config_setting_t *acl = config_setting_get_member(root, "anonymous_acl");
     if (acl && (check_keys(&r, acl, acl_keys) ||
                 get_patterns(&r, acl, "publish", &c->anonymous_acl_pub) ||

@@ -37,11 +37,31 @@ struct listener_config {
     char ciphersuites[256];    /* TLS 1.3 cipher suites */
 };
 
+/* Attestation policy beyond the per-device required/optional/off (docs/attestation.md). */
+struct attest_config {
+    uint32_t nonce_size;        /* 32, 48 or 64 */
+    uint32_t deadline;          /* seconds from challenge to token */
+    uint32_t lifecycle_mask;    /* IAT_LC_BIT()s accepted */
+    uint32_t profile_mask;      /* bit per enum iat_profile accepted (LEGACY, PSA2) */
+    uint32_t alg_mask;          /* bit per COSE alg accepted (5, 6, 7) */
+    bool require_known_implementation;
+    bool require_known_measurements;
+    uint32_t reattest_interval; /* seconds; 0: fresh evidence is never demanded */
+    uint32_t history_per_device;
+};
+
+/* Settings a command-line flag gave: a reload of the file keeps them (flags win). */
+#define CONFIG_FLAG_LOG_LEVEL 1u
+#define CONFIG_FLAG_ATTESTATION_DEFAULT 2u
+#define CONFIG_FLAG_ALLOW_ANONYMOUS 4u
+
 struct config {
     char path[4096]; /* the file read, "" if none */
+    unsigned from_flags;
     char registry[4096];
     int log_level;
     enum attest_policy attestation_default;
+    struct attest_config attest;
     bool allow_anonymous;
     char *anonymous_acl_pub; /* newline-separated patterns, NULL if none; owned */
     char *anonymous_acl_sub;

@@ -540,6 +540,8 @@ void conn_close(struct conn *c, int reason, const char *reason_string)
     close(c->io.fd);
     loop_timer_cancel(w->loop, &c->timer);
     loop_timer_cancel(w->loop, &c->resume);
+    loop_timer_cancel(w->loop, &c->att_timer);
+    attest_state_free(c);
     if (c->prev)
         c->prev->next = c->next;
     else

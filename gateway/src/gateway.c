@@ -243,9 +243,14 @@ static void reload(struct gateway *gw)
     /* listeners, workers and the registry path need a restart; everything else applies now */
     broker_lock(gw);
     config_free(&gw->cfg);
-    gw->cfg.log_level = next.log_level;
-    gw->cfg.attestation_default = next.attestation_default;
-    gw->cfg.allow_anonymous = next.allow_anonymous;
+    /* what a flag set stays as the flag set it */
+    if (!(gw->cfg.from_flags & CONFIG_FLAG_LOG_LEVEL))
+        gw->cfg.log_level = next.log_level;
+    if (!(gw->cfg.from_flags & CONFIG_FLAG_ATTESTATION_DEFAULT))
+        gw->cfg.attestation_default = next.attestation_default;
+    if (!(gw->cfg.from_flags & CONFIG_FLAG_ALLOW_ANONYMOUS))
+        gw->cfg.allow_anonymous = next.allow_anonymous;
+    gw->cfg.attest = next.attest;
     gw->cfg.anonymous_acl_pub = next.anonymous_acl_pub;
     gw->cfg.anonymous_acl_sub = next.anonymous_acl_sub;
     gw->cfg.max_packet_size = next.max_packet_size;
@@ -311,6 +316,7 @@ static void stats_tick(struct loop *l, struct loop_timer *t)
     struct gateway *gw = container_of(t, struct gateway, stats_timer);
     broker_lock(gw);
     metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
+    attest_log_stats(gw);
     broker_unlock(gw);
     if (gw->cfg.stats_interval)
         loop_timer_start(l, t, (uint64_t)gw->cfg.stats_interval * 1000u, stats_tick);
@@ -326,9 +332,12 @@ static void worker_tick(struct loop *l, struct loop_timer *t)
     pthread_mutex_lock(&gw->reg_lock);
     int64_t v = registry_data_version(gw->reg);
     pthread_mutex_unlock(&gw->reg_lock);
-    if (v != gw->registry_version)
+    if (v != gw->registry_version) {
+        attest_registry_changed(gw);
         tell_workers(gw, false, true);
+    }
     gw->registry_version = v;
+    attest_flush_history(gw); /* our own commits do not move data_version */
     loop_timer_start(l, t, 1000, worker_tick);
 }
 
@@ -413,6 +422,8 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     if (registry_open(cfg->registry, true, &gw->reg, err, errlen) != REG_OK)
         return -1;
     gw->registry_version = registry_data_version(gw->reg);
+    if (attest_init(gw, err, errlen) != 0)
+        return -1;
     gw->subs_root = tree_new();
     gw->retained_root = tree_new();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -520,6 +531,7 @@ void gateway_free(struct gateway *gw)
             close(w->wake_io.fd);
         loop_free(w->loop);
     }
+    attest_free(gw); /* writes the verdicts still queued */
     registry_close(gw->reg);
     current_worker = NULL;
     for (size_t b = 0; b < gw->session_buckets; b++)

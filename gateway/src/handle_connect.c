@@ -15,6 +15,8 @@
 #include "broker.h"
 #include "log.h"
 
+#define REATTEST_KEY "psa-iat-reattest-interval"
+
 static uint8_t v3_code(uint8_t reason)
 {
     switch (reason) {
@@ -34,7 +36,7 @@ static uint8_t v3_code(uint8_t reason)
 }
 
 /* Refuses the CONNECT with a CONNACK carrying the reason, then closes. */
-static void refuse(struct conn *c, uint8_t reason, const char *why)
+void connect_refuse(struct conn *c, uint8_t reason, const char *why)
 {
     struct mqtt_props props = {0};
     if (c->version == MQTT_V5 && why) {
@@ -48,6 +50,23 @@ static void refuse(struct conn *c, uint8_t reason, const char *why)
               mqtt_reason_name(reason), why);
     conn_send_connack(c, false, c->version == MQTT_V5 ? reason : v3_code(reason), &props);
     conn_close(c, -1, NULL);
+}
+
+/* One User Property (section 3.1.2.11.8) as a raw property block; buf must hold
+ * 5 + strlen(key) + strlen(value) bytes. */
+static struct mqtt_bytes user_property(uint8_t *buf, const char *key, const char *value)
+{
+    size_t k = strlen(key), v = strlen(value), n = 0;
+    buf[n++] = MQTT_PROP_USER_PROPERTY;
+    buf[n++] = (uint8_t)(k >> 8);
+    buf[n++] = (uint8_t)k;
+    memcpy(buf + n, key, k);
+    n += k;
+    buf[n++] = (uint8_t)(v >> 8);
+    buf[n++] = (uint8_t)v;
+    memcpy(buf + n, value, v);
+    n += v;
+    return (struct mqtt_bytes){buf, n};
 }
 
 static void keepalive_check(struct loop *l, struct loop_timer *t)
@@ -70,35 +89,31 @@ static struct msg *make_will(struct conn *c, const struct mqtt_connect *p)
                    c->version == MQTT_V5 ? &p->will_props : NULL, loop_clock_ms());
 }
 
-void handle_connect(struct conn *c, const struct mqtt_connect *p)
+void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,
+                    size_t raw_len)
 {
     struct gateway *gw = c->gw;
     c->version = p->version;
     char idbuf[DEVICE_ID_MAX + 1];
-    bool assigned = false;
 
     if (c->ssl) {
-        /* the device's identity is the PSK identity; nobody speaks for another device */
-        if (p->client_id.len == 0) {
-            snprintf(idbuf, sizeof(idbuf), "%s", c->who.id);
-            assigned = true;
-        } else if (p->client_id.len != strlen(c->who.id) ||
-                   memcmp(p->client_id.data, c->who.id, p->client_id.len) != 0) {
-            refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id must equal the PSK identity");
+        /* the device's identity is the PSK identity; nobody speaks for another device (an
+         * empty client id is given the identity, in connect_accept) */
+        if (p->client_id.len != 0 && (p->client_id.len != strlen(c->who.id) ||
+                                      memcmp(p->client_id.data, c->who.id, p->client_id.len))) {
+            connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id must equal the PSK identity");
             return;
-        } else {
-            snprintf(idbuf, sizeof(idbuf), "%s", c->who.id);
         }
         /* role and ACL came with the PSK from the registry during the handshake (tls.c) */
     } else {
         if (!gw->cfg.allow_anonymous) {
-            refuse(c, MQTT_RC_NOT_AUTHORIZED, "anonymous clients are not allowed");
+            connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "anonymous clients are not allowed");
             return;
         }
         if (p->client_id.len == 0) {
             if (p->version == MQTT_V311 && !p->clean_start) {
                 /* 3.1.1 section 3.1.3.1: an empty id needs clean session */
-                refuse(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id needs clean session");
+                connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id needs clean session");
                 return;
             }
             uint8_t r[8];
@@ -106,9 +121,8 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
             int n = snprintf(idbuf, sizeof(idbuf), "auto-");
             for (size_t i = 0; i < sizeof(r); i++)
                 n += snprintf(idbuf + n, sizeof(idbuf) - (size_t)n, "%02x", r[i]);
-            assigned = true;
         } else if (p->client_id.len > DEVICE_ID_MAX) {
-            refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id too long");
+            connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id too long");
             return;
         } else {
             memcpy(idbuf, p->client_id.data, p->client_id.len);
@@ -116,36 +130,61 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         }
         memcpy(c->who.id, idbuf, sizeof(c->who.id)); /* before the ACL: %c needs it */
         if (acl_principal_init(&c->who, NULL, &gw->cfg) != 0) {
-            refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
             return;
         }
     }
 
     if (p->will) {
         if (!mqtt_topic_name_valid(p->will_topic.data, p->will_topic.len)) {
-            refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic is not a valid topic name");
+            connect_refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic is not a valid topic name");
             return;
         }
         if (!acl_may_publish(&c->who, (const char *)p->will_topic.data, p->will_topic.len)) {
             gw->metrics.acl_denied_publish++;
-            refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed by the ACL");
+            connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed by the ACL");
             return;
         }
     }
 
-    /* Attestation (WIRE.md section 3). The CONNECT path is ready for an AUTH exchange
-     * (CONN_AUTHENTICATING); no method is implemented yet, so a client offering one is told so,
-     * and a device whose policy requires attestation cannot be admitted. */
+    /* Attestation (WIRE.md section 3, docs/attestation.md): the device's policy decides. */
     enum attest_policy policy = c->who.attestation == ATTEST_DEFAULT ? gw->cfg.attestation_default
                                                                      : c->who.attestation;
     if (c->version == MQTT_V5 && mqtt_props_has(&p->props, MQTT_PROP_AUTH_METHOD)) {
-        refuse(c, MQTT_RC_BAD_AUTH_METHOD, "authentication method not supported");
+        const struct mqtt_bytes *m = &p->props.auth_method;
+        if (m->len != strlen(ATTEST_METHOD) || memcmp(m->data, ATTEST_METHOD, m->len) != 0) {
+            connect_refuse(c, MQTT_RC_BAD_AUTH_METHOD,
+                           "authentication method not supported (only PSA-IAT)");
+            return;
+        }
+        if (c->who.anonymous) {
+            connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
+                           "attestation needs a TLS-PSK device identity");
+            return;
+        }
+        c->auth_psa_iat = true;
+        if (policy != ATTEST_OFF) {
+            auth_begin(c, p, raw, raw_len);
+            return;
+        }
+        /* policy off: the device is not challenged; the CONNACK still names the method */
+    } else if (policy == ATTEST_REQUIRED && !c->who.anonymous) {
+        connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
+                       c->version == MQTT_V5
+                           ? "attestation required (authentication method PSA-IAT)"
+                           : "attestation required (MQTT 5 with authentication method PSA-IAT)");
         return;
     }
-    if (policy == ATTEST_REQUIRED && !c->who.anonymous) {
-        refuse(c, MQTT_RC_NOT_AUTHORIZED, "attestation required");
-        return;
-    }
+    attest_state_free(c); /* not attesting: the IAK is not needed */
+    connect_accept(c, p);
+}
+
+void connect_accept(struct conn *c, const struct mqtt_connect *p)
+{
+    struct gateway *gw = c->gw;
+    char idbuf[DEVICE_ID_MAX + 1];
+    bool assigned = p->client_id.len == 0;
+    snprintf(idbuf, sizeof(idbuf), "%s", c->who.id);
 
     /* limits the client asked for */
     c->keep_alive = p->keep_alive;
@@ -206,7 +245,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
     } else {
         s = session_create(gw, idbuf, c->who.anonymous);
         if (!s) {
-            refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
             return;
         }
     }
@@ -225,6 +264,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
     }
 
     struct mqtt_props props = {0};
+    uint8_t reattest_prop[5 + sizeof(REATTEST_KEY) + 12];
     if (c->version == MQTT_V5) {
         mqtt_props_set(&props, MQTT_PROP_RECEIVE_MAX);
         props.receive_max = gw->cfg.receive_maximum;
@@ -253,20 +293,35 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
             mqtt_props_set(&props, MQTT_PROP_SESSION_EXPIRY);
             props.session_expiry = expiry;
         }
+        if (c->auth_psa_iat) {
+            /* section 3.2.2.3.17: the CONNACK carries the CONNECT's method */
+            mqtt_props_set(&props, MQTT_PROP_AUTH_METHOD);
+            props.auth_method = (struct mqtt_bytes){(const uint8_t *)ATTEST_METHOD,
+                                                    strlen(ATTEST_METHOD)};
+        }
+        if (c->attested && gw->cfg.attest.reattest_interval) {
+            /* tells the device how often fresh evidence is due (a user property, as MQTT 5
+             * has no field for it) */
+            char secs[12];
+            snprintf(secs, sizeof(secs), "%u", gw->cfg.attest.reattest_interval);
+            props.raw = user_property(reattest_prop, REATTEST_KEY, secs);
+            props.n_user = 1;
+        }
     }
     c->state = CONN_CONNECTED;
     conn_send_connack(c, present, MQTT_RC_SUCCESS, &props);
-    loop_timer_cancel(c->w->loop, &c->timer); /* the connect deadline */
+    loop_timer_cancel(c->w->loop, &c->timer); /* the connect (or attestation) deadline */
+    auth_arm_reattest(c);
     if (c->keep_alive)
         loop_timer_start(c->w->loop, &c->timer, (uint64_t)c->keep_alive * 1500u,
                          keepalive_check);
     gw->metrics.mqtt_connects_ok++;
     char safe[LOG_SAFE_MAX];
     log_event(LOG_INFO, "connect", "peer=%s id=%s role=%s mqtt=%s clean_start=%d "
-                               "session_present=%d keep_alive=%u will=%d tls=%s",
+                               "session_present=%d keep_alive=%u will=%d tls=%s attested=%d",
               c->peer, log_safe(s->id, strlen(s->id), safe, sizeof(safe)),
               c->who.anonymous ? "anonymous" : device_role_name(c->who.role),
               c->version == MQTT_V5 ? "5.0" : "3.1.1", p->clean_start, present, c->keep_alive,
-              p->will, c->ssl ? SSL_get_version(c->ssl) : "none");
+              p->will, c->ssl ? SSL_get_version(c->ssl) : "none", c->attested);
     session_flush(gw, s);
 }

@@ -1,5 +1,5 @@
 /*
- * handle_control.c: packet dispatch, PINGREQ, DISCONNECT and AUTH.
+ * handle_control.c: packet dispatch, PINGREQ and DISCONNECT (AUTH: handle_auth.c).
  *
  * Decoding errors end the connection with 0x81 (malformed) or 0x82 (protocol error), as
  * section 4.13 asks; a packet that is valid but out of place (a second CONNECT, anything
@@ -69,7 +69,7 @@ void handle_packet(struct conn *c, const uint8_t *buf, size_t len)
             protocol_error(c, "second CONNECT");
             return;
         }
-        handle_connect(c, &p.u.connect);
+        handle_connect(c, &p.u.connect, buf, len);
         return;
     case MQTT_PUBLISH:
         handle_publish(c, &p.u.publish);
@@ -125,12 +125,4 @@ void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d)
     }
     c->graceful = true;
     conn_close(c, d->reason, NULL);
-}
-
-void handle_auth(struct conn *c, const struct mqtt_reason_packet *a)
-{
-    (void)a;
-    /* No authentication method is offered yet (see handle_connect.c), so an AUTH can only be
-     * a protocol error: section 4.12 requires the method of the CONNECT. */
-    protocol_error(c, "AUTH without an authentication method");
 }

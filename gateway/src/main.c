@@ -116,8 +116,10 @@ static int cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < n_plain; i++)
         if (config_add_listener(&cfg, plain[i], LISTENER_PLAIN, err, sizeof(err)) != 0)
             goto bad;
-    if (anonymous)
+    if (anonymous) {
         cfg.allow_anonymous = true;
+        cfg.from_flags |= CONFIG_FLAG_ALLOW_ANONYMOUS;
+    }
     if (registry)
         snprintf(cfg.registry, sizeof(cfg.registry), "%s", registry);
     if (policy) {
@@ -128,6 +130,7 @@ static int cmd_serve(int argc, char **argv)
             goto bad;
         }
         cfg.attestation_default = (enum attest_policy)p;
+        cfg.from_flags |= CONFIG_FLAG_ATTESTATION_DEFAULT;
     }
     if (level) {
         int lv = log_level_parse(level);
@@ -136,6 +139,7 @@ static int cmd_serve(int argc, char **argv)
             goto bad;
         }
         cfg.log_level = lv;
+        cfg.from_flags |= CONFIG_FLAG_LOG_LEVEL;
     }
     if (workers) {
         char *end;

@@ -31,7 +31,11 @@
     X(messages_expired)                                                                           \
     X(wills_published)                                                                            \
     X(sessions_expired)                                                                           \
-    X(revoked_disconnects)
+    X(revoked_disconnects)                                                                        \
+    X(attestations_accepted)                                                                      \
+    X(attestations_refused)                                                                       \
+    X(attestation_timeouts)                                                                       \
+    X(reattestations)
 
 struct metrics {
 #define X(name) _Atomic uint64_t name; /* incremented from every worker */

@@ -80,6 +80,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
         n = (unsigned int)d.psk_len;
         psk_fingerprint(d.psk, d.psk_len, c->psk_fp);
         c->have_identity = true;
+        attest_keys_from_device(c, &d); /* kept until CONNECT decides on attestation */
     }
     device_clear(&d);
     return n;
@@ -133,6 +134,8 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
         return SSL_TICKET_RETURN_IGNORE_RENEW;
     }
     int rc = acl_principal_init(&c->who, &d, &c->gw->cfg);
+    if (rc == 0)
+        attest_keys_from_device(c, &d);
     device_clear(&d);
     if (rc != 0)
         return SSL_TICKET_RETURN_IGNORE_RENEW;

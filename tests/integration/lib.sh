@@ -34,7 +34,7 @@ ok() { echo "ok - $*"; }
 start_gateway() {
   : > "$GW_LOG"
   "$PSAGW" serve --registry "$REG" --listen 127.0.0.1:0 --listen-plain 127.0.0.1:0 \
-    --workers 2 --log-level debug "$@" 2>>"$GW_LOG" &
+    --workers 2 --log-level debug --attestation-default optional "$@" 2>>"$GW_LOG" &
   GW_PID=$!
   for _ in $(seq 1 100); do
     grep -q "event=started" "$GW_LOG" 2>/dev/null && break
