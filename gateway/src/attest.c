@@ -353,13 +353,13 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
     char safe[LOG_SAFE_MAX];
     log_event(r == IAT_OK ? LOG_INFO : LOG_WARN, "attestation",
               "peer=%s id=%s verdict=%s result=%s reason=\"%s\" profile=%s lifecycle=%s "
-              "client_id=%lld implementation_id=%s instance_id=%s alg=%d took_ms=%llu",
+              "client_id=%lld implementation_id=%s instance_id=%s alg=%d exchange_us=%llu",
               c->peer, log_safe(c->who.id, strlen(c->who.id), safe, sizeof(safe)),
               r == IAT_OK ? "accepted" : "refused", iat_result_name(r), reason,
               claims_valid ? iat_profile_name(tok->claims.profile) : "-",
               claims_valid ? iat_lifecycle_name(tok->claims.lifecycle) : "-",
               claims_valid ? (long long)tok->claims.client_id : 0LL, impl, iid, tok->alg,
-              (unsigned long long)(took_us / 1000u));
+              (unsigned long long)took_us);
     queue_verdict(gw, c, r, reason, tok, claims_valid);
     return r;
 }

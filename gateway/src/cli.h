@@ -2,9 +2,22 @@
 #ifndef PSAGW_CLI_H
 #define PSAGW_CLI_H
 
+#include <stdbool.h>
+
 #include "psagw/mqtt.h"
+
+struct registry;
 
 /* `psagw device ...`: argv[0] is "device". Returns the process exit code. */
 int cmd_device(int argc, char **argv);
+/* `psagw refval ...`: attestation reference values in the registry. */
+int cmd_refval(int argc, char **argv);
+/* `psagw iat verify|show|create ...`: token tools. */
+int cmd_iat(int argc, char **argv);
+
+/* Opens the registry named by --registry, else by the config file (--config or the default
+ * one), else the default path; prints why it cannot, prefixed with `who`. */
+struct registry *cli_open_registry(const char *registry, const char *config, bool create,
+                                   const char *who);
 
 #endif

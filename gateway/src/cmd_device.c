@@ -97,21 +97,22 @@ static int read_psk_file(const char *path, uint8_t *psk, size_t *len)
 }
 
 /* --registry, else the config file's registry, else the default path. */
-static int resolve_registry(const struct device_opts *o, char *out, size_t cap)
+static int resolve_registry(const char *registry, const char *config, const char *who, char *out,
+                            size_t cap)
 {
-    if (o->registry) {
-        snprintf(out, cap, "%s", o->registry);
+    if (registry) {
+        snprintf(out, cap, "%s", registry);
         return 0;
     }
     struct config cfg;
     config_defaults(&cfg);
-    const char *path = o->config;
+    const char *path = config;
     if (!path && access(CONFIG_DEFAULT_PATH, R_OK) == 0)
         path = CONFIG_DEFAULT_PATH;
     if (path) {
         char err[1024];
         if (config_load(&cfg, path, err, sizeof(err)) != 0) {
-            fprintf(stderr, "psagw device: %s\n", err);
+            fprintf(stderr, "%s: %s\n", who, err);
             config_free(&cfg);
             return -1;
         }
@@ -121,10 +122,11 @@ static int resolve_registry(const struct device_opts *o, char *out, size_t cap)
     return 0;
 }
 
-static struct registry *open_registry(const struct device_opts *o, bool create)
+struct registry *cli_open_registry(const char *registry, const char *config, bool create,
+                                   const char *who)
 {
     char path[4096], err[1024];
-    if (resolve_registry(o, path, sizeof(path)) != 0)
+    if (resolve_registry(registry, config, who, path, sizeof(path)) != 0)
         return NULL;
     if (create) {
         /* make the parent directory for the default location, private */
@@ -138,10 +140,15 @@ static struct registry *open_registry(const struct device_opts *o, bool create)
     }
     struct registry *r = NULL;
     if (registry_open(path, create, &r, err, sizeof(err)) != REG_OK) {
-        fprintf(stderr, "psagw device: %s\n", err);
+        fprintf(stderr, "%s: %s\n", who, err);
         return NULL;
     }
     return r;
+}
+
+static struct registry *open_registry(const struct device_opts *o, bool create)
+{
+    return cli_open_registry(o->registry, o->config, create, "psagw device");
 }
 
 static int device_add(struct device_opts *o, const char *id)

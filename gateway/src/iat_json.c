@@ -317,3 +317,119 @@ int iat_claims_from_json(const json_t *o, struct iat_claims *c, struct iat_claim
     c->profile = prof && strcmp(prof, "psa2") == 0 ? IAT_PROFILE_PSA2 : IAT_PROFILE_LEGACY;
     return 0;
 }
+
+/* ---- Reference values ------------------------------------------------------------------- */
+
+static int refval_entry(const json_t *e, enum refval_kind kind, size_t i, struct refval *rv,
+                        char *err, size_t errlen)
+{
+    const char *what = kind == REFVAL_IMPLEMENTATION ? "implementation_ids" : "measurements";
+    memset(rv, 0, sizeof(*rv));
+    rv->kind = kind;
+    const char *value = json_string_value(e);
+    if (!value && json_is_object(e)) {
+        static const char *const keys[] = {"value", "signer_id", "type", "label", NULL};
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)e, k, v) {
+            size_t n = 0;
+            if (strcmp(k, "id") == 0 && json_is_integer(v))
+                continue; /* as `refval list --json` writes it; a new id is given */
+            while (keys[n] && strcmp(keys[n], k) != 0)
+                n++;
+            if (!keys[n] || !json_is_string(v)) {
+                snprintf(err, errlen, "%s[%zu]: \"%s\" is not a known string field", what, i, k);
+                return -1;
+            }
+        }
+        value = json_string_value(json_object_get(e, "value"));
+        const char *signer = json_string_value(json_object_get(e, "signer_id"));
+        const char *type = json_string_value(json_object_get(e, "type"));
+        const char *label = json_string_value(json_object_get(e, "label"));
+        if (signer) {
+            if (kind == REFVAL_IMPLEMENTATION) {
+                snprintf(err, errlen, "%s[%zu]: an implementation ID has no signer_id", what, i);
+                return -1;
+            }
+            int n = hex_parse(signer, rv->signer_id, sizeof(rv->signer_id));
+            if (n <= 0) {
+                snprintf(err, errlen, "%s[%zu]: signer_id must be 1..64 bytes of hex", what, i);
+                return -1;
+            }
+            rv->signer_len = (size_t)n;
+        }
+        if ((type && strlen(type) >= sizeof(rv->type)) ||
+            (label && strlen(label) >= sizeof(rv->label))) {
+            snprintf(err, errlen, "%s[%zu]: type or label too long", what, i);
+            return -1;
+        }
+        snprintf(rv->type, sizeof(rv->type), "%s", type ? type : "");
+        snprintf(rv->label, sizeof(rv->label), "%s", label ? label : "");
+    }
+    int n = value ? hex_parse(value, rv->value, sizeof(rv->value)) : -1;
+    if (n <= 0 || (kind == REFVAL_MEASUREMENT && n < 32)) {
+        snprintf(err, errlen, "%s[%zu]: value must be hex (%s bytes)", what, i,
+                 kind == REFVAL_MEASUREMENT ? "32..64" : "1..64");
+        return -1;
+    }
+    rv->value_len = (size_t)n;
+    return 0;
+}
+
+int refvals_from_json(const json_t *o, int (*fn)(const struct refval *rv, void *arg), void *arg,
+                      char *err, size_t errlen)
+{
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "reference values must be a JSON object");
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        if (strcmp(k, "implementation_ids") != 0 && strcmp(k, "measurements") != 0) {
+            snprintf(err, errlen, "unknown member \"%s\" (expected implementation_ids, "
+                                  "measurements)", k);
+            return -1;
+        }
+        if (!json_is_array(v)) {
+            snprintf(err, errlen, "\"%s\" must be an array", k);
+            return -1;
+        }
+    }
+    static const struct {
+        const char *key;
+        enum refval_kind kind;
+    } lists[] = {{"implementation_ids", REFVAL_IMPLEMENTATION},
+                 {"measurements", REFVAL_MEASUREMENT}};
+    for (size_t l = 0; l < 2; l++) {
+        const json_t *arr = json_object_get(o, lists[l].key);
+        for (size_t i = 0; arr && i < json_array_size(arr); i++) {
+            struct refval rv;
+            if (refval_entry(json_array_get(arr, i), lists[l].kind, i, &rv, err, errlen) != 0)
+                return -1;
+            if (fn(&rv, arg) != 0) {
+                snprintf(err, errlen, "%s[%zu] refused", lists[l].key, i);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+json_t *refval_to_json(const struct refval *rv)
+{
+    json_t *o = json_object();
+    char hexbuf[129];
+    json_object_set_new(o, "id", json_integer(rv->id));
+    json_object_set_new(o, "value", json_string(hex_encode(rv->value, rv->value_len, hexbuf,
+                                                           sizeof(hexbuf))));
+    if (rv->signer_len)
+        json_object_set_new(o, "signer_id", json_string(hex_encode(rv->signer_id,
+                                                                   rv->signer_len, hexbuf,
+                                                                   sizeof(hexbuf))));
+    if (rv->type[0])
+        json_object_set_new(o, "type", json_string(rv->type));
+    if (rv->label[0])
+        json_object_set_new(o, "label", json_string(rv->label));
+    return o;
+}

@@ -30,3 +30,15 @@ int iat_claims_from_json(const json_t *obj, struct iat_claims *claims,
 void iat_claims_store_free(struct iat_claims_store *store);
 
 #endif
+
+/* ---- Reference values as JSON ------------------------------------------------------------
+ * { "implementation_ids": [ "HEX" | { "value": "HEX", "label": "..." }, ... ],
+ *   "measurements": [ { "value": "HEX", "signer_id": "HEX", "type": "NSPE",
+ *                       "label": "..." }, ... ] }
+ * The same shape is written by `psagw refval list --json` and read by `psagw refval import`,
+ * `psagw iat verify --refvals` and (later) the provisioning manifest's "refvals" member. */
+#include "registry.h"
+/* Calls fn for each entry; stops at the first error (message names the entry). */
+int refvals_from_json(const json_t *obj, int (*fn)(const struct refval *rv, void *arg),
+                      void *arg, char *err, size_t errlen);
+json_t *refval_to_json(const struct refval *rv);

@@ -25,12 +25,22 @@ static void usage(FILE *f)
             "  psagw device add ID --role sensor|monitor|custom\n"
             "              [--psk HEX | --psk-file FILE | --generate-psk]\n"
             "              [--attestation required|optional|off|default]\n"
+            "              [--iak HEX | --iak-file FILE] [--iat-profile auto|legacy|psa2]\n"
             "              [--acl-pub PATTERN]... [--acl-sub PATTERN]...\n"
             "  psagw device list | show ID | remove ID | revoke ID | unrevoke ID\n"
+            "  psagw device set-iak ID --iak HEX | --iak-file FILE [--iat-profile P]\n"
             "  psagw device import FILE [--role R] [--attestation A]   (mosquitto psk_file)\n"
+            "  psagw refval add --implementation HEX | --measurement HEX [--signer-id HEX]\n"
+            "              [--type T] [--label TEXT]\n"
+            "  psagw refval list [--json] | remove ID | import FILE.json\n"
+            "  psagw iat verify --key-hex HEX|--key-file F --nonce HEX [--profile P]\n"
+            "              [--lifecycle secured|secured+debug] [--refvals F] [--json] TOKEN\n"
+            "  psagw iat show [--json] TOKEN\n"
+            "  psagw iat create --key-hex HEX|--key-file F --nonce HEX --claims F.json\n"
+            "              [--profile legacy|psa2] [--alg hmac256|hmac384|hmac512] [--hex]\n"
             "  psagw version\n"
             "\n"
-            "Every device subcommand takes --registry FILE and --config FILE; the registry is\n"
+            "Every device and refval subcommand takes --registry FILE and --config FILE; the registry is\n"
             "the one named by --registry, else by the config file (default %s),\n"
             "else %s.\n",
             PSAGW_VERSION, CONFIG_DEFAULT_PATH, CONFIG_DEFAULT_REGISTRY);
@@ -181,6 +191,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "refval") == 0)
+        return cmd_refval(argc - 1, argv + 1);
+    if (strcmp(cmd, "iat") == 0)
+        return cmd_iat(argc - 1, argv + 1);
     if (strcmp(cmd, "device") == 0)
         return cmd_device(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
