@@ -225,6 +225,13 @@ static void tell_workers(struct gateway *gw, bool stop, bool recheck)
     broker_unlock(gw);
 }
 
+/* The counters as one event=stats line, and the attestation refusals by reason. */
+static void log_stats(struct gateway *gw)
+{
+    metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
+    attest_log_stats(gw);
+}
+
 static void reload(struct gateway *gw)
 {
     if (!gw->cfg.path[0]) {
@@ -295,7 +302,7 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
             break;
         case SIGUSR1:
             broker_lock(gw);
-            metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
+            log_stats(gw);
             broker_unlock(gw);
             break;
         }
@@ -315,8 +322,7 @@ static void stats_tick(struct loop *l, struct loop_timer *t)
 {
     struct gateway *gw = container_of(t, struct gateway, stats_timer);
     broker_lock(gw);
-    metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
-    attest_log_stats(gw);
+    log_stats(gw);
     broker_unlock(gw);
     if (gw->cfg.stats_interval)
         loop_timer_start(l, t, (uint64_t)gw->cfg.stats_interval * 1000u, stats_tick);
@@ -513,7 +519,7 @@ int gateway_run(struct gateway *gw)
     for (unsigned i = 1; i < started; i++)
         pthread_join(gw->workers[i].thread, NULL);
     current_worker = NULL;
-    metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
+    log_stats(gw);
     log_event(LOG_INFO, "stopped", NULL);
     return 0;
 }
