@@ -15,6 +15,10 @@
  *       MESSAGES 64-byte messages to sensors/<id>/bench at QOS 0 or 1 (QoS 1 with a window of
  *       32 unacknowledged); prints messages received and the wall time.
  *
+ * With LOADGEN_IAK=HEX in the environment every client connects with MQTT 5 and attests:
+ * CONNECT with the authentication method PSA-IAT, then it answers the gateway's challenge
+ * with a token (TF-M layout, legacy profile) MACed with that IAK, as a device's SPE would.
+ *
  * The TLS side matches TARGETS.md: TLS 1.2, PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256.
  * It prints figures only; the server's CPU and memory are read by the runner from /proc.
  */
@@ -31,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "psagw/iat.h"
 #include "psagw/mqtt.h"
 
 #define ID_LEN 64
@@ -132,6 +137,86 @@ static void consume(struct client *c, size_t n)
     c->in_len -= n;
 }
 
+static uint8_t iak[64];
+static size_t iak_len; /* 0: no attestation */
+static uint8_t iak_instance_id[IAT_INSTANCE_ID_SIZE];
+
+/* The token a device's SPE would return for this nonce. */
+static size_t make_token(const uint8_t *nonce, size_t nonce_len, uint8_t *out, size_t cap)
+{
+    static const uint8_t boot_seed[32] = {1}, impl[32] = {2}, meas[32] = {3}, signer[32] = {4};
+    struct iat_claims cl = {0};
+    cl.nonce = (struct iat_bytes){nonce, nonce_len};
+    cl.boot_seed = (struct iat_bytes){boot_seed, sizeof(boot_seed)};
+    cl.instance_id = (struct iat_bytes){iak_instance_id, sizeof(iak_instance_id)};
+    cl.implementation_id = (struct iat_bytes){impl, sizeof(impl)};
+    cl.client_id = -1;
+    cl.lifecycle = IAT_LC_SECURED;
+    cl.sw_count = 2;
+    for (int i = 0; i < 2; i++) {
+        cl.sw[i].type = (struct iat_bytes){(const uint8_t *)(i ? "NSPE" : "SPE"), i ? 4u : 3u};
+        cl.sw[i].value = (struct iat_bytes){meas, sizeof(meas)};
+        cl.sw[i].signer_id = (struct iat_bytes){signer, sizeof(signer)};
+        cl.sw[i].present = 1u << IAT_SW_TYPE | 1u << IAT_SW_VALUE | 1u << IAT_SW_SIGNER_ID;
+    }
+    cl.profile_name = (struct iat_bytes){(const uint8_t *)IAT_PROFILE_STR_LEGACY,
+                                         strlen(IAT_PROFILE_STR_LEGACY)};
+    cl.present = 1u << IAT_CLAIM_NONCE | 1u << IAT_CLAIM_BOOT_SEED | 1u << IAT_CLAIM_INSTANCE_ID |
+                 1u << IAT_CLAIM_IMPLEMENTATION_ID | 1u << IAT_CLAIM_CLIENT_ID |
+                 1u << IAT_CLAIM_LIFECYCLE | 1u << IAT_CLAIM_SW_COMPONENTS |
+                 1u << IAT_CLAIM_PROFILE;
+    struct iat_key key = {.raw = iak, .raw_len = iak_len};
+    size_t len = 0;
+    if (iat_encode(&cl, IAT_PROFILE_LEGACY, IAT_ALG_HMAC256, &key, NULL, 0, NULL, 0, out, cap,
+                   &len) != IAT_OK)
+        die("cannot create a token");
+    return len;
+}
+
+/* CONNECT with PSA-IAT, answer the challenge; returns the CONNACK reason or -1. */
+static int attest_connect(struct client *c)
+{
+    struct mqtt_connect cn = {.version = MQTT_V5, .clean_start = true, .keep_alive = 600,
+                              .client_id = {(const uint8_t *)c->id, strlen(c->id)}};
+    mqtt_props_set(&cn.props, MQTT_PROP_AUTH_METHOD);
+    cn.props.auth_method = (struct mqtt_bytes){(const uint8_t *)"PSA-IAT", 7};
+    uint8_t buf[1024];
+    size_t n;
+    if (mqtt_encode_connect(buf, sizeof(buf), &cn, &n) != MQTT_OK)
+        die("encode CONNECT");
+    send_all(c, buf, n);
+    for (;;) {
+        const uint8_t *p;
+        size_t len;
+        int type = read_packet(c, &p, &len);
+        struct mqtt_packet pk;
+        if (type < 0 || mqtt_decode(p, len, MQTT_V5, &pk) != MQTT_OK)
+            return -1;
+        if (type == MQTT_CONNACK) {
+            int reason = pk.u.connack.reason;
+            consume(c, len);
+            return reason;
+        }
+        if (type != MQTT_AUTH)
+            return -1;
+        uint8_t token[1024], nonce[64];
+        size_t nlen = pk.u.reason.props.auth_data.len;
+        if (nlen > sizeof(nonce))
+            return -1;
+        memcpy(nonce, pk.u.reason.props.auth_data.data, nlen);
+        consume(c, len);
+        struct mqtt_props props = {0};
+        mqtt_props_set(&props, MQTT_PROP_AUTH_METHOD);
+        props.auth_method = (struct mqtt_bytes){(const uint8_t *)"PSA-IAT", 7};
+        mqtt_props_set(&props, MQTT_PROP_AUTH_DATA);
+        props.auth_data = (struct mqtt_bytes){token, make_token(nonce, nlen, token, sizeof(token))};
+        if (mqtt_encode_reason(buf, sizeof(buf), MQTT_V5, MQTT_AUTH, MQTT_RC_CONTINUE_AUTH,
+                               &props, &n) != MQTT_OK)
+            die("encode AUTH");
+        send_all(c, buf, n);
+    }
+}
+
 static int client_open(struct client *c, const char *id)
 {
     memset(c, 0, sizeof(*c));
@@ -144,6 +229,8 @@ static int client_open(struct client *c, const char *id)
     current_identity = c->id;
     if (SSL_connect(c->ssl) != 1)
         return -1;
+    if (iak_len)
+        return attest_connect(c) == 0 ? 0 : -1;
     struct mqtt_connect cn = {.version = MQTT_V311, .clean_start = true, .keep_alive = 600,
                               .client_id = {(const uint8_t *)c->id, strlen(c->id)}};
     uint8_t buf[256];
@@ -397,6 +484,16 @@ int main(int argc, char **argv)
     SSL_CTX_set_psk_client_callback(ctx, psk_cb);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    const char *iak_hex = getenv("LOADGEN_IAK");
+    if (iak_hex && *iak_hex) {
+        iak_len = strlen(iak_hex) / 2;
+        if (iak_len != 32 && iak_len != 48 && iak_len != 64)
+            die("LOADGEN_IAK must be 32, 48 or 64 bytes of hex");
+        for (size_t i = 0; i < iak_len; i++)
+            sscanf(iak_hex + 2 * i, "%2hhx", &iak[i]);
+        if (iat_instance_id(iak, iak_len, iak_instance_id) != 0)
+            die("instance ID");
+    }
     const char *prefix = argv[5];
     if (strcmp(mode, "connect") == 0)
         return run_connect(prefix, atol(argv[6]));
