@@ -16,7 +16,6 @@
 
 #include "broker.h"
 #include "hex.h"
-#include "iat_json.h"
 #include "log.h"
 
 struct refval_entry {
@@ -39,7 +38,8 @@ struct verdict {
     char result[32];
     char reason[160];
     char peer[64];
-    char *claims;
+    uint8_t *token;
+    size_t token_len;
 };
 
 struct attest_ctx {
@@ -161,7 +161,7 @@ void attest_free(struct gateway *gw)
     refval_set_free(a->refvals);
     for (struct verdict *v = a->queue_head, *n; v; v = n) {
         n = v->next;
-        free(v->claims);
+        free(v->token);
         free(v);
     }
     pthread_mutex_destroy(&a->queue_lock);
@@ -226,7 +226,7 @@ static uint64_t wall_ms(void)
 }
 
 static void queue_verdict(struct gateway *gw, const struct conn *c, enum iat_result r,
-                          const char *reason, const struct iat_token *tok, bool claims_valid)
+                          const char *reason, const uint8_t *token, size_t token_len)
 {
     struct attest_ctx *a = gw->attest;
     struct verdict *v = calloc(1, sizeof(*v));
@@ -236,18 +236,24 @@ static void queue_verdict(struct gateway *gw, const struct conn *c, enum iat_res
     snprintf(v->result, sizeof(v->result), "%s", iat_result_name(r));
     snprintf(v->reason, sizeof(v->reason), "%s", reason);
     snprintf(v->peer, sizeof(v->peer), "%s", c->peer);
-    v->claims = claims_valid ? iat_claims_json(tok, false) : NULL;
+    /* the token itself is the evidence (claims are decoded from it when shown); one whose MAC
+     * failed is attacker-made bytes and is not kept */
+    if (token_len && (v->token = malloc(token_len)) != NULL) {
+        memcpy(v->token, token, token_len);
+        v->token_len = token_len;
+    }
     v->rec = (struct attest_record){.device = v->device,
                                     .at_ms = (int64_t)wall_ms(),
                                     .accepted = r == IAT_OK,
                                     .result = v->result,
                                     .reason = v->reason,
-                                    .claims_json = v->claims,
+                                    .token = v->token,
+                                    .token_len = v->token_len,
                                     .peer = v->peer};
     pthread_mutex_lock(&a->queue_lock);
     if (a->queued >= HISTORY_QUEUE_MAX) {
         pthread_mutex_unlock(&a->queue_lock);
-        free(v->claims);
+        free(v->token);
         free(v);
         log_event(LOG_WARN, "attestation_history_full", "id=%s", c->who.id);
         return;
@@ -287,7 +293,7 @@ void attest_flush_history(struct gateway *gw)
     }
     for (struct verdict *v = list, *next; v; v = next) {
         next = v->next;
-        free(v->claims);
+        free(v->token);
         free(v);
     }
 }
@@ -360,6 +366,6 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
               claims_valid ? iat_lifecycle_name(tok->claims.lifecycle) : "-",
               claims_valid ? (long long)tok->claims.client_id : 0LL, impl, iid, tok->alg,
               (unsigned long long)took_us);
-    queue_verdict(gw, c, r, reason, tok, claims_valid);
+    queue_verdict(gw, c, r, reason, claims_valid ? token : NULL, claims_valid ? len : 0);
     return r;
 }

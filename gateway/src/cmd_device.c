@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "hex.h"
+#include "iat_json.h"
 #include "config.h"
 #include "registry.h"
 
@@ -315,8 +316,14 @@ static int print_verdict(const struct attest_record *a, void *arg)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     printf("%-12s %s at %s from %s: %s\n", "last_verdict", a->accepted ? "accepted" : "refused",
            when, a->peer ? a->peer : "?", a->reason);
-    if (a->claims_json)
-        printf("%-12s %s\n", "claims", a->claims_json);
+    if (a->token_len) {
+        /* the claims as the gateway saw them, decoded again from the stored token */
+        struct iat_token tok;
+        enum iat_result r = iat_decode_unverified(a->token, a->token_len, IAT_PROFILE_AUTO, &tok);
+        char *json = r == IAT_OK || r >= IAT_ERR_CLAIMS_CBOR ? iat_claims_json(&tok, false) : NULL;
+        printf("%-12s %s\n", "claims", json ? json : "(undecodable)");
+        free(json);
+    }
     return 1; /* only the newest */
 }
 

@@ -64,7 +64,7 @@ static const char *const migrations[] = {
     " result TEXT NOT NULL,"
     " reason TEXT NOT NULL,"
     " peer TEXT,"
-    " claims TEXT);"
+    " token BLOB);"
     "CREATE INDEX attestation_history_device ON attestation_history (device, id);",
 };
 #define SCHEMA_VERSION 2
@@ -523,7 +523,7 @@ int registry_history_add(struct registry *r, const struct attest_record *recs, s
         return REG_DB;
     if (sqlite3_prepare_v2(r->db,
                            "INSERT INTO attestation_history (device, at_ms, accepted, result,"
-                           " reason, peer, claims) VALUES (?,?,?,?,?,?,?)",
+                           " reason, peer, token) VALUES (?,?,?,?,?,?,?)",
                            -1, &ins, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(r->db,
                            "DELETE FROM attestation_history WHERE device = ?1 AND id <="
@@ -540,7 +540,10 @@ int registry_history_add(struct registry *r, const struct attest_record *recs, s
         sqlite3_bind_text(ins, 4, a->result, -1, SQLITE_STATIC);
         sqlite3_bind_text(ins, 5, a->reason, -1, SQLITE_STATIC);
         sqlite3_bind_text(ins, 6, a->peer, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 7, a->claims_json, -1, SQLITE_STATIC);
+        if (a->token_len)
+            sqlite3_bind_blob(ins, 7, a->token, (int)a->token_len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(ins, 7);
         if (sqlite3_step(ins) != SQLITE_DONE)
             goto fail;
         sqlite3_reset(prune);
@@ -565,7 +568,7 @@ int registry_history_list(struct registry *r, const char *id, unsigned limit,
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db,
-                           "SELECT device, at_ms, accepted, result, reason, peer, claims"
+                           "SELECT device, at_ms, accepted, result, reason, peer, token"
                            " FROM attestation_history WHERE device = ? ORDER BY id DESC LIMIT ?",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(r, "attestation history");
@@ -580,7 +583,8 @@ int registry_history_list(struct registry *r, const char *id, unsigned limit,
             .result = (const char *)sqlite3_column_text(st, 3),
             .reason = (const char *)sqlite3_column_text(st, 4),
             .peer = (const char *)sqlite3_column_text(st, 5),
-            .claims_json = (const char *)sqlite3_column_text(st, 6),
+            .token = sqlite3_column_blob(st, 6),
+            .token_len = (size_t)sqlite3_column_bytes(st, 6),
         };
         if (fn(&a, arg))
             break;

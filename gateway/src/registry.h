@@ -101,7 +101,8 @@ struct attest_record {
     bool accepted;
     const char *result;  /* iat_result_name() */
     const char *reason;  /* iat_reason() text */
-    const char *claims_json; /* the decoded claims (never secrets), or NULL */
+    const uint8_t *token; /* the token judged, if its MAC was good (the evidence), or NULL */
+    size_t token_len;
     const char *peer;
 };
 
