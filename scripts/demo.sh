@@ -4,7 +4,11 @@
 # prints what the sensors publish, sensors publishing readings, and the refusals a gateway
 # must make (a spoofed topic, a wrong key, a revoked device). Stops everything by itself.
 #
-# Until the device emulator (issue 4) exists, the devices are mosquitto_pub/mosquitto_sub.
+# Until the device emulator (issue 4) exists, the devices are mosquitto_pub/mosquitto_sub, and
+# the attesting device is the test client (tests/tools/iat_client), which mints its PSA-IAT
+# tokens with the same token library a device's secure side uses. mosquitto clients cannot
+# attest, so the demo gateway runs with --attestation-default optional and only sensor-3 is
+# registered with attestation required.
 # Options: --keep keeps the gateway running until Ctrl-C; --seconds N sets how long the
 # sensors publish (default 10).
 set -euo pipefail
@@ -23,6 +27,7 @@ while [ $# -gt 0 ]; do
 done
 
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
+IAT_CLIENT=$(cd "$BUILD" && pwd)/tests/iat_client
 [ -x "$PSAGW" ] || { echo "demo: $PSAGW not built (run make build)" >&2; exit 1; }
 DIR=$(mktemp -d /tmp/psagw-demo.XXXXXX)
 REG=$DIR/registry.db
@@ -43,6 +48,9 @@ say "Provisioning devices into a fresh registry ($REG, mode 0600)"
 S1=$(psk_of sensor-1 sensor)
 S2=$(psk_of sensor-2 sensor)
 M1=$(psk_of monitor-1 monitor)
+IAK3=$(openssl rand -hex 32) # sensor-3's attestation key; in real life it never leaves the device
+S3=$("$PSAGW" device add sensor-3 --role sensor --generate-psk --attestation required \
+  --iak-file <(printf '%s' "$IAK3") --registry "$REG" | sed -n 's/^psk=//p')
 "$PSAGW" device list --registry "$REG"
 
 say "Starting the gateway (TLS-PSK listener on a free loopback port)"
@@ -55,7 +63,8 @@ echo "psagw pid $GW listening on 127.0.0.1:$PORT"
 # Followers end by themselves when the gateway exits (tail --pid), so no stage of these
 # pipelines outlives the demo.
 tail --pid="$GW" -n +1 -f "$LOG" \
-  | grep --line-buffered -E "event=(connect|connect_refused|acl_denied|tls_psk_refused|tls_handshake_failed|device_disconnected|disconnect) " \
+  | grep --line-buffered -E "event=(connect|connect_refused|acl_denied|tls_psk_refused|tls_handshake_failed|device_disconnected|disconnect|attestation) " \
+  | sed -u -E 's/ (implementation_id|instance_id|client_id|exchange_us)=[^ ]*//g' \
   | sed -u 's/^/  [gateway] /' &
 
 say "monitor-1 subscribes to sensors/# and status/# (MQTT 5, TLS-PSK)"
@@ -104,6 +113,31 @@ mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$S1" --psk-identity sensor-1 -i mon
   -V mqttv5 -t sensors/sensor-1/env -m other-id 2>&1 | sed 's/^/  [sensor-1] /' || true
 sleep 1
 
+say "sensor-3 attests: MQTT 5 AUTH with PSA-IAT (nonce from the gateway, token MACed with its IAK)"
+"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" \
+  --publish sensors/sensor-3/env '{"seq":0,"temp_c":21.7,"rh":40.2}' 2>&1 | sed 's/^/  [sensor-3] /' || true
+sleep 0.3
+
+say "sensor-3 with a debug lifecycle (NON_PSA_ROT_DEBUG) is refused"
+"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" --lifecycle 0x4000 2>&1 \
+  | sed 's/^/  [sensor-3] /' || true
+sleep 0.3
+
+say "A recorded token is replayed against a fresh challenge"
+"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" --save-token "$DIR/t.cbor" >/dev/null 2>&1 || true
+"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" --replay "$DIR/t.cbor" 2>&1 \
+  | sed 's/^/  [replayer] /' || true
+sleep 0.3
+
+say "sensor-3 connects like a plain MQTT client, without attesting"
+mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$S3" --psk-identity sensor-3 -i sensor-3 \
+  -V mqttv5 -t sensors/sensor-3/env -m unattested 2>&1 | sed 's/^/  [sensor-3] /' || true
+sleep 0.5
+
+say "The operator sees sensor-3's last verdict"
+sleep 1
+"$PSAGW" device show sensor-3 --registry "$REG" | grep -E '^(id|iak|instance_id|last_verdict)' | sed 's/^/  /'
+
 say "The operator revokes sensor-2 while it runs"
 "$PSAGW" device revoke sensor-2 --registry "$REG"
 wait "$P1" 2>/dev/null || true
@@ -121,7 +155,7 @@ GW=
 sleep 0.3
 say "Summary (from the gateway's own counters)"
 grep 'event=stats' "$LOG" | tail -1 | tr ' ' '\n' \
-  | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_failed|psk_revoked|publishes_in|publishes_out|acl_denied_publish|revoked_disconnects)=' \
+  | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_failed|psk_revoked|publishes_in|publishes_out|acl_denied_publish|revoked_disconnects|attestations_accepted|attestations_refused)=' \
   | sed 's/^/  /'
 echo
 echo "Demo complete. Full gateway log was at $LOG (removed on exit)."
