@@ -186,7 +186,8 @@ static void recheck_connections(struct worker *w)
     struct gateway *gw = w->gw;
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->ssl || c->state != CONN_CONNECTED)
+        /* attesting connections too: a device revoked mid-exchange does not get in */
+        if (!c->ssl || (c->state != CONN_CONNECTED && c->state != CONN_AUTHENTICATING))
             continue;
         struct device d;
         const char *why = NULL;

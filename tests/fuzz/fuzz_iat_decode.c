@@ -5,6 +5,10 @@
  * well-formed CBOR to libcbor, a separately maintained parser (differential check). libcbor
  * 0.8 (Debian bookworm) refuses the tags 6..20, COSE_Mac0's 17 among them (PJK/libcbor#307),
  * so the oracle gets the tagged array without its one-byte tag head.
+ *
+ * Seeds (corpus/iat_decode/): RFC 9783's Mac0 example; a TF-M layout legacy token MACed with
+ * this target's key (bytes 1..32) for the all-zero 32-byte nonce, so mutations reach the claim
+ * checks behind the MAC; a PSA 2.0 HMAC-SHA512 token.
  */
 #include <cbor.h>
 #include <stdint.h>
