@@ -18,6 +18,18 @@ add_device no-iak sensor $PSK_C
 add_device opt-1 sensor $PSK_A --iak $IAK --attestation optional
 add_device off-1 sensor $PSK_A --iak $IAK --attestation off
 
+# configuration errors name file, line and key
+printf 'registry = "%s";\nattestation = {\n  nonce_size = 33;\n};\n' "$REG" > $WORK/bad.conf
+out=$("$PSAGW" serve --config $WORK/bad.conf 2>&1 || true)
+echo "$out" | grep -q "bad.conf:3: nonce_size: must be 32, 48 or 64" || fail "bad nonce_size: $out"
+printf 'registry = "%s";\nattestation = { lifecycles = [ "debug" ]; };\n' "$REG" > $WORK/bad.conf
+out=$("$PSAGW" serve --config $WORK/bad.conf 2>&1 || true)
+echo "$out" | grep -q 'bad.conf:2: lifecycles: must list "secured" and/or "non_psa_rot_debug"' || fail "bad lifecycles: $out"
+printf 'attestation_default = "off";\nattestation = { default = "required"; };\n' > $WORK/bad.conf
+out=$("$PSAGW" serve --config $WORK/bad.conf 2>&1 || true)
+echo "$out" | grep -q "not both" || fail "two defaults: $out"
+ok "attestation configuration errors name file, line and key"
+
 cat > $WORK/gw.conf <<CONF
 registry = "$REG";
 attestation = { default = "required"; deadline = 2; };
@@ -150,4 +162,20 @@ grep -q "user:psa-iat-reattest-interval=2" $WORK/out || fail "CONNACK does not a
 grep -q 'disconnect reason=0x87 reason_string="re-attestation due"' $WORK/out || fail "$(cat $WORK/out)"
 attest dev-2 $PSK_B $IAK48 --profile psa2 --reauth 3 --reauth-gap-ms 1200 || fail "re-attesting device dropped: $(cat $WORK/out)"
 ok "re-attestation interval: announced in CONNACK, enforced with DISCONNECT 0x87"
+stop_gateway
+
+# 48-byte challenges, and a device registered without an IAK cannot be challenged
+printf 'registry = "%s";\nattestation = { nonce_size = 48; };\n' "$REG" > $WORK/gw.conf
+start_gateway --config $WORK/gw.conf
+attest dev-1 $PSK_A $IAK || fail "48-byte challenge: $(cat $WORK/out)"
+grep -q "challenge nonce_len=48" $WORK/out || fail "challenge is not 48 bytes: $(cat $WORK/out)"
+# revoked after its handshake, while it holds the challenge: it must not get in
+: > $WORK/out
+( rc=0; attest dev-1 $PSK_A $IAK --delay-ms 2500 || rc=$?; echo "rc=$rc" >> $WORK/out ) &
+wait_for $WORK/out "challenge" || fail "no challenge"
+"$PSAGW" device revoke dev-1 --registry "$REG" >/dev/null
+wait $!
+grep -q "rc=0" $WORK/out && fail "a device revoked during its attestation got in: $(cat $WORK/out)"
+expect_log "event=device_disconnected id=dev-1 reason=revoked"
+ok "48-byte challenges; a device revoked mid-exchange is not admitted"
 gateway_alive

@@ -326,6 +326,7 @@ int main(int argc, char **argv)
     }
     if (!o.port || !o.id || !o.psk_len || (!o.iak_len && !o.no_method))
         usage();
+    setvbuf(stdout, NULL, _IOLBF, 0); /* tests watch the output while it runs */
     if (!o.iak_len)
         o.iak_len = 32;
 
