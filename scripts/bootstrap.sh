@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev openssl libsqlite3-dev sqlite3 libconfig-dev libcbor-dev libjansson-dev
   libcmocka-dev mosquitto mosquitto-clients libmosquitto-dev gnutls-bin
-  procps iproute2
+  procps iproute2 dpkg-dev
 )
 
 missing=()
@@ -17,7 +17,10 @@ for p in "${packages[@]}"; do
   fi
 done
 
+fetch_mbedtls() { "$(dirname "$0")/fetch-mbedtls.sh"; }
+
 if [ ${#missing[@]} -eq 0 ]; then
+  fetch_mbedtls
   exit 0
 fi
 
@@ -35,3 +38,4 @@ $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 if command -v systemctl >/dev/null 2>&1; then
   $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
 fi
+fetch_mbedtls
