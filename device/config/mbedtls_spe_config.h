@@ -31,5 +31,8 @@
 #define MBEDTLS_PSA_CRYPTO_CONFIG
 #define MBEDTLS_PSA_CRYPTO_CONFIG_FILE "psa_spe_crypto_config.h"
 #define MBEDTLS_PSA_KEY_SLOT_COUNT 16
+/* key ids are scoped to their owner (the NSPE is client -1, secure services have their own
+ * ids), as on TF-M: a client cannot name another owner's key */
+#define MBEDTLS_PSA_CRYPTO_KEY_ID_ENCODES_OWNER
 
 #endif

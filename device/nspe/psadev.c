@@ -1,0 +1,236 @@
+/*
+ * psadev.c: one emulated TF-M Profile Small device; this process is its NSPE.
+ *
+ *   psadev provision --id ID --role sensor|monitor --state DIR [--lifecycle STATE]
+ *                    [--group-key-file F] [--manifest OUT.json]
+ *   psadev connect --state DIR --gateway HOST:PORT [--no-attest] [--publish TOPIC MESSAGE]
+ *
+ * Each run starts the device's SPE (psadev-spe, next to this binary) as a separate process
+ * joined by a socketpair; every psa_* call of this process, the TLS stack's included, goes
+ * there. The NSPE learns its id from DIR/nspe.conf (written at provisioning, not secret).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nspe.h"
+
+static pid_t spe_pid = -1;
+
+static void spe_path(char *out, size_t cap)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    snprintf(out, cap, "%s/psadev-spe", dirname(self));
+}
+
+/* Starts the SPE for DIR and binds the PSA client to it. */
+static int start_spe(const char *state, const char *profile)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    char exe[PATH_MAX + 16];
+    spe_path(exe, sizeof(exe));
+    spe_pid = fork();
+    if (spe_pid < 0)
+        return -1;
+    if (spe_pid == 0) {
+        close(sv[0]);
+        int fd = dup(sv[1]); /* without CLOEXEC, for the SPE */
+        char fdstr[16];
+        snprintf(fdstr, sizeof(fdstr), "%d", fd);
+        execl(exe, exe, "serve", "--state", state, "--fd", fdstr, "--profile",
+              profile ? profile : "legacy", (char *)NULL);
+        fprintf(stderr, "psadev: cannot start %s: %s\n", exe, strerror(errno));
+        _exit(127);
+    }
+    close(sv[1]);
+    psa_client_bind(sv[0]);
+    psa_status_t st = psa_crypto_init();
+    if (st != PSA_SUCCESS) {
+        fprintf(stderr, "psadev: the SPE did not start (PSA error %d)\n", (int)st);
+        return -1;
+    }
+    return 0;
+}
+
+static void stop_spe(void)
+{
+    if (spe_pid > 0) {
+        close(psa_client_fd()); /* the SPE exits when its channel closes */
+        waitpid(spe_pid, NULL, 0);
+        spe_pid = -1;
+    }
+}
+
+static int read_id(const char *state, char *id, size_t cap)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/nspe.conf", state);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[256];
+    int rc = -1;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "id=", 3) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            size_t n = strlen(line + 3);
+            if (n > 0 && n < cap) {
+                memcpy(id, line + 3, n + 1);
+                rc = 0;
+            }
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int split_hostport(const char *hp, char *host, size_t hcap, char *port, size_t pcap)
+{
+    const char *colon = strrchr(hp, ':');
+    if (!colon || colon == hp || !colon[1] || (size_t)(colon - hp) >= hcap)
+        return -1;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+    snprintf(port, pcap, "%s", colon + 1);
+    return 0;
+}
+
+static int cmd_provision(int argc, char **argv)
+{
+    char exe[PATH_MAX + 16], self[PATH_MAX];
+    spe_path(exe, sizeof(exe));
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    const char *state = NULL, *id = NULL, *role = NULL;
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--state") == 0)
+            state = argv[i + 1];
+        else if (strcmp(argv[i], "--id") == 0)
+            id = argv[i + 1];
+        else if (strcmp(argv[i], "--role") == 0)
+            role = argv[i + 1];
+    }
+    /* the factory step runs in the SPE image; the NSPE image is measured for the manifest */
+    char *args[32];
+    int k = 0;
+    args[k++] = exe;
+    args[k++] = "provision";
+    for (int i = 1; i < argc && k < 28; i++)
+        args[k++] = argv[i];
+    args[k++] = "--nspe";
+    args[k++] = self;
+    args[k] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(exe, args);
+        fprintf(stderr, "psadev: cannot start %s: %s\n", exe, strerror(errno));
+        _exit(127);
+    }
+    int status = 1;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    /* the NSPE's own, non-secret configuration: who it is */
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/nspe.conf", state);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "psadev provision: cannot write %s\n", path);
+        return 1;
+    }
+    fprintf(f, "id=%s\nrole=%s\n", id, role);
+    fclose(f);
+    return 0;
+}
+
+static int cmd_connect(int argc, char **argv)
+{
+    static const struct option opts[] = {{"state", 1, NULL, 's'},   {"gateway", 1, NULL, 'g'},
+                                         {"no-attest", 0, NULL, 'n'}, {"publish", 1, NULL, 'p'},
+                                         {"profile", 1, NULL, 'P'}, {NULL, 0, NULL, 0}};
+    const char *state = NULL, *gateway = NULL, *topic = NULL, *message = NULL, *profile = NULL;
+    bool attest = true;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': state = optarg; break;
+        case 'g': gateway = optarg; break;
+        case 'n': attest = false; break;
+        case 'P': profile = optarg; break;
+        case 'p':
+            if (optind >= argc)
+                return 2;
+            topic = optarg;
+            message = argv[optind++];
+            break;
+        default: return 2;
+        }
+    }
+    char host[256], port[16];
+    struct mqtt_client m = {0};
+    if (!state || !gateway || split_hostport(gateway, host, sizeof(host), port, sizeof(port))) {
+        fprintf(stderr, "psadev connect: --state DIR --gateway HOST:PORT are required\n");
+        return 2;
+    }
+    if (read_id(state, m.id, sizeof(m.id)) != 0) {
+        fprintf(stderr, "psadev: %s/nspe.conf missing: provision the device first\n", state);
+        return 1;
+    }
+    if (start_spe(state, profile) != 0)
+        return 1;
+    char err[256];
+    int ret = 1;
+    m.tls = tls_connect(host, port, m.id, err, sizeof(err));
+    if (!m.tls) {
+        fprintf(stderr, "psadev: %s\n", err);
+        goto out;
+    }
+    printf("tls id=%s cipher=%s\n", m.id, tls_cipher(m.tls));
+    if (mqtt_client_connect(&m, attest, 60) != 0) {
+        printf("refused connack=0x%02x reason=\"%s\"\n", m.connack_reason, m.reason_string);
+        goto out;
+    }
+    printf("connected attested=%d\n", m.attested);
+    if (topic) {
+        if (mqtt_client_publish(&m, topic, (const uint8_t *)message, strlen(message), 1) != 0) {
+            printf("publish refused reason=\"%s\"\n", m.reason_string);
+            goto out;
+        }
+        printf("published topic=%s\n", topic);
+    }
+    mqtt_client_disconnect(&m);
+    ret = 0;
+out:
+    tls_close(m.tls);
+    stop_spe();
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2) {
+        fprintf(stderr, "usage: psadev provision|connect ... (see device/nspe/psadev.c)\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "provision") == 0)
+        return cmd_provision(argc - 1, argv + 1);
+    if (strcmp(argv[1], "connect") == 0)
+        return cmd_connect(argc - 1, argv + 1);
+    fprintf(stderr, "psadev: unknown command '%s'\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,177 @@
+/*
+ * tls_client.c: the NSPE's TLS 1.2 PSK client on Mbed TLS 3.6, built as a pure PSA client.
+ *
+ * The PSK is named by its key id (mbedtls_ssl_conf_psk_opaque): the PSK-to-master-secret
+ * derivation runs in the SPE, and this process never holds the PSK (WIRE.md section 1, the
+ * Amazon FreeRTOS + TF-M Profile Small arrangement). Suites: PSK with AES-128-CCM and CCM_8,
+ * which Profile Small's crypto can run; records of 1 KiB, and the max_fragment_length
+ * extension asks the gateway to keep its records that small too.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mbedtls/ssl.h"
+
+#include "nspe.h"
+
+struct tls_conn {
+    int fd;
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+};
+
+static int rng(void *ctx, unsigned char *out, size_t len)
+{
+    (void)ctx;
+    return psa_generate_random(out, len) == PSA_SUCCESS ? 0 : -1;
+}
+
+static int net_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    int fd = *(int *)ctx;
+    ssize_t n;
+    do {
+        n = send(fd, buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    return (int)n;
+}
+
+static int net_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    int fd = *(int *)ctx;
+    ssize_t n;
+    do {
+        n = recv(fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN ? MBEDTLS_ERR_SSL_WANT_READ : MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    return (int)n;
+}
+
+static int tcp_connect(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        return -1;
+    int fd = -1;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+            break;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return fd;
+}
+
+struct tls_conn *tls_connect(const char *host, const char *port, const char *identity,
+                             char *err, size_t errlen)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->fd = tcp_connect(host, port);
+    if (t->fd < 0) {
+        snprintf(err, errlen, "cannot connect to %s:%s: %s", host, port, strerror(errno));
+        free(t);
+        return NULL;
+    }
+    mbedtls_ssl_init(&t->ssl);
+    mbedtls_ssl_config_init(&t->conf);
+    int rc = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT,
+                                         MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+    if (rc == 0) {
+        mbedtls_ssl_conf_rng(&t->conf, rng, NULL);
+        mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+        mbedtls_ssl_conf_min_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+        rc = mbedtls_ssl_conf_max_frag_len(&t->conf, MBEDTLS_SSL_MAX_FRAG_LEN_1024);
+    }
+    if (rc == 0)
+        rc = mbedtls_ssl_conf_psk_opaque(&t->conf, mbedtls_svc_key_id_make(0, NSPE_PSK_KEY_ID),
+                                         (const unsigned char *)identity, strlen(identity));
+    if (rc == 0)
+        rc = mbedtls_ssl_setup(&t->ssl, &t->conf);
+    if (rc == 0) {
+        mbedtls_ssl_set_bio(&t->ssl, &t->fd, net_send, net_recv, NULL);
+        while ((rc = mbedtls_ssl_handshake(&t->ssl)) == MBEDTLS_ERR_SSL_WANT_READ ||
+               rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+            ;
+    }
+    if (rc != 0) {
+        /* codes, not texts: MBEDTLS_ERROR_C costs flash a device does not have (see
+         * mbedtls/ssl.h: -0x7780 fatal alert from the peer, e.g. an unknown PSK identity) */
+        snprintf(err, errlen, "TLS-PSK handshake with %s:%s failed: Mbed TLS error -0x%04x",
+                 host, port, (unsigned)-rc);
+        tls_close(t);
+        return NULL;
+    }
+    return t;
+}
+
+const char *tls_cipher(struct tls_conn *t)
+{
+    return mbedtls_ssl_get_ciphersuite(&t->ssl);
+}
+
+int tls_write_all(struct tls_conn *t, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        int n = mbedtls_ssl_write(&t->ssl, buf, len);
+        if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int tls_read(struct tls_conn *t, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    for (;;) {
+        if (timeout_ms >= 0 && mbedtls_ssl_get_bytes_avail(&t->ssl) == 0) {
+            struct pollfd p = {.fd = t->fd, .events = POLLIN};
+            int r = poll(&p, 1, timeout_ms);
+            if (r == 0)
+                return -2;
+            if (r < 0 && errno != EINTR)
+                return -1;
+        }
+        int n = mbedtls_ssl_read(&t->ssl, buf, cap);
+        if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        if (n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == 0)
+            return 0;
+        return n < 0 ? -1 : n;
+    }
+}
+
+void tls_close(struct tls_conn *t)
+{
+    if (!t)
+        return;
+    mbedtls_ssl_close_notify(&t->ssl);
+    mbedtls_ssl_free(&t->ssl);
+    mbedtls_ssl_config_free(&t->conf);
+    close(t->fd);
+    free(t);
+}
