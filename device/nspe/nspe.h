@@ -31,9 +31,10 @@ psa_status_t psa_initial_attest_get_token_size(size_t challenge_size, size_t *to
 
 /* tls_client.c: a TLS 1.2 PSK connection; the PSK is used by key id. */
 struct tls_conn;
-/* Connects to host:port; returns NULL with a message in err. */
+/* Connects to host:port offering the PSK suites (suite NULL: CCM and CCM_8; "ccm" or "ccm8":
+ * that one only); returns NULL with a message in err. */
 struct tls_conn *tls_connect(const char *host, const char *port, const char *identity,
-                             char *err, size_t errlen);
+                             const char *suite, char *err, size_t errlen);
 /* 0 on success, -1 on error or close. */
 int tls_write_all(struct tls_conn *t, const uint8_t *buf, size_t len);
 /* Bytes read (> 0), 0 on orderly close, -1 on error, -2 on timeout (timeout_ms >= 0). */

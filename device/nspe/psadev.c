@@ -4,6 +4,11 @@
  *   psadev provision --id ID --role sensor|monitor --state DIR [--lifecycle STATE]
  *                    [--group-key-file F] [--manifest OUT.json]
  *   psadev connect --state DIR --gateway HOST:PORT [--no-attest] [--publish TOPIC MESSAGE]
+ *                  [--suite ccm|ccm8] [--profile legacy|psa2] [--hold-ms N]
+ *       connects, attests, optionally publishes one message (QoS 1), stays --hold-ms, leaves.
+ *   psadev selftest --state DIR
+ *       checks from the NSPE side that the SPE keeps its secrets: the PSK cannot be exported,
+ *       the IAK and the group key cannot even be named, no persistent key can be created.
  *
  * Each run starts the device's SPE (psadev-spe, next to this binary) as a separate process
  * joined by a socketpair; every psa_* call of this process, the TLS stack's included, goes
@@ -19,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nspe.h"
@@ -159,8 +165,11 @@ static int cmd_connect(int argc, char **argv)
 {
     static const struct option opts[] = {{"state", 1, NULL, 's'},   {"gateway", 1, NULL, 'g'},
                                          {"no-attest", 0, NULL, 'n'}, {"publish", 1, NULL, 'p'},
-                                         {"profile", 1, NULL, 'P'}, {NULL, 0, NULL, 0}};
+                                         {"profile", 1, NULL, 'P'}, {"suite", 1, NULL, 'S'},
+                                         {"hold-ms", 1, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *state = NULL, *gateway = NULL, *topic = NULL, *message = NULL, *profile = NULL;
+    const char *suite = NULL;
+    long hold_ms = 0;
     bool attest = true;
     int c;
     optind = 1;
@@ -170,6 +179,12 @@ static int cmd_connect(int argc, char **argv)
         case 'g': gateway = optarg; break;
         case 'n': attest = false; break;
         case 'P': profile = optarg; break;
+        case 'S':
+            if (strcmp(optarg, "ccm") != 0 && strcmp(optarg, "ccm8") != 0)
+                return 2;
+            suite = optarg;
+            break;
+        case 'h': hold_ms = atol(optarg); break;
         case 'p':
             if (optind >= argc)
                 return 2;
@@ -193,7 +208,7 @@ static int cmd_connect(int argc, char **argv)
         return 1;
     char err[256];
     int ret = 1;
-    m.tls = tls_connect(host, port, m.id, err, sizeof(err));
+    m.tls = tls_connect(host, port, m.id, suite, err, sizeof(err));
     if (!m.tls) {
         fprintf(stderr, "psadev: %s\n", err);
         goto out;
@@ -211,6 +226,24 @@ static int cmd_connect(int argc, char **argv)
         }
         printf("published topic=%s\n", topic);
     }
+    if (hold_ms > 0) {
+        printf("holding pid=%d\n", (int)getpid());
+        const uint8_t *t, *pl;
+        size_t tl, pll;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            long used = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+            if (used >= hold_ms)
+                break;
+            int type = mqtt_client_poll(&m, (int)(hold_ms - used), &t, &tl, &pl, &pll);
+            if (type < 0 || type == 14 /* DISCONNECT */) {
+                printf("disconnected reason=\"%s\"\n", m.reason_string);
+                goto out;
+            }
+        }
+    }
     mqtt_client_disconnect(&m);
     ret = 0;
 out:
@@ -219,18 +252,69 @@ out:
     return ret;
 }
 
+static int cmd_selftest(int argc, char **argv)
+{
+    const char *state = argc >= 3 && strcmp(argv[1], "--state") == 0 ? argv[2] : NULL;
+    if (!state) {
+        fprintf(stderr, "psadev selftest: --state DIR is required\n");
+        return 2;
+    }
+    if (start_spe(state, NULL) != 0)
+        return 1;
+    int bad = 0;
+    uint8_t buf[64], mac[32];
+    size_t n = 0;
+    psa_status_t st = psa_export_key(NSPE_PSK_KEY_ID, buf, sizeof(buf), &n);
+    printf("export PSK: %s (%d)\n", st == PSA_SUCCESS ? "EXPORTED" : "refused", (int)st);
+    bad += st == PSA_SUCCESS;
+    psa_key_attributes_t a = psa_key_attributes_init();
+    st = psa_get_key_attributes(NSPE_PSK_KEY_ID, &a);
+    printf("PSK attributes: %s usage=0x%x\n", st == PSA_SUCCESS ? "visible" : "missing",
+           (unsigned)psa_get_key_usage_flags(&a));
+    bad += st != PSA_SUCCESS || (psa_get_key_usage_flags(&a) & PSA_KEY_USAGE_EXPORT);
+    static const struct {
+        const char *name;
+        uint32_t id;
+    } others[] = {{"IAK", 0x5002u}, {"group key", 0x5003u}};
+    for (size_t i = 0; i < 2; i++) {
+        st = psa_mac_compute(others[i].id, PSA_ALG_HMAC(PSA_ALG_SHA_256), buf, 16, mac,
+                             sizeof(mac), &n);
+        printf("use %s: %s (%d)\n", others[i].name, st == PSA_SUCCESS ? "USED" : "refused",
+               (int)st);
+        bad += st == PSA_SUCCESS;
+        st = psa_export_key(others[i].id, buf, sizeof(buf), &n);
+        printf("export %s: %s (%d)\n", others[i].name, st == PSA_SUCCESS ? "EXPORTED" : "refused",
+               (int)st);
+        bad += st == PSA_SUCCESS;
+    }
+    psa_set_key_lifetime(&a, PSA_KEY_LIFETIME_PERSISTENT);
+    psa_set_key_id(&a, 0x5009u);
+    psa_set_key_type(&a, PSA_KEY_TYPE_RAW_DATA);
+    psa_set_key_usage_flags(&a, PSA_KEY_USAGE_EXPORT);
+    psa_set_key_algorithm(&a, 0);
+    mbedtls_svc_key_id_t k;
+    st = psa_import_key(&a, buf, 16, &k);
+    printf("create persistent key: %s (%d)\n", st == PSA_SUCCESS ? "CREATED" : "refused", (int)st);
+    bad += st == PSA_SUCCESS;
+    stop_spe();
+    printf("%s\n", bad ? "selftest FAILED" : "selftest passed");
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
-        fprintf(stderr, "usage: psadev provision|connect ... (see device/nspe/psadev.c)\n");
+        fprintf(stderr, "usage: psadev provision|connect|selftest ... (see device/nspe/psadev.c)\n");
         return 2;
     }
     if (strcmp(argv[1], "provision") == 0)
         return cmd_provision(argc - 1, argv + 1);
     if (strcmp(argv[1], "connect") == 0)
         return cmd_connect(argc - 1, argv + 1);
+    if (strcmp(argv[1], "selftest") == 0)
+        return cmd_selftest(argc - 1, argv + 1);
     fprintf(stderr, "psadev: unknown command '%s'\n", argv[1]);
     return 2;
 }

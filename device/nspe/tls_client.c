@@ -80,8 +80,13 @@ static int tcp_connect(const char *host, const char *port)
     return fd;
 }
 
+static const int suites_all[] = {MBEDTLS_TLS_PSK_WITH_AES_128_CCM,
+                                  MBEDTLS_TLS_PSK_WITH_AES_128_CCM_8, 0};
+static const int suites_ccm[] = {MBEDTLS_TLS_PSK_WITH_AES_128_CCM, 0};
+static const int suites_ccm8[] = {MBEDTLS_TLS_PSK_WITH_AES_128_CCM_8, 0};
+
 struct tls_conn *tls_connect(const char *host, const char *port, const char *identity,
-                             char *err, size_t errlen)
+                             const char *suite, char *err, size_t errlen)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
     if (!t) {
@@ -103,6 +108,9 @@ struct tls_conn *tls_connect(const char *host, const char *port, const char *ide
         mbedtls_ssl_conf_max_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
         mbedtls_ssl_conf_min_tls_version(&t->conf, MBEDTLS_SSL_VERSION_TLS1_2);
         rc = mbedtls_ssl_conf_max_frag_len(&t->conf, MBEDTLS_SSL_MAX_FRAG_LEN_1024);
+        mbedtls_ssl_conf_ciphersuites(&t->conf, !suite                      ? suites_all
+                                                : strcmp(suite, "ccm") == 0 ? suites_ccm
+                                                                            : suites_ccm8);
     }
     if (rc == 0)
         rc = mbedtls_ssl_conf_psk_opaque(&t->conf, mbedtls_svc_key_id_make(0, NSPE_PSK_KEY_ID),

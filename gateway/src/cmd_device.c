@@ -360,9 +360,116 @@ static int device_show(struct registry *r, const char *id)
     return 0;
 }
 
-/* mosquitto's psk_file: "identity:hexkey" per line; '#' comments and blank lines allowed. */
+static int add_refval(const struct refval *rv, void *arg)
+{
+    struct registry *r = arg;
+    struct refval copy = *rv;
+    int rc = registry_refval_add(r, &copy);
+    return rc == REG_OK || rc == REG_EXISTS ? 0 : 1; /* the same build's values: fine twice */
+}
+
+/* A provisioning manifest (psadev provision --manifest): one device with its PSK, IAK and
+ * expected instance ID, and the reference values of its build. All or nothing. */
+static int import_manifest(struct device_opts *o, const char *path, json_t *doc)
+{
+    struct device d = {0};
+    char err[256] = "";
+    int pol = o->attestation ? attest_policy_parse(o->attestation) : ATTEST_DEFAULT;
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    const char *role = json_string_value(json_object_get(doc, "role"));
+    const char *psk = json_string_value(json_object_get(doc, "psk"));
+    const char *iak = json_string_value(json_object_get(doc, "iak"));
+    const char *iid = json_string_value(json_object_get(doc, "instance_id"));
+    int n = 0;
+    if (pol < 0)
+        snprintf(err, sizeof(err), "bad --attestation");
+    else if (!id || !device_id_valid(id, strlen(id)))
+        snprintf(err, sizeof(err), "\"id\" missing or not a valid device id");
+    else if (!role || device_role_parse(role) < 0)
+        snprintf(err, sizeof(err), "\"role\" must be sensor, monitor or custom");
+    else if (!psk || (n = hex_parse(psk, d.psk, sizeof(d.psk))) < DEVICE_PSK_MIN)
+        snprintf(err, sizeof(err), "\"psk\" must be %d..%d bytes of hex", DEVICE_PSK_MIN,
+                 DEVICE_PSK_MAX);
+    else if ((d.psk_len = (size_t)n),
+             !iak || ((n = hex_parse(iak, d.iak, sizeof(d.iak))) != 32 && n != 48 && n != 64))
+        snprintf(err, sizeof(err), "\"iak\" must be 32, 48 or 64 bytes of hex");
+    if (err[0]) {
+        fprintf(stderr, "psagw device import: %s: %s (nothing imported)\n", path, err);
+        device_clear(&d);
+        return 1;
+    }
+    d.iak_len = (size_t)n;
+    /* the factory's instance ID must be the one this IAK gives, or the manifest is damaged */
+    uint8_t want[IAT_INSTANCE_ID_SIZE], got[IAT_INSTANCE_ID_SIZE];
+    if (iid && (hex_parse(iid, want, sizeof(want)) != IAT_INSTANCE_ID_SIZE ||
+                iat_instance_id(d.iak, d.iak_len, got) != 0 || memcmp(want, got, sizeof(got)))) {
+        fprintf(stderr, "psagw device import: %s: \"instance_id\" does not match the IAK "
+                        "(nothing imported)\n", path);
+        device_clear(&d);
+        return 1;
+    }
+    snprintf(d.id, sizeof(d.id), "%s", id);
+    d.role = (enum device_role)device_role_parse(role);
+    d.attestation = (enum attest_policy)pol;
+    struct registry *r = open_registry(o, true);
+    if (!r) {
+        device_clear(&d);
+        return 1;
+    }
+    int ret = 1;
+    if (registry_begin(r) != REG_OK) {
+        fprintf(stderr, "psagw device import: %s\n", registry_error(r));
+        goto out;
+    }
+    if (registry_add(r, &d) != REG_OK) {
+        fprintf(stderr, "psagw device import: %s: %s (nothing imported)\n", path,
+                registry_error(r));
+        registry_rollback(r);
+        goto out;
+    }
+    const json_t *rv = json_object_get(doc, "refvals");
+    if (rv && refvals_from_json(rv, add_refval, r, err, sizeof(err)) != 0) {
+        fprintf(stderr, "psagw device import: %s: refvals: %s (nothing imported)\n", path, err);
+        registry_rollback(r);
+        goto out;
+    }
+    if (registry_commit(r) != REG_OK) {
+        fprintf(stderr, "psagw device import: %s\n", registry_error(r));
+        goto out;
+    }
+    printf("imported %s from %s (role %s, attestation %s, IAK registered%s)\n", d.id, path,
+           device_role_name(d.role), attest_policy_name(d.attestation),
+           rv ? ", reference values added" : "");
+    ret = 0;
+out:
+    device_clear(&d);
+    registry_close(r);
+    return ret;
+}
+
+/* mosquitto's psk_file: "identity:hexkey" per line; '#' comments and blank lines allowed.
+ * A file starting with '{' is a provisioning manifest instead (import_manifest). */
 static int device_import(struct device_opts *o, const char *path)
 {
+    if (strcmp(path, "-") != 0) {
+        FILE *probe = fopen(path, "r");
+        int ch = ' ';
+        while (probe && (ch = fgetc(probe)) != EOF && (ch == ' ' || ch == '\n' || ch == '\t'))
+            ;
+        if (probe)
+            fclose(probe);
+        if (ch == '{') {
+            json_error_t jerr;
+            json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+            if (!doc) {
+                fprintf(stderr, "psagw device import: %s:%d: %s\n", path, jerr.line, jerr.text);
+                return 1;
+            }
+            int rc = import_manifest(o, path, doc);
+            json_decref(doc);
+            return rc;
+        }
+    }
     int role = device_role_parse(o->role ? o->role : "sensor");
     int pol = o->attestation ? attest_policy_parse(o->attestation) : ATTEST_DEFAULT;
     if (role < 0 || pol < 0) {
