@@ -17,6 +17,7 @@
 #include "psagw/iat.h"
 
 #include "../platform/ipc.h"
+#include "../platform/sensor_ipc.h"
 
 #ifndef PSADEV_VERSION
 #define PSADEV_VERSION "0.1.0"
@@ -59,14 +60,9 @@ int its_init(const char *dir);
 int32_t crypto_service(int32_t type, const struct ipc_invec *in, size_t n_in,
                        struct ipc_outvec *out, size_t n_out);
 
-/* provision.c */
-int spe_provision(const char *state, const char *id, const char *role, const char *lifecycle,
-                  const char *group_key_file, const char *manifest, const char *nspe);
-
-/* attest_service.c */
-void attest_service_boot(const struct spe_device_info *info, const uint8_t meas_spe[32],
-                         const uint8_t meas_nspe[32], enum iat_profile profile);
-int32_t attest_service(int32_t client_id, int32_t type, const struct ipc_invec *in, size_t n_in,
+/* sensor_partition.c */
+void sensor_partition_boot(const struct spe_device_info *info);
+int32_t sensor_service(int32_t type, const struct ipc_invec *in, size_t n_in,
                        struct ipc_outvec *out, size_t n_out);
 
 /* provision.c */

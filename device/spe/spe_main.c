@@ -52,6 +52,8 @@ static int32_t dispatch(void *ctx, uint32_t service, int32_t type, const struct 
         return crypto_service(type, in, n_in, out, n_out);
     case IPC_SVC_ATTEST:
         return attest_service(SPE_OWNER_NSPE, type, in, n_in, out, n_out);
+    case IPC_SVC_SENSOR:
+        return sensor_service(type, in, n_in, out, n_out);
     default:
         return PSA_ERROR_NOT_SUPPORTED;
     }
@@ -85,6 +87,7 @@ static int cmd_serve(const char *state, int fd, enum iat_profile profile)
         return 1;
     }
     attest_service_boot(&info, meas_spe, meas_nspe, profile);
+    sensor_partition_boot(&info);
     for (;;) {
         int rc = ipc_serve_one(fd, dispatch, NULL);
         if (rc == 1)

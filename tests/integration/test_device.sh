@@ -32,7 +32,7 @@ registry = "$REG";
 attestation = { default = "required"; require_known_implementation = true;
                 require_known_measurements = true; };
 CONF
-start_gateway --config $WORK/gw.conf --attestation-default required
+start_gateway --config $WORK/gw.conf --attestation-default required --allow-anonymous
 ok "provisioned in the SPE store; the manifest (0600) imports device, IAK and reference values"
 
 connect sensor-a --publish sensors/sensor-a/env hello || fail "attested device refused: $(cat $WORK/out)"
@@ -40,6 +40,43 @@ grep -q "connected attested=1" $WORK/out || fail "not attested: $(cat $WORK/out)
 grep -q "published topic=sensors/sensor-a/env" $WORK/out || fail "publish: $(cat $WORK/out)"
 expect_log "event=attestation .*id=sensor-a verdict=accepted .*lifecycle=secured"
 ok "the emulated device attests (token from its SPE, IAK by key id) and publishes"
+
+# protected records: two sensors (one integrity-only) and a monitor, all emulated devices
+provision mon-1 monitor
+provision sensor-e sensor
+for d in mon-1 sensor-e; do "$PSAGW" device import $WORK/$d.json --registry "$REG" >/dev/null; done
+"$PSADEV" monitor --state $WORK/dev-mon-1 --gateway 127.0.0.1:$PSK_PORT > $WORK/monitor.out 2>&1 &
+mon_pid=$!
+expect_log "event=subscribe id=mon-1 filter=sensors/# "
+# an eavesdropper on the gateway's plain listener records what sensor-a sends
+mosquitto_sub -h 127.0.0.1 -p $PLAIN_PORT -t sensors/sensor-a/env -C 1 -N > $WORK/rec.bin &
+spy=$!
+expect_log "event=subscribe id=auto-.* filter=sensors/sensor-a/env "
+"$PSADEV" sensor --state $WORK/dev-sensor-a --gateway 127.0.0.1:$PSK_PORT --interval 100 --count 3 >$WORK/s-a.out 2>&1 ||
+  fail "sensor-a: $(cat $WORK/s-a.out)"
+"$PSADEV" sensor --state $WORK/dev-sensor-e --gateway 127.0.0.1:$PSK_PORT --interval 100 --count 2 \
+  --integrity-only >$WORK/s-e.out 2>&1 || fail "sensor-e: $(cat $WORK/s-e.out)"
+wait $spy
+wait_for $WORK/monitor.out "reading device=sensor-a seq=2 " || fail "monitor: $(cat $WORK/monitor.out)"
+wait_for $WORK/monitor.out "reading device=sensor-e seq=1 " || fail "monitor (integrity-only): $(cat $WORK/monitor.out)"
+grep -q "temp_c=" $WORK/monitor.out || fail "no readings"
+head -c 8 $WORK/rec.bin | xxd -p | grep -q '^d083' || fail "the record on the wire is not a COSE_Encrypt0"
+grep -q 'sensor-a' $WORK/rec.bin || fail "kid missing"
+grep -q 'temp' $WORK/rec.bin && fail "plaintext on the wire"
+ok "sensors' SPEs seal readings (COSE_Encrypt0 / COSE_Mac0), the monitor's SPE opens them"
+mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -t sensors/sensor-a/env -f $WORK/rec.bin
+wait_for $WORK/monitor.out "refused replay device=sensor-a seq=0 last_seq=2" || fail "replay: $(cat $WORK/monitor.out)"
+mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -t sensors/sensor-x/env -f $WORK/rec.bin
+wait_for $WORK/monitor.out "refused record topic=sensors/sensor-x/env reason=authentication failed" ||
+  fail "moved record: $(cat $WORK/monitor.out)"
+printf '\xd0\x83\x43' | mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -t sensors/junk/env -s
+wait_for $WORK/monitor.out "refused record topic=sensors/junk/env reason=not a well-formed record" ||
+  fail "junk: $(cat $WORK/monitor.out)"
+# seq never repeats, across restarts: the next run starts after the reserved block
+"$PSADEV" sensor --state $WORK/dev-sensor-a --gateway 127.0.0.1:$PSK_PORT --count 1 >/dev/null 2>&1
+wait_for $WORK/monitor.out "reading device=sensor-a seq=64 " || fail "seq after restart: $(cat $WORK/monitor.out)"
+kill $mon_pid; wait $mon_pid || true
+ok "the monitor refuses a replayed record, a record moved to another topic, and junk; seq survives restarts"
 
 for s in ccm ccm8; do
   connect sensor-a --suite $s || fail "suite $s: $(cat $WORK/out)"
