@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# The end-to-end demo, run by `make demo`: provisions a few devices in a fresh registry, starts
-# psagw on loopback, and drives it with real mosquitto clients over TLS-PSK: a monitor that
-# prints what the sensors publish, sensors publishing readings, and the refusals a gateway
-# must make (a spoofed topic, a wrong key, a revoked device). Stops everything by itself.
+# The end-to-end demo, run by `make demo`: the whole system on loopback for about 30 s.
 #
-# Until the device emulator (issue 4) exists, the devices are mosquitto_pub/mosquitto_sub, and
-# the attesting device is the test client (tests/tools/iat_client), which mints its PSA-IAT
-# tokens with the same token library a device's secure side uses. mosquitto clients cannot
-# attest, so the demo gateway runs with --attestation-default optional and only sensor-3 is
-# registered with attestation required.
-# Options: --keep keeps the gateway running until Ctrl-C; --seconds N sets how long the
-# sensors publish (default 10).
+# Emulated TF-M Profile Small devices (psadev: each one an SPE process and an NSPE process) are
+# provisioned on the fly, imported into a fresh gateway registry from their manifests, and run
+# against psagw: two sensors whose secure partitions seal every reading, one monitor whose
+# secure side opens them (its lines are shown live), an operator command changing a sensor's
+# interval, and the refusals a gateway owes: a device in a debug lifecycle, a device running a
+# modified NSPE image, a wrong key, a replayed record. Stops everything and prints a summary.
+#
+# Options: --keep keeps everything running until Ctrl-C; --seconds N sets how long the sensors
+# publish (default 20).
 set -euo pipefail
 
 BUILD=${1:-build}
 shift || true
 KEEP=0
-SECONDS_TO_RUN=10
+SECONDS_TO_RUN=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) KEEP=1 ;;
@@ -27,8 +26,10 @@ while [ $# -gt 0 ]; do
 done
 
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
-IAT_CLIENT=$(cd "$BUILD" && pwd)/tests/iat_client
-[ -x "$PSAGW" ] || { echo "demo: $PSAGW not built (run make build)" >&2; exit 1; }
+PSADEV=$(cd "$BUILD" && pwd)/device/psadev
+for b in "$PSAGW" "$PSADEV"; do
+  [ -x "$b" ] || { echo "demo: $b not built (run make build)" >&2; exit 1; }
+done
 DIR=$(mktemp -d /tmp/psagw-demo.XXXXXX)
 REG=$DIR/registry.db
 LOG=$DIR/gateway.log
@@ -37,125 +38,123 @@ GW=
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   if [ -n "$GW" ]; then kill -TERM "$GW" 2>/dev/null || true; wait "$GW" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
   rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-psk_of() { "$PSAGW" device add "$1" --role "$2" --generate-psk --registry "$REG" | sed -n 's/^psk=//p'; }
+provision() { # id role [psadev provision args...]
+  local id=$1 role=$2; shift 2
+  "$PSADEV" provision --id "$id" --role "$role" --state "$DIR/$id" \
+    --group-key-file "$DIR/group.key" --manifest "$DIR/$id.json" "$@" | sed 's/^/  /'
+  "$PSAGW" device import "$DIR/$id.json" --registry "$REG" | sed 's/^/  /'
+}
 
-say "Provisioning devices into a fresh registry ($REG, mode 0600)"
-S1=$(psk_of sensor-1 sensor)
-S2=$(psk_of sensor-2 sensor)
-M1=$(psk_of monitor-1 monitor)
-IAK3=$(openssl rand -hex 32) # sensor-3's attestation key; in real life it never leaves the device
-S3=$("$PSAGW" device add sensor-3 --role sensor --generate-psk --attestation required \
-  --iak-file <(printf '%s' "$IAK3") --registry "$REG" | sed -n 's/^psk=//p')
-"$PSAGW" device list --registry "$REG"
+say "Provisioning four emulated devices (keys created inside each device's SPE store)"
+openssl rand -hex 32 > "$DIR/group.key" # the application group key shared by sensors and monitors
+provision sensor-1 sensor
+provision sensor-2 sensor
+provision monitor-1 monitor
+provision sensor-3 sensor --lifecycle non_psa_rot_debug
+echo "  (each manifest carries the PSK and IAK once, mode 0600, for the gateway; the devices"
+echo "   keep theirs inside the SPE, where no API returns them)"
+"$PSAGW" device list --registry "$REG" | sed 's/^/  /'
+"$PSAGW" refval list --registry "$REG" | sed 's/^/  /'
 
-say "Starting the gateway (TLS-PSK listener on a free loopback port)"
-"$PSAGW" serve --registry "$REG" --listen 127.0.0.1:0 --log-level info \
-  --attestation-default optional 2>"$LOG" &
+say "Starting the gateway: attestation required, known implementation and measurements only"
+cat > "$DIR/psagw.conf" <<CONF
+registry = "$REG";
+allow_anonymous = true;   # the plain loopback listener, for the operator's tools below
+anonymous_acl = { publish = [ "cmd/#", "sensors/#" ]; subscribe = [ "sensors/#" ]; };
+attestation = { default = "required"; require_known_implementation = true;
+                require_known_measurements = true; };
+CONF
+"$PSAGW" serve --config "$DIR/psagw.conf" --listen 127.0.0.1:0 --listen-plain 127.0.0.1:0 \
+  --log-level info 2>"$LOG" &
 GW=$!
 for _ in $(seq 1 100); do grep -q "event=started" "$LOG" && break; sleep 0.05; done
-PORT=$(grep 'event=listening' "$LOG" | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
-echo "psagw pid $GW listening on 127.0.0.1:$PORT"
-# Followers end by themselves when the gateway exits (tail --pid), so no stage of these
-# pipelines outlives the demo.
+PORT=$(grep 'event=listening' "$LOG" | grep 'type=tls-psk' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
+PLAIN=$(grep 'event=listening' "$LOG" | grep 'type=plain' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
+echo "psagw pid $GW: TLS-PSK on 127.0.0.1:$PORT, plain (operator tools) on 127.0.0.1:$PLAIN"
+# followers end by themselves when the gateway exits (tail --pid)
 tail --pid="$GW" -n +1 -f "$LOG" \
-  | grep --line-buffered -E "event=(connect|connect_refused|acl_denied|tls_psk_refused|tls_handshake_failed|device_disconnected|disconnect|attestation) " \
-  | sed -u -E 's/ (implementation_id|instance_id|client_id|exchange_us)=[^ ]*//g' \
+  | grep --line-buffered -E "event=(attestation|connect_refused|tls_handshake_failed|acl_denied) " \
+  | sed -u -E 's/^ts=[^ ]* //; s/ (implementation_id|instance_id|client_id|exchange_us|peer)=[^ ]*//g' \
   | sed -u 's/^/  [gateway] /' &
 
-say "monitor-1 subscribes to sensors/# and status/# (MQTT 5, TLS-PSK)"
-: > "$DIR/monitor.out" # exists before tail opens it (tail -f gives up on a missing file)
-mosquitto_sub -h 127.0.0.1 -p "$PORT" --psk "$M1" --psk-identity monitor-1 -i monitor-1 \
-  -V mqttv5 -t 'sensors/#' -t 'status/#' -v >>"$DIR/monitor.out" 2>&1 &
+say "monitor-1 attests, subscribes to sensors/#, and has its SPE open every record"
+"$PSADEV" monitor --state "$DIR/monitor-1" --gateway 127.0.0.1:$PORT > "$DIR/monitor.out" 2>&1 &
 PIDS+=($!)
 tail --pid="$GW" -n +1 -f "$DIR/monitor.out" | sed -u 's/^/  [monitor-1] /' &
-sleep 0.5
+for _ in $(seq 1 100); do grep -q "event=subscribe id=monitor-1" "$LOG" && break; sleep 0.05; done
 
-say "Sensors publish a reading every second for ${SECONDS_TO_RUN} s (QoS 1)"
-publish_loop() { # id psk
-  local id=$1 psk=$2 t=2150 h=4100 i=0
-  mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$psk" --psk-identity "$id" -i "$id" -q 1 -r \
-    -t "status/$id" -m online
-  while [ $i -lt "$SECONDS_TO_RUN" ]; do
-    t=$((t + RANDOM % 21 - 10)); h=$((h + RANDOM % 41 - 20))
-    mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$psk" --psk-identity "$id" -i "$id" -q 1 \
-      -t "sensors/$id/env" -m "$(printf '{"seq":%d,"temp_c":%d.%02d,"rh":%d.%02d}' \
-        $i $((t / 100)) $((t % 100)) $((h / 100)) $((h % 100)))"
-    i=$((i + 1))
-    sleep 1
-  done
-}
-publish_loop sensor-1 "$S1" &
-PIDS+=($!)
-P1=$!
-publish_loop sensor-2 "$S2" &
-PIDS+=($!)
-P2=$!
+say "sensor-1 and sensor-2 attest and publish a sealed reading every second for ${SECONDS_TO_RUN} s"
+for s in sensor-1 sensor-2; do
+  "$PSADEV" sensor --state "$DIR/$s" --gateway 127.0.0.1:$PORT --interval 1000 \
+    > "$DIR/$s.out" 2>&1 &
+  PIDS+=($!)
+done
+START=$(date +%s)
+# an eavesdropper on the operator listener keeps one of sensor-1's records for later
+mosquitto_sub -h 127.0.0.1 -p "$PLAIN" -t sensors/sensor-1/env -C 1 -N > "$DIR/recorded.bin" &
+sleep 4
+
+say "The operator sets sensor-2's interval to 500 ms (cmd/sensor-2/interval)"
+mosquitto_pub -h 127.0.0.1 -p "$PLAIN" -t cmd/sensor-2/interval -m 500
 sleep 2
+grep -h "command" "$DIR/sensor-2.out" | sed 's/^/  [sensor-2] /' || true
 
-say "sensor-1 tries to publish as sensor-2 (ACL: a sensor publishes only under sensors/<its id>/)"
-mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$S1" --psk-identity sensor-1 -i sensor-1 -q 1 \
-  -V mqttv5 -t sensors/sensor-2/env -m spoofed 2>&1 | sed 's/^/  [sensor-1] /' || true
-sleep 0.5
-
-say "An intruder claims to be sensor-1 with the wrong key"
-mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk 000102030405060708090a0b0c0d0e0f \
-  --psk-identity sensor-1 -i sensor-1 -t sensors/sensor-1/env -m fake 2>&1 \
-  | sed 's/^/  [intruder] /' || true
-sleep 0.5
-
-say "sensor-1 asks to speak as another client id"
-mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$S1" --psk-identity sensor-1 -i monitor-1 \
-  -V mqttv5 -t sensors/sensor-1/env -m other-id 2>&1 | sed 's/^/  [sensor-1] /' || true
-sleep 1
-
-say "sensor-3 attests: MQTT 5 AUTH with PSA-IAT (nonce from the gateway, token MACed with its IAK)"
-"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" \
-  --publish sensors/sensor-3/env '{"seq":0,"temp_c":21.7,"rh":40.2}' 2>&1 | sed 's/^/  [sensor-3] /' || true
-sleep 0.3
-
-say "sensor-3 with a debug lifecycle (NON_PSA_ROT_DEBUG) is refused"
-"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" --lifecycle 0x4000 2>&1 \
+say "sensor-3 runs in a debug lifecycle (NON_PSA_ROT_DEBUG): its token says so"
+"$PSADEV" connect --state "$DIR/sensor-3" --gateway 127.0.0.1:$PORT 2>&1 \
   | sed 's/^/  [sensor-3] /' || true
-sleep 0.3
-
-say "A recorded token is replayed against a fresh challenge"
-"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" --save-token "$DIR/t.cbor" >/dev/null 2>&1 || true
-"$IAT_CLIENT" --port "$PORT" --id sensor-3 --psk "$S3" --iak "$IAK3" --replay "$DIR/t.cbor" 2>&1 \
-  | sed 's/^/  [replayer] /' || true
-sleep 0.3
-
-say "sensor-3 connects like a plain MQTT client, without attesting"
-mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$S3" --psk-identity sensor-3 -i sensor-3 \
-  -V mqttv5 -t sensors/sensor-3/env -m unattested 2>&1 | sed 's/^/  [sensor-3] /' || true
 sleep 0.5
 
-say "The operator sees sensor-3's last verdict"
-sleep 1
-"$PSAGW" device show sensor-3 --registry "$REG" | grep -E '^(id|iak|instance_id|last_verdict)' | sed 's/^/  /'
+say "sensor-1's keys, but a modified NSPE image (one byte appended to the binary)"
+mkdir "$DIR/tampered"
+cp "$PSADEV" "$(dirname "$PSADEV")/psadev-spe" "$DIR/tampered/"
+printf 'x' >> "$DIR/tampered/psadev"
+"$DIR/tampered/psadev" connect --state "$DIR/sensor-1" --gateway 127.0.0.1:$PORT 2>&1 \
+  | sed 's/^/  [tampered] /' || true
+sleep 0.5
 
-say "The operator revokes sensor-2 while it runs"
-"$PSAGW" device revoke sensor-2 --registry "$REG"
-wait "$P1" 2>/dev/null || true
-wait "$P2" 2>/dev/null || true
+say "An intruder claims to be sensor-2 with a key of its own (mosquitto_pub)"
+mosquitto_pub -h 127.0.0.1 -p "$PORT" --psk "$(openssl rand -hex 16)" --psk-identity sensor-2 \
+  -i sensor-2 -V mqttv5 -t sensors/sensor-2/env -m fake 2>&1 | sed 's/^/  [intruder] /' || true
+sleep 0.5
+
+say "The eavesdropper replays sensor-1's recorded reading"
+if [ -s "$DIR/recorded.bin" ]; then
+  mosquitto_pub -h 127.0.0.1 -p "$PLAIN" -t sensors/sensor-1/env -f "$DIR/recorded.bin"
+  echo "  (the gateway forwards it; the monitor's SPE refuses it: see [monitor-1] above)"
+fi
+sleep 1
 
 if [ "$KEEP" = 1 ]; then
-  say "Gateway keeps running on 127.0.0.1:$PORT (Ctrl-C to stop). sensor-1's key: $S1"
+  say "Everything keeps running (Ctrl-C to stop). Gateway 127.0.0.1:$PORT, log $LOG"
   wait "$GW"
 fi
+LEFT=$((SECONDS_TO_RUN - ($(date +%s) - START)))
+[ $LEFT -gt 0 ] && sleep $LEFT
 
-say "Stopping the gateway (SIGTERM)"
+say "Stopping the devices and the gateway"
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+PIDS=()
 kill -TERM "$GW"
 wait "$GW" || true
 GW=
 sleep 0.3
-say "Summary (from the gateway's own counters)"
+
+say "Summary"
+printf '  monitor-1 readings accepted: %s (sensor-1: %s, sensor-2: %s), replays refused: %s\n' \
+  "$(grep -c '^reading ' "$DIR/monitor.out" || true)" \
+  "$(grep -c '^reading device=sensor-1 ' "$DIR/monitor.out" || true)" \
+  "$(grep -c '^reading device=sensor-2 ' "$DIR/monitor.out" || true)" \
+  "$(grep -c '^refused replay' "$DIR/monitor.out" || true)"
 grep 'event=stats' "$LOG" | tail -1 | tr ' ' '\n' \
-  | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_failed|psk_revoked|publishes_in|publishes_out|acl_denied_publish|revoked_disconnects|attestations_accepted|attestations_refused)=' \
+  | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_failed|publishes_in|publishes_out|attestations_accepted|attestations_refused)=' \
   | sed 's/^/  /'
+grep 'event=attestation_refusals' "$LOG" | tail -1 | sed 's/.*event=attestation_refusals /  refusals by reason: /'
 echo
-echo "Demo complete. Full gateway log was at $LOG (removed on exit)."
+echo "Demo complete. Everything ran in $DIR (removed on exit)."

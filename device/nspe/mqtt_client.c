@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "psagw/mqtt.h"
 
@@ -12,8 +13,16 @@
 
 #define METHOD "PSA-IAT"
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static int send_packet(struct mqtt_client *c, const uint8_t *buf, size_t len)
 {
+    c->last_tx_ms = mono_ms();
     return tls_write_all(c->tls, buf, len);
 }
 
@@ -96,6 +105,7 @@ int mqtt_client_connect(struct mqtt_client *c, bool attest, uint16_t keep_alive)
     size_t n = 0;
     c->connack_reason = 0xff;
     c->attested = false;
+    c->keep_alive = keep_alive;
     c->next_pid = 1;
     if (mqtt_encode_connect(buf, sizeof(buf), &con, &n) != MQTT_OK || send_packet(c, buf, n) != 0)
         return -1;
@@ -190,6 +200,18 @@ int mqtt_client_poll(struct mqtt_client *c, int timeout_ms, const uint8_t **topi
     if (pending) {
         consume(c, pending);
         pending = 0;
+    }
+    /* MQTT 3.1.2.10: something must reach the gateway within the keep-alive; ping at half */
+    if (c->keep_alive) {
+        uint64_t due = c->last_tx_ms + (uint64_t)c->keep_alive * 500u, now = mono_ms();
+        if (now >= due) {
+            static const uint8_t ping[] = {0xc0, 0x00};
+            if (send_packet(c, ping, sizeof(ping)) != 0)
+                return -1;
+            due = now + (uint64_t)c->keep_alive * 500u;
+        }
+        if (timeout_ms < 0 || (uint64_t)timeout_ms > due - now)
+            timeout_ms = (int)(due - now);
     }
     size_t len;
     int rc = read_packet(c, timeout_ms, &len);

@@ -49,6 +49,8 @@ struct mqtt_client {
     uint8_t in[2048];
     size_t in_len;
     uint16_t next_pid;
+    uint16_t keep_alive;  /* seconds, as sent in CONNECT */
+    uint64_t last_tx_ms;  /* when we last sent anything (PINGREQ is due at keep_alive / 2) */
     uint8_t connack_reason;
     char reason_string[256];
     bool attested;

@@ -159,9 +159,9 @@ int tls_read(struct tls_conn *t, uint8_t *buf, size_t cap, int timeout_ms)
         if (timeout_ms >= 0 && mbedtls_ssl_get_bytes_avail(&t->ssl) == 0) {
             struct pollfd p = {.fd = t->fd, .events = POLLIN};
             int r = poll(&p, 1, timeout_ms);
-            if (r == 0)
-                return -2;
-            if (r < 0 && errno != EINTR)
+            if (r == 0 || (r < 0 && errno == EINTR))
+                return -2; /* a timeout, or a signal the caller may want to look at */
+            if (r < 0)
                 return -1;
         }
         int n = mbedtls_ssl_read(&t->ssl, buf, cap);
