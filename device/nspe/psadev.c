@@ -7,9 +7,10 @@
  *                  [--suite ccm|ccm8] [--profile legacy|psa2] [--hold-ms N]
  *       connects, attests, optionally publishes one message (QoS 1), stays --hold-ms, leaves.
  *   psadev sensor --state DIR --gateway HOST:PORT [--interval MS] [--qos 0|1] [--count N]
- *                 [--integrity-only]
+ *                 [--integrity-only] [--readings FILE]
  *       connects, attests, and publishes a protected reading (sealed by the SPE's sensor
- *       partition) on sensors/<id>/env every interval; obeys cmd/<id>/interval (payload: the
+ *       partition; from FILE's "temperature_c humidity_pct" lines, looped, if given) on
+ *       sensors/<id>/env every interval; obeys cmd/<id>/interval (payload: the
  *       new interval in ms); reconnects with jittered exponential backoff.
  *   psadev monitor --state DIR --gateway HOST:PORT [--count N]
  *       connects, attests, subscribes to sensors/#, has its SPE open each record (refusing
@@ -50,6 +51,8 @@ static void spe_path(char *out, size_t cap)
 }
 
 /* Starts the SPE for DIR and binds the PSA client to it. */
+static const char *spe_readings; /* the sensor's readings file, if any (psadev sensor) */
+
 static int start_spe(const char *state, const char *profile)
 {
     int sv[2];
@@ -65,8 +68,12 @@ static int start_spe(const char *state, const char *profile)
         int fd = dup(sv[1]); /* without CLOEXEC, for the SPE */
         char fdstr[16];
         snprintf(fdstr, sizeof(fdstr), "%d", fd);
-        execl(exe, exe, "serve", "--state", state, "--fd", fdstr, "--profile",
-              profile ? profile : "legacy", (char *)NULL);
+        if (spe_readings)
+            execl(exe, exe, "serve", "--state", state, "--fd", fdstr, "--profile",
+                  profile ? profile : "legacy", "--readings", spe_readings, (char *)NULL);
+        else
+            execl(exe, exe, "serve", "--state", state, "--fd", fdstr, "--profile",
+                  profile ? profile : "legacy", (char *)NULL);
         fprintf(stderr, "psadev: cannot start %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
@@ -308,7 +315,7 @@ static int app_opts_parse(int argc, char **argv, struct app_opts *o)
     static const struct option opts[] = {
         {"state", 1, NULL, 's'},     {"gateway", 1, NULL, 'g'}, {"interval", 1, NULL, 'i'},
         {"qos", 1, NULL, 'q'},       {"count", 1, NULL, 'c'},   {"integrity-only", 0, NULL, 'm'},
-        {"profile", 1, NULL, 'P'},   {NULL, 0, NULL, 0}};
+        {"profile", 1, NULL, 'P'},   {"readings", 1, NULL, 'R'}, {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof(*o));
     o->interval_ms = 1000;
     o->qos = 1;
@@ -323,6 +330,7 @@ static int app_opts_parse(int argc, char **argv, struct app_opts *o)
         case 'c': o->count = atol(optarg); break;
         case 'm': o->integrity_only = true; break;
         case 'P': o->profile = optarg; break;
+        case 'R': spe_readings = optarg; break;
         default: return -1;
         }
     }

@@ -30,6 +30,7 @@
 
 static struct {
     struct spe_device_info info;
+    FILE *readings; /* lines "temperature_c humidity_pct", replayed in a loop; NULL: emulate */
     uint64_t next_seq, reserved_until;
     int32_t temp_centi;
     int32_t rh_centi;
@@ -133,9 +134,13 @@ static int reserve_seq(void)
     return 0;
 }
 
-void sensor_partition_boot(const struct spe_device_info *info)
+void sensor_partition_boot(const struct spe_device_info *info, const char *readings_file)
 {
     sp.info = *info;
+    sp.readings = readings_file ? fopen(readings_file, "r") : NULL;
+    if (readings_file && !sp.readings)
+        fprintf(stderr, "psadev-spe: cannot read %s; emulating the sensor instead\n",
+                readings_file);
     uint64_t until = 0;
     size_t n = 0;
     if (psa_its_get(SPE_UID_SEQ, 0, sizeof(until), &until, &n) != PSA_SUCCESS || n != sizeof(until))
@@ -157,8 +162,29 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The next line of the readings file, from the top again at its end; 0 if one was read. */
+static int read_file_line(struct record *r)
+{
+    char line[128];
+    for (int pass = 0; pass < 2; pass++) {
+        while (fgets(line, sizeof(line), sp.readings)) {
+            double t, h;
+            if (line[0] == '#' || sscanf(line, "%lf %lf", &t, &h) != 2 || t < -100 || t > 200 ||
+                h < 0 || h > 100)
+                continue;
+            r->temp_centi = (int32_t)(t * 100.0 + (t < 0 ? -0.5 : 0.5));
+            r->rh_centi = (uint32_t)(h * 100.0 + 0.5);
+            return 0;
+        }
+        rewind(sp.readings);
+    }
+    return -1;
+}
+
 static void read_sensor(struct record *r)
 {
+    if (sp.readings && read_file_line(r) == 0)
+        return;
     uint8_t d[2];
     psa_generate_random(d, sizeof(d));
     /* a slow random walk within plausible indoor bounds */

@@ -61,7 +61,7 @@ int32_t crypto_service(int32_t type, const struct ipc_invec *in, size_t n_in,
                        struct ipc_outvec *out, size_t n_out);
 
 /* sensor_partition.c */
-void sensor_partition_boot(const struct spe_device_info *info);
+void sensor_partition_boot(const struct spe_device_info *info, const char *readings_file);
 int32_t sensor_service(int32_t type, const struct ipc_invec *in, size_t n_in,
                        struct ipc_outvec *out, size_t n_out);
 

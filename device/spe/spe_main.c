@@ -1,7 +1,7 @@
 /*
  * spe_main.c: psadev-spe, the emulated device's secure side, in its own process.
  *
- *   psadev-spe serve --state DIR --fd N [--profile legacy|psa2]
+ *   psadev-spe serve --state DIR --fd N [--profile legacy|psa2] [--readings FILE]
  *       boots: opens the key store in DIR, measures its own executable and its parent's (the
  *       NSPE) the way a bootloader measures images, then serves psa_call requests on fd N
  *       until the NSPE closes the channel.
@@ -68,7 +68,7 @@ static int load_info(struct spe_device_info *info)
                : -1;
 }
 
-static int cmd_serve(const char *state, int fd, enum iat_profile profile)
+static int cmd_serve(const char *state, int fd, enum iat_profile profile, const char *readings)
 {
     if (its_init(state) != 0 || psa_crypto_init() != PSA_SUCCESS) {
         fprintf(stderr, "psadev-spe: cannot open the key store in %s\n", state);
@@ -87,7 +87,7 @@ static int cmd_serve(const char *state, int fd, enum iat_profile profile)
         return 1;
     }
     attest_service_boot(&info, meas_spe, meas_nspe, profile);
-    sensor_partition_boot(&info);
+    sensor_partition_boot(&info, readings);
     for (;;) {
         int rc = ipc_serve_one(fd, dispatch, NULL);
         if (rc == 1)
@@ -109,9 +109,10 @@ int main(int argc, char **argv)
         {"state", 1, NULL, 's'}, {"fd", 1, NULL, 'f'}, {"profile", 1, NULL, 'p'},
         {"id", 1, NULL, 'i'},    {"role", 1, NULL, 'r'}, {"lifecycle", 1, NULL, 'l'},
         {"group-key-file", 1, NULL, 'g'}, {"manifest", 1, NULL, 'm'}, {"nspe", 1, NULL, 'n'},
+        {"readings", 1, NULL, 'R'},
         {NULL, 0, NULL, 0}};
     const char *state = NULL, *id = NULL, *role = NULL, *lifecycle = NULL, *group = NULL;
-    const char *manifest = NULL, *nspe = NULL;
+    const char *manifest = NULL, *nspe = NULL, *readings = NULL;
     int fd = -1;
     enum iat_profile profile = IAT_PROFILE_LEGACY;
     int c;
@@ -127,6 +128,7 @@ int main(int argc, char **argv)
         case 'g': group = optarg; break;
         case 'm': manifest = optarg; break;
         case 'n': nspe = optarg; break;
+        case 'R': readings = optarg; break;
         default: return 2;
         }
     }
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "serve") == 0 && fd >= 0)
-        return cmd_serve(state, fd, profile);
+        return cmd_serve(state, fd, profile, readings);
     if (strcmp(argv[1], "provision") == 0)
         return spe_provision(state, id, role, lifecycle, group, manifest, nspe);
     fprintf(stderr, "psadev-spe: bad arguments\n");

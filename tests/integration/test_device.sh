@@ -54,11 +54,13 @@ spy=$!
 expect_log "event=subscribe id=auto-.* filter=sensors/sensor-a/env "
 "$PSADEV" sensor --state $WORK/dev-sensor-a --gateway 127.0.0.1:$PSK_PORT --interval 100 --count 3 >$WORK/s-a.out 2>&1 ||
   fail "sensor-a: $(cat $WORK/s-a.out)"
+printf '# temperature_c humidity_pct\n21.50 40.25\n-3.75 80.50\n' > $WORK/readings.txt
 "$PSADEV" sensor --state $WORK/dev-sensor-e --gateway 127.0.0.1:$PSK_PORT --interval 100 --count 2 \
-  --integrity-only >$WORK/s-e.out 2>&1 || fail "sensor-e: $(cat $WORK/s-e.out)"
+  --integrity-only --readings $WORK/readings.txt >$WORK/s-e.out 2>&1 || fail "sensor-e: $(cat $WORK/s-e.out)"
 wait $spy
 wait_for $WORK/monitor.out "reading device=sensor-a seq=2 " || fail "monitor: $(cat $WORK/monitor.out)"
-wait_for $WORK/monitor.out "reading device=sensor-e seq=1 " || fail "monitor (integrity-only): $(cat $WORK/monitor.out)"
+wait_for $WORK/monitor.out "reading device=sensor-e seq=1 temp_c=-3.75 rh=80.50" ||
+  fail "monitor (integrity-only, readings from a file): $(cat $WORK/monitor.out)"
 grep -q "temp_c=" $WORK/monitor.out || fail "no readings"
 head -c 8 $WORK/rec.bin | xxd -p | grep -q '^d083' || fail "the record on the wire is not a COSE_Encrypt0"
 grep -q 'sensor-a' $WORK/rec.bin || fail "kid missing"
