@@ -5,24 +5,17 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "psagw/mqtt.h"
 
+#include "../platform/platform.h"
 #include "nspe.h"
 
 #define METHOD "PSA-IAT"
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int send_packet(struct mqtt_client *c, const uint8_t *buf, size_t len)
 {
-    c->last_tx_ms = mono_ms();
+    c->last_tx_ms = plat_mono_ms();
     return tls_write_all(c->tls, buf, len);
 }
 
@@ -203,7 +196,7 @@ int mqtt_client_poll(struct mqtt_client *c, int timeout_ms, const uint8_t **topi
     }
     /* MQTT 3.1.2.10: something must reach the gateway within the keep-alive; ping at half */
     if (c->keep_alive) {
-        uint64_t due = c->last_tx_ms + (uint64_t)c->keep_alive * 500u, now = mono_ms();
+        uint64_t due = c->last_tx_ms + (uint64_t)c->keep_alive * 500u, now = plat_mono_ms();
         if (now >= due) {
             static const uint8_t ping[] = {0xc0, 0x00};
             if (send_packet(c, ping, sizeof(ping)) != 0)

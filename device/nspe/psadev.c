@@ -38,6 +38,7 @@
 
 #include "../platform/ipc.h"
 #include "../platform/sensor_ipc.h"
+#include "app.h"
 #include "nspe.h"
 
 static pid_t spe_pid = -1;
@@ -278,36 +279,9 @@ static void on_signal(int sig)
 }
 
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Sleeps up to ms, waking early when asked to stop. */
-static void nap(uint64_t ms)
-{
-    while (ms > 0 && !stopping) {
-        uint64_t step = ms > 100 ? 100 : ms;
-        usleep((useconds_t)step * 1000u);
-        ms -= step;
-    }
-}
-
 struct app_opts {
     const char *state, *gateway, *profile;
-    char host[256], port[16];
-    long interval_ms, count;
-    int qos;
-    bool integrity_only;
+    struct app_cfg app;
 };
 
 static int app_opts_parse(int argc, char **argv, struct app_opts *o)
@@ -317,65 +291,39 @@ static int app_opts_parse(int argc, char **argv, struct app_opts *o)
         {"qos", 1, NULL, 'q'},       {"count", 1, NULL, 'c'},   {"integrity-only", 0, NULL, 'm'},
         {"profile", 1, NULL, 'P'},   {"readings", 1, NULL, 'R'}, {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof(*o));
-    o->interval_ms = 1000;
-    o->qos = 1;
+    o->app.interval_ms = 1000;
+    o->app.qos = 1;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': o->state = optarg; break;
         case 'g': o->gateway = optarg; break;
-        case 'i': o->interval_ms = atol(optarg); break;
-        case 'q': o->qos = atoi(optarg); break;
-        case 'c': o->count = atol(optarg); break;
-        case 'm': o->integrity_only = true; break;
+        case 'i': o->app.interval_ms = atol(optarg); break;
+        case 'q': o->app.qos = atoi(optarg); break;
+        case 'c': o->app.count = atol(optarg); break;
+        case 'm': o->app.integrity_only = true; break;
         case 'P': o->profile = optarg; break;
         case 'R': spe_readings = optarg; break;
         default: return -1;
         }
     }
     if (!o->state || !o->gateway ||
-        split_hostport(o->gateway, o->host, sizeof(o->host), o->port, sizeof(o->port)) != 0 ||
-        o->interval_ms < 10 || (o->qos != 0 && o->qos != 1))
+        split_hostport(o->gateway, o->app.host, sizeof(o->app.host), o->app.port,
+                       sizeof(o->app.port)) != 0 ||
+        o->app.interval_ms < 10 || (o->app.qos != 0 && o->app.qos != 1))
         return -1;
     return 0;
 }
 
-/* Connects and attests; on failure waits a jittered, growing backoff. 0 when connected. */
-static int session_open(const struct app_opts *o, struct mqtt_client *m, unsigned *backoff_ms)
-{
-    char err[256];
-    m->in_len = 0;
-    m->tls = tls_connect(o->host, o->port, m->id, NULL, err, sizeof(err));
-    if (m->tls && mqtt_client_connect(m, true, 60) == 0) {
-        printf("connected id=%s cipher=%s attested=%d\n", m->id, tls_cipher(m->tls), m->attested);
-        *backoff_ms = 1000;
-        return 0;
-    }
-    if (m->tls)
-        printf("refused connack=0x%02x reason=\"%s\"\n", m->connack_reason, m->reason_string);
-    else
-        printf("connect failed: %s\n", err);
-    tls_close(m->tls);
-    m->tls = NULL;
-    /* full jitter (AWS architecture blog's "exponential backoff and jitter"), 1 s .. 60 s */
-    uint8_t r[2];
-    psa_generate_random(r, sizeof(r));
-    unsigned wait = *backoff_ms / 2 + (unsigned)((r[0] << 8 | r[1]) % (*backoff_ms / 2 + 1));
-    printf("retrying in %u ms\n", wait);
-    nap(wait);
-    if (*backoff_ms < 60000)
-        *backoff_ms *= 2;
-    return -1;
-}
-
-static int cmd_sensor(int argc, char **argv)
+static int cmd_app(int argc, char **argv, bool sensor)
 {
     struct app_opts o;
     struct mqtt_client m = {0};
     if (app_opts_parse(argc, argv, &o) != 0) {
-        fprintf(stderr, "psadev sensor: --state DIR --gateway HOST:PORT [--interval MS] "
-                        "[--qos 0|1] [--count N] [--integrity-only]\n");
+        fprintf(stderr, sensor ? "psadev sensor: --state DIR --gateway HOST:PORT [--interval MS] "
+                                 "[--qos 0|1] [--count N] [--integrity-only] [--readings FILE]\n"
+                               : "psadev monitor: --state DIR --gateway HOST:PORT [--count N]\n");
         return 2;
     }
     if (read_id(o.state, m.id, sizeof(m.id)) != 0) {
@@ -384,133 +332,9 @@ static int cmd_sensor(int argc, char **argv)
     }
     if (start_spe(o.state, o.profile) != 0)
         return 1;
-    char topic[200], cmd_filter[200], cmd_interval[200];
-    snprintf(topic, sizeof(topic), "sensors/%s/env", m.id);
-    snprintf(cmd_filter, sizeof(cmd_filter), "cmd/%s/#", m.id);
-    snprintf(cmd_interval, sizeof(cmd_interval), "cmd/%s/interval", m.id);
-    unsigned backoff = 1000;
-    long sent = 0;
-    int ret = 0;
-    while (!stopping && (o.count == 0 || sent < o.count)) {
-        if (!m.tls) {
-            if (session_open(&o, &m, &backoff) != 0)
-                continue;
-            mqtt_client_subscribe(&m, cmd_filter, 1);
-        }
-        uint8_t record[512];
-        uint8_t mode = o.integrity_only ? 1 : 0;
-        struct ipc_invec in[2] = {{topic, strlen(topic)}, {&mode, 1}};
-        struct ipc_outvec out[1] = {{record, sizeof(record)}};
-        psa_status_t st = ipc_call(psa_client_fd(), IPC_SVC_SENSOR, SENSOR_FN_READ, in, 2, out, 1);
-        if (st != PSA_SUCCESS) {
-            fprintf(stderr, "psadev sensor: the sensor partition failed (PSA error %d)\n", (int)st);
-            ret = 1;
-            break;
-        }
-        if (mqtt_client_publish(&m, topic, record, out[0].len, o.qos) != 0) {
-            printf("publish failed%s%s; reconnecting\n", m.reason_string[0] ? ": " : "",
-                   m.reason_string);
-            tls_close(m.tls);
-            m.tls = NULL;
-            continue;
-        }
-        sent++;
-        printf("published topic=%s bytes=%zu qos=%d n=%ld\n", topic, out[0].len, o.qos, sent);
-        /* wait for the next reading, serving commands meanwhile */
-        uint64_t due = mono_ms() + (uint64_t)o.interval_ms;
-        while (!stopping && m.tls && mono_ms() < due && (o.count == 0 || sent < o.count)) {
-            const uint8_t *t, *pl;
-            size_t tl, pll;
-            int type = mqtt_client_poll(&m, (int)(due - mono_ms()), &t, &tl, &pl, &pll);
-            if (type < 0 || type == 14) {
-                printf("connection lost%s%s\n", m.reason_string[0] ? ": " : "", m.reason_string);
-                tls_close(m.tls);
-                m.tls = NULL;
-                break;
-            }
-            if (type == 3 && tl == strlen(cmd_interval) && memcmp(t, cmd_interval, tl) == 0) {
-                char v[32];
-                size_t n = pll < sizeof(v) - 1 ? pll : sizeof(v) - 1;
-                memcpy(v, pl, n);
-                v[n] = '\0';
-                long ms = atol(v);
-                if (ms >= 10 && ms <= 86400000) {
-                    o.interval_ms = ms;
-                    due = mono_ms() + (uint64_t)ms;
-                    printf("command interval_ms=%ld\n", ms);
-                } else {
-                    printf("command refused: interval must be 10..86400000 ms\n");
-                }
-            }
-        }
-    }
-    if (m.tls) {
-        mqtt_client_disconnect(&m);
-        tls_close(m.tls);
-    }
+    int rc = sensor ? app_sensor_run(&o.app, &m, &stopping) : app_monitor_run(&o.app, &m, &stopping);
     stop_spe();
-    return ret;
-}
-
-static int cmd_monitor(int argc, char **argv)
-{
-    struct app_opts o;
-    struct mqtt_client m = {0};
-    if (app_opts_parse(argc, argv, &o) != 0) {
-        fprintf(stderr, "psadev monitor: --state DIR --gateway HOST:PORT [--count N]\n");
-        return 2;
-    }
-    if (read_id(o.state, m.id, sizeof(m.id)) != 0) {
-        fprintf(stderr, "psadev: %s/nspe.conf missing: provision the device first\n", o.state);
-        return 1;
-    }
-    if (start_spe(o.state, o.profile) != 0)
-        return 1;
-    unsigned backoff = 1000;
-    long shown = 0;
-    while (!stopping && (o.count == 0 || shown < o.count)) {
-        if (!m.tls) {
-            if (session_open(&o, &m, &backoff) != 0)
-                continue;
-            mqtt_client_subscribe(&m, "sensors/#", 1);
-        }
-        const uint8_t *t, *pl;
-        size_t tl, pll;
-        int type = mqtt_client_poll(&m, 500, &t, &tl, &pl, &pll);
-        if (type < 0 || type == 14) {
-            printf("connection lost%s%s\n", m.reason_string[0] ? ": " : "", m.reason_string);
-            tls_close(m.tls);
-            m.tls = NULL;
-            continue;
-        }
-        if (type != 3)
-            continue;
-        struct sensor_reading r;
-        memset(&r, 0, sizeof(r));
-        struct ipc_invec in[2] = {{t, tl}, {pl, pll}};
-        struct ipc_outvec out[1] = {{&r, sizeof(r)}};
-        psa_status_t st = ipc_call(psa_client_fd(), IPC_SVC_SENSOR, SENSOR_FN_OPEN, in, 2, out, 1);
-        if (st == PSA_SUCCESS) {
-            uint64_t now = now_ms();
-            printf("reading device=%s seq=%llu temp_c=%.2f rh=%.2f age_ms=%lld\n", r.device,
-                   (unsigned long long)r.seq, r.temp_centi / 100.0, r.rh_centi / 100.0,
-                   (long long)(now - r.time_ms));
-            shown++;
-        } else if (st == PSA_ERROR_ALREADY_EXISTS) {
-            printf("refused replay device=%s seq=%llu last_seq=%llu\n", r.device,
-                   (unsigned long long)r.seq, (unsigned long long)r.last_seq);
-        } else {
-            printf("refused record topic=%.*s reason=%s\n", (int)tl, (const char *)t,
-                   st == PSA_ERROR_INVALID_SIGNATURE ? "authentication failed"
-                                                      : "not a well-formed record");
-        }
-    }
-    if (m.tls) {
-        mqtt_client_disconnect(&m);
-        tls_close(m.tls);
-    }
-    stop_spe();
-    return 0;
+    return rc;
 }
 
 static int cmd_selftest(int argc, char **argv)
@@ -580,9 +404,9 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     if (strcmp(argv[1], "sensor") == 0)
-        return cmd_sensor(argc - 1, argv + 1);
+        return cmd_app(argc - 1, argv + 1, true);
     if (strcmp(argv[1], "monitor") == 0)
-        return cmd_monitor(argc - 1, argv + 1);
+        return cmd_app(argc - 1, argv + 1, false);
     fprintf(stderr, "psadev: unknown command '%s'\n", argv[1]);
     return 2;
 }

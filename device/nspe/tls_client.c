@@ -7,19 +7,13 @@
  * which Profile Small's crypto can run; records of 1 KiB, and the max_fragment_length
  * extension asks the gateway to keep its records that small too.
  */
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "mbedtls/ssl.h"
 
+#include "../platform/platform.h"
 #include "nspe.h"
 
 struct tls_conn {
@@ -36,48 +30,18 @@ static int rng(void *ctx, unsigned char *out, size_t len)
 
 static int net_send(void *ctx, const unsigned char *buf, size_t len)
 {
-    int fd = *(int *)ctx;
-    ssize_t n;
-    do {
-        n = send(fd, buf, len, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_SSL_INTERNAL_ERROR;
-    return (int)n;
+    int n = plat_tcp_send(*(int *)ctx, buf, len);
+    return n == PLAT_WOULD_BLOCK ? MBEDTLS_ERR_SSL_WANT_WRITE
+           : n < 0              ? MBEDTLS_ERR_SSL_INTERNAL_ERROR
+                                : n;
 }
 
 static int net_recv(void *ctx, unsigned char *buf, size_t len)
 {
-    int fd = *(int *)ctx;
-    ssize_t n;
-    do {
-        n = recv(fd, buf, len, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN ? MBEDTLS_ERR_SSL_WANT_READ : MBEDTLS_ERR_SSL_INTERNAL_ERROR;
-    return (int)n;
-}
-
-static int tcp_connect(const char *host, const char *port)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        return -1;
-    int fd = -1;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-            break;
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    return fd;
+    int n = plat_tcp_recv(*(int *)ctx, buf, len);
+    return n == PLAT_WOULD_BLOCK ? MBEDTLS_ERR_SSL_WANT_READ
+           : n < 0              ? MBEDTLS_ERR_SSL_INTERNAL_ERROR
+                                : n;
 }
 
 static const int suites_all[] = {MBEDTLS_TLS_PSK_WITH_AES_128_CCM,
@@ -93,9 +57,9 @@ struct tls_conn *tls_connect(const char *host, const char *port, const char *ide
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    t->fd = tcp_connect(host, port);
+    t->fd = plat_tcp_connect(host, port);
     if (t->fd < 0) {
-        snprintf(err, errlen, "cannot connect to %s:%s: %s", host, port, strerror(errno));
+        snprintf(err, errlen, "cannot connect to %s:%s", host, port);
         free(t);
         return NULL;
     }
@@ -157,9 +121,8 @@ int tls_read(struct tls_conn *t, uint8_t *buf, size_t cap, int timeout_ms)
 {
     for (;;) {
         if (timeout_ms >= 0 && mbedtls_ssl_get_bytes_avail(&t->ssl) == 0) {
-            struct pollfd p = {.fd = t->fd, .events = POLLIN};
-            int r = poll(&p, 1, timeout_ms);
-            if (r == 0 || (r < 0 && errno == EINTR))
+            int r = plat_tcp_wait(t->fd, timeout_ms);
+            if (r == 0)
                 return -2; /* a timeout, or a signal the caller may want to look at */
             if (r < 0)
                 return -1;
@@ -180,6 +143,6 @@ void tls_close(struct tls_conn *t)
     mbedtls_ssl_close_notify(&t->ssl);
     mbedtls_ssl_free(&t->ssl);
     mbedtls_ssl_config_free(&t->conf);
-    close(t->fd);
+    plat_tcp_close(t->fd);
     free(t);
 }
