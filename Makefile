@@ -1,8 +1,9 @@
 # The two commands a newcomer needs (see README.md):
 #   make demo   bootstrap, build, run the end-to-end demo, stop by itself
 #   make test   bootstrap, build, run every test through CTest (plain, ASan+UBSan and
-#               ThreadSanitizer builds), then each fuzz target briefly (FUZZ_SECONDS, default 20)
-# Other targets: build, bench, fuzz, clean.
+#               ThreadSanitizer builds), then each fuzz target briefly (FUZZ_SECONDS, default 20),
+#               then the Cortex-M33 footprint build (scripts/footprint.sh)
+# Other targets: build, bench, fuzz, footprint, clean.
 
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
@@ -12,7 +13,7 @@ JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
 .PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
-	demo bench fuzz clean
+	demo bench fuzz footprint test-footprint clean
 
 all: build
 
@@ -46,7 +47,12 @@ test-tsan: build-tsan
 test-fuzz: bootstrap
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
-test: test-plain test-asan test-tsan test-fuzz
+test-footprint: bootstrap
+	@scripts/footprint.sh build-footprint
+
+footprint: test-footprint
+
+test: test-plain test-asan test-tsan test-fuzz test-footprint
 
 demo: build
 	@scripts/demo.sh $(BUILD)
@@ -58,4 +64,4 @@ fuzz: bootstrap
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz build-footprint

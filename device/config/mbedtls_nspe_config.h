@@ -27,5 +27,8 @@
 
 #define MBEDTLS_MD_C /* message digests through PSA (no legacy hash code is compiled) */
 #define MBEDTLS_PLATFORM_C
+/* calloc/free through mbedtls_platform_set_calloc_free: the emulator counts the heap a TLS
+ * session needs (psadev connect --stats), the board points it at its RTOS heap */
+#define MBEDTLS_PLATFORM_MEMORY
 
 #endif

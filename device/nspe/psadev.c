@@ -4,7 +4,7 @@
  *   psadev provision --id ID --role sensor|monitor --state DIR [--lifecycle STATE]
  *                    [--group-key-file F] [--manifest OUT.json]
  *   psadev connect --state DIR --gateway HOST:PORT [--no-attest] [--publish TOPIC MESSAGE]
- *                  [--suite ccm|ccm8] [--profile legacy|psa2] [--hold-ms N]
+ *                  [--suite ccm|ccm8] [--profile legacy|psa2] [--hold-ms N] [--stats]
  *       connects, attests, optionally publishes one message (QoS 1), stays --hold-ms, leaves.
  *   psadev sensor --state DIR --gateway HOST:PORT [--interval MS] [--qos 0|1] [--count N]
  *                 [--integrity-only] [--readings FILE]
@@ -38,10 +38,38 @@
 
 #include "../platform/ipc.h"
 #include "../platform/sensor_ipc.h"
+#include "mbedtls/platform.h"
+
 #include "app.h"
 #include "nspe.h"
 
 static pid_t spe_pid = -1;
+
+/* Mbed TLS's heap, counted: the peak is what one TLS session needs (docs/footprint.md). */
+static size_t heap_now, heap_peak;
+
+static void *counting_calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    size_t *p = calloc(1, n * size + sizeof(size_t));
+    if (!p)
+        return NULL;
+    p[0] = n * size;
+    heap_now += n * size;
+    if (heap_now > heap_peak)
+        heap_peak = heap_now;
+    return p + 1;
+}
+
+static void counting_free(void *ptr)
+{
+    if (!ptr)
+        return;
+    size_t *p = (size_t *)ptr - 1;
+    heap_now -= p[0];
+    free(p);
+}
 
 static void spe_path(char *out, size_t cap)
 {
@@ -184,10 +212,12 @@ static int cmd_connect(int argc, char **argv)
     static const struct option opts[] = {{"state", 1, NULL, 's'},   {"gateway", 1, NULL, 'g'},
                                          {"no-attest", 0, NULL, 'n'}, {"publish", 1, NULL, 'p'},
                                          {"profile", 1, NULL, 'P'}, {"suite", 1, NULL, 'S'},
-                                         {"hold-ms", 1, NULL, 'h'}, {NULL, 0, NULL, 0}};
+                                         {"hold-ms", 1, NULL, 'h'}, {"stats", 0, NULL, 'T'},
+                                         {NULL, 0, NULL, 0}};
     const char *state = NULL, *gateway = NULL, *topic = NULL, *message = NULL, *profile = NULL;
     const char *suite = NULL;
     long hold_ms = 0;
+    bool stats = false;
     bool attest = true;
     int c;
     optind = 1;
@@ -203,6 +233,7 @@ static int cmd_connect(int argc, char **argv)
             suite = optarg;
             break;
         case 'h': hold_ms = atol(optarg); break;
+        case 'T': stats = true; break;
         case 'p':
             if (optind >= argc)
                 return 2;
@@ -267,6 +298,9 @@ static int cmd_connect(int argc, char **argv)
 out:
     tls_close(m.tls);
     stop_spe();
+    if (stats)
+        printf("stats heap_peak_bytes=%zu heap_at_exit=%zu mqtt_client_bytes=%zu\n", heap_peak,
+               heap_now, sizeof(m));
     return ret;
 }
 
@@ -389,6 +423,7 @@ static int cmd_selftest(int argc, char **argv)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    mbedtls_platform_set_calloc_free(counting_calloc, counting_free);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         fprintf(stderr, "usage: psadev provision|connect|sensor|monitor|selftest ... (see device/nspe/psadev.c)\n");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mbedtls/platform.h"
 #include "mbedtls/ssl.h"
 
 #include "../platform/platform.h"
@@ -52,7 +53,7 @@ static const int suites_ccm8[] = {MBEDTLS_TLS_PSK_WITH_AES_128_CCM_8, 0};
 struct tls_conn *tls_connect(const char *host, const char *port, const char *identity,
                              const char *suite, char *err, size_t errlen)
 {
-    struct tls_conn *t = calloc(1, sizeof(*t));
+    struct tls_conn *t = mbedtls_calloc(1, sizeof(*t)); /* counted with the TLS heap */
     if (!t) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -60,7 +61,7 @@ struct tls_conn *tls_connect(const char *host, const char *port, const char *ide
     t->fd = plat_tcp_connect(host, port);
     if (t->fd < 0) {
         snprintf(err, errlen, "cannot connect to %s:%s", host, port);
-        free(t);
+        mbedtls_free(t);
         return NULL;
     }
     mbedtls_ssl_init(&t->ssl);
@@ -144,5 +145,5 @@ void tls_close(struct tls_conn *t)
     mbedtls_ssl_free(&t->ssl);
     mbedtls_ssl_config_free(&t->conf);
     plat_tcp_close(t->fd);
-    free(t);
+    mbedtls_free(t);
 }

@@ -16,11 +16,11 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "mbedtls/platform_util.h"
 #include "psa/internal_trusted_storage.h"
 #include "psagw/record.h"
+#include "../platform/platform.h"
 #include "spe.h"
 
 #define SEQ_BLOCK 64
@@ -30,7 +30,9 @@
 
 static struct {
     struct spe_device_info info;
+#ifdef PSADEV_EMULATOR
     FILE *readings; /* lines "temperature_c humidity_pct", replayed in a loop; NULL: emulate */
+#endif
     uint64_t next_seq, reserved_until;
     int32_t temp_centi;
     int32_t rh_centi;
@@ -137,10 +139,15 @@ static int reserve_seq(void)
 void sensor_partition_boot(const struct spe_device_info *info, const char *readings_file)
 {
     sp.info = *info;
+#ifdef PSADEV_EMULATOR
+    /* the emulator's stand-in for a sensor peripheral only the SPE can reach */
     sp.readings = readings_file ? fopen(readings_file, "r") : NULL;
     if (readings_file && !sp.readings)
         fprintf(stderr, "psadev-spe: cannot read %s; emulating the sensor instead\n",
                 readings_file);
+#else
+    (void)readings_file;
+#endif
     uint64_t until = 0;
     size_t n = 0;
     if (psa_its_get(SPE_UID_SEQ, 0, sizeof(until), &until, &n) != PSA_SUCCESS || n != sizeof(until))
@@ -155,13 +162,7 @@ void sensor_partition_boot(const struct spe_device_info *info, const char *readi
     sp.ready = true;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
+#ifdef PSADEV_EMULATOR
 /* The next line of the readings file, from the top again at its end; 0 if one was read. */
 static int read_file_line(struct record *r)
 {
@@ -180,11 +181,14 @@ static int read_file_line(struct record *r)
     }
     return -1;
 }
+#endif
 
 static void read_sensor(struct record *r)
 {
+#ifdef PSADEV_EMULATOR
     if (sp.readings && read_file_line(r) == 0)
         return;
+#endif
     uint8_t d[2];
     psa_generate_random(d, sizeof(d));
     /* a slow random walk within plausible indoor bounds */
@@ -257,7 +261,7 @@ int32_t sensor_service(int32_t type, const struct ipc_invec *in, size_t n_in,
         memset(&r, 0, sizeof(r));
         snprintf(r.device, sizeof(r.device), "%s", sp.info.id);
         r.seq = sp.next_seq++;
-        r.time_ms = now_ms();
+        r.time_ms = plat_wall_ms();
         read_sensor(&r);
         size_t len = 0;
         enum record_result res =
