@@ -120,10 +120,6 @@ int app_sensor_run(const struct app_cfg *cfg, struct mqtt_client *m, volatile si
     if (m->tls) {
         mqtt_client_disconnect(m);
         tls_close(m->tls);
-    }
-    if (m->tls) {
-        mqtt_client_disconnect(m);
-        tls_close(m->tls);
         m->tls = NULL;
     }
     return ret;
@@ -170,10 +166,6 @@ int app_monitor_run(const struct app_cfg *cfg, struct mqtt_client *m, volatile s
                    st == PSA_ERROR_INVALID_SIGNATURE ? "authentication failed"
                                                       : "not a well-formed record");
         }
-    }
-    if (m->tls) {
-        mqtt_client_disconnect(m);
-        tls_close(m->tls);
     }
     if (m->tls) {
         mqtt_client_disconnect(m);
