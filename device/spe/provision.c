@@ -109,24 +109,6 @@ static void hex(FILE *f, const uint8_t *b, size_t n)
         fprintf(f, "%02x", b[i]);
 }
 
-static int measure(const char *path, uint8_t out[32])
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    psa_hash_operation_t op = psa_hash_operation_init();
-    uint8_t buf[16384];
-    size_t n, len;
-    int rc = psa_hash_setup(&op, PSA_ALG_SHA_256) == PSA_SUCCESS ? 0 : -1;
-    while (rc == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-        rc = psa_hash_update(&op, buf, n) == PSA_SUCCESS ? 0 : -1;
-    fclose(f);
-    if (rc == 0 && psa_hash_finish(&op, out, 32, &len) != PSA_SUCCESS)
-        rc = -1;
-    psa_hash_abort(&op);
-    return rc;
-}
-
 static bool id_valid(const char *id)
 {
     size_t n = strlen(id);
@@ -222,7 +204,8 @@ int spe_provision(const char *state, const char *id, const char *role, const cha
     if (manifest) {
         uint8_t meas_spe[32], meas_nspe[32];
         static const uint8_t signer[32] = SPE_IMAGE_SIGNER_ID;
-        if (measure("/proc/self/exe", meas_spe) != 0 || measure(nspe, meas_nspe) != 0) {
+        if (spe_measure_file("/proc/self/exe", meas_spe) != 0 ||
+            spe_measure_file(nspe, meas_nspe) != 0) {
             fprintf(stderr, "psadev provision: cannot measure the images (%s)\n", nspe);
             goto out;
         }

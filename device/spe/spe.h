@@ -53,6 +53,9 @@ struct spe_device_info {
 #define SPE_KEY_IAK 0x5002u       /* owner ATTEST: HMAC key, never exported */
 #define SPE_KEY_GROUP 0x5003u     /* owner SENSOR: application group key */
 
+/* spe_main.c: SHA-256 of an image file, as a bootloader measures images. */
+int spe_measure_file(const char *path, uint8_t out[32]);
+
 /* its.c: files in the device's state directory. */
 int its_init(const char *dir);
 

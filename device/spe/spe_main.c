@@ -25,7 +25,7 @@
 #include "psa/internal_trusted_storage.h"
 #include "spe.h"
 
-static int measure_file(const char *path, uint8_t out[32])
+int spe_measure_file(const char *path, uint8_t out[32])
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -82,7 +82,8 @@ static int cmd_serve(const char *state, int fd, enum iat_profile profile, const 
     uint8_t meas_spe[32], meas_nspe[32];
     char nspe_exe[64];
     snprintf(nspe_exe, sizeof(nspe_exe), "/proc/%d/exe", (int)getppid());
-    if (measure_file("/proc/self/exe", meas_spe) != 0 || measure_file(nspe_exe, meas_nspe) != 0) {
+    if (spe_measure_file("/proc/self/exe", meas_spe) != 0 ||
+        spe_measure_file(nspe_exe, meas_nspe) != 0) {
         fprintf(stderr, "psadev-spe: cannot measure the images\n");
         return 1;
     }
