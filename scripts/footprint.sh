@@ -86,7 +86,8 @@ sizes() { # map archive-name-pattern -> "flash ram"
       for (i = 1; i <= length(s); i++) { c = index("0123456789abcdef", substr(s, i, 1)) - 1; v = v * 16 + c }
       return v
     }
-    /^ \.(text|rodata|data|bss|ARM)/ {
+    /^Linker script and memory map/ { kept = 1 }   # before it: the discarded sections
+    kept && /^ \.(text|rodata|data|bss|ARM\.exidx|ARM\.extab)/ {
       name = $1
       if (NF >= 4) { size = hex($3); file = $4 }
       else { getline; size = hex($2); file = $3 }

@@ -20,7 +20,8 @@
 
 #define KEY_PSA2_BOOT_SEED_OLD 2397 /* TF-M 1.7 - 2.1 */
 
-static const int64_t legacy_keys[IAT_CLAIM_COUNT_] = {
+/* int32_t: every key fits, and the tables stay small in a secure image */
+static const int32_t legacy_keys[IAT_CLAIM_COUNT_] = {
     [IAT_CLAIM_NONCE] = -75008,
     [IAT_CLAIM_BOOT_SEED] = -75004,
     [IAT_CLAIM_INSTANCE_ID] = -75009,
@@ -34,7 +35,7 @@ static const int64_t legacy_keys[IAT_CLAIM_COUNT_] = {
     [IAT_CLAIM_CERT_REF] = -75005,
 };
 
-static const int64_t psa2_keys[IAT_CLAIM_COUNT_] = {
+static const int32_t psa2_keys[IAT_CLAIM_COUNT_] = {
     [IAT_CLAIM_NONCE] = 10,
     [IAT_CLAIM_BOOT_SEED] = 268,
     [IAT_CLAIM_INSTANCE_ID] = 256,

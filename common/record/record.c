@@ -82,8 +82,8 @@ enum record_result record_seal(const struct record *r, const char *topic, bool m
         blen = 32;
     } else {
         make_iv(r->seq, iv);
-        if (c->ccm_encrypt(c->ctx, r->device, iv, aad, alen, payload, plen, body, sizeof(body),
-                           &blen) != 0)
+        if (c->ccm(c->ctx, true, r->device, iv, aad, alen, payload, plen, body, sizeof(body),
+                   &blen) != 0)
             return RECORD_ERR_CRYPTO;
     }
     struct cbor_writer w;
@@ -220,8 +220,8 @@ enum record_result record_open(const uint8_t *in, size_t len, const char *topic,
     } else {
         size_t plen = 0;
         if (body_len < RECORD_TAG_SIZE ||
-            c->ccm_decrypt(c->ctx, kid_str, iv, aad, alen, body, body_len, plain, sizeof(plain),
-                           &plen) != 0)
+            c->ccm(c->ctx, false, kid_str, iv, aad, alen, body, body_len, plain, sizeof(plain),
+                   &plen) != 0)
             return RECORD_ERR_AUTH;
         res = decode_payload(plain, plen, r);
         /* the IV must be the one the seq gives: no IV reuse can be smuggled in */

@@ -79,10 +79,11 @@ static int record_key(const char *kid, bool aes, mbedtls_svc_key_id_t *key)
     return st == PSA_SUCCESS ? 0 : -1;
 }
 
-static int ccm(bool enc, const char *kid, const uint8_t nonce[RECORD_IV_SIZE], const uint8_t *aad,
-               size_t aad_len, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
-               size_t *out_len)
+static int ccm(void *ctx, bool enc, const char *kid, const uint8_t nonce[RECORD_IV_SIZE],
+               const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+               size_t cap, size_t *out_len)
 {
+    (void)ctx;
     mbedtls_svc_key_id_t k;
     if (record_key(kid, true, &k) != 0)
         return -1;
@@ -93,22 +94,6 @@ static int ccm(bool enc, const char *kid, const uint8_t nonce[RECORD_IV_SIZE], c
                                              out, cap, out_len);
     psa_destroy_key(k);
     return st == PSA_SUCCESS ? 0 : -1;
-}
-
-static int ccm_encrypt(void *ctx, const char *kid, const uint8_t nonce[RECORD_IV_SIZE],
-                       const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
-                       uint8_t *out, size_t cap, size_t *out_len)
-{
-    (void)ctx;
-    return ccm(true, kid, nonce, aad, aad_len, in, len, out, cap, out_len);
-}
-
-static int ccm_decrypt(void *ctx, const char *kid, const uint8_t nonce[RECORD_IV_SIZE],
-                       const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
-                       uint8_t *out, size_t cap, size_t *out_len)
-{
-    (void)ctx;
-    return ccm(false, kid, nonce, aad, aad_len, in, len, out, cap, out_len);
 }
 
 static int hmac(void *ctx, const char *kid, const uint8_t *in, size_t len, uint8_t out[32])
@@ -123,7 +108,7 @@ static int hmac(void *ctx, const char *kid, const uint8_t *in, size_t len, uint8
     return st == PSA_SUCCESS && n == 32 ? 0 : -1;
 }
 
-static const struct record_crypto crypto = {ccm_encrypt, ccm_decrypt, hmac, NULL};
+static const struct record_crypto crypto = {ccm, hmac, NULL};
 
 /* ---- sensor ----------------------------------------------------------------------------- */
 

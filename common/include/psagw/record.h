@@ -51,13 +51,11 @@ enum record_result {
 
 /* The backend: the device's record key is chosen by kid (the device id). */
 struct record_crypto {
-    /* AES-CCM, 13-byte nonce, 8-byte tag appended; returns 0 or -1 (decrypt: -1 = bad tag). */
-    int (*ccm_encrypt)(void *ctx, const char *kid, const uint8_t nonce[RECORD_IV_SIZE],
-                       const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
-                       uint8_t *out, size_t cap, size_t *out_len);
-    int (*ccm_decrypt)(void *ctx, const char *kid, const uint8_t nonce[RECORD_IV_SIZE],
-                       const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
-                       uint8_t *out, size_t cap, size_t *out_len);
+    /* AES-CCM, 13-byte nonce, 8-byte tag appended (encrypt) or checked and removed (decrypt);
+     * returns 0 or -1 (decrypt: -1 = bad tag). */
+    int (*ccm)(void *ctx, bool encrypt, const char *kid, const uint8_t nonce[RECORD_IV_SIZE],
+               const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+               size_t cap, size_t *out_len);
     /* HMAC-SHA256 with the device's 32-byte integrity key. */
     int (*hmac)(void *ctx, const char *kid, const uint8_t *in, size_t len, uint8_t out[32]);
     void *ctx;
