@@ -19,8 +19,11 @@
 #include "psagw/mqtt.h"
 #include "registry.h"
 
+#define PSK_FP_LEN 8 /* bytes of SHA-256(PSK) kept to notice a changed key */
+
 struct gateway;
 struct worker;
+struct idset;
 struct session;
 struct tnode;
 
@@ -114,7 +117,7 @@ struct conn {
     bool attested;            /* the last verdict on this connection was "accepted" */
     struct loop_timer att_timer; /* re-attestation deadline / interval */
     const char *psk_refusal; /* why the PSK callback refused, for the handshake failure log */
-    uint8_t psk_fp[8];  /* SHA-256 prefix of the PSK used, bound into session tickets */
+    uint8_t psk_fp[PSK_FP_LEN]; /* SHA-256 prefix of the PSK used, bound into session tickets */
     uint64_t last_rx_ms;
     uint8_t version;
     uint16_t keep_alive;
@@ -188,7 +191,8 @@ struct worker {
     struct conn *remote_list; /* broker lock */
     bool wake_sent;           /* broker lock */
     bool stop_requested;      /* broker lock */
-    bool recheck_requested;   /* broker lock */
+    bool recheck_requested;   /* broker lock: re-check connections against the registry */
+    struct idset *recheck_ids; /* broker lock: only these device ids (NULL: every one) */
     struct loop_io wake_io;   /* eventfd */
     struct loop_timer tick_timer;
     uint8_t scratch[READ_CHUNK];
@@ -202,6 +206,7 @@ struct gateway {
     struct registry *reg;
     pthread_mutex_t reg_lock;
     int64_t registry_version; /* worker 0's last look at data_version */
+    int64_t change_seq;       /* worker 0's last look at the registry's device change log */
     struct worker *workers;
     unsigned n_workers;
     SSL_CTX *tls[CONFIG_MAX_LISTENERS];
@@ -251,6 +256,8 @@ void attest_flush_history(struct gateway *gw);
 void attest_log_stats(struct gateway *gw);
 
 /* tls.c */
+/* The PSK's fingerprint bound into tickets and re-checked when the registry changes. */
+void tls_psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN]);
 SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l, char *err,
                         size_t errlen);
 int tls_conn_index(void);

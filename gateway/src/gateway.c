@@ -181,14 +181,102 @@ static void close_listeners(struct worker *w)
 
 /* Re-checks this worker's live device connections against the registry: removed or revoked
  * devices are disconnected (0x98 administrative action), others get their current ACL. */
-static void recheck_connections(struct worker *w)
+/* A set of device ids, shared read-only by the workers that re-check against it (refs under
+ * the broker lock). Sorted, for bsearch. */
+struct idset {
+    unsigned refs;
+    size_t n;
+    char **ids;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool idset_has(const struct idset *s, const char *id)
+{
+    return bsearch(&id, s->ids, s->n, sizeof(*s->ids), cmp_str) != NULL;
+}
+
+static void idset_unref(struct idset *s) /* broker lock held */
+{
+    if (!s || --s->refs > 0)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->ids[i]);
+    free(s->ids);
+    free(s);
+}
+
+struct id_list {
+    char **ids;
+    size_t n, cap;
+    bool overflow;
+};
+
+#define RECHECK_IDS_MAX 4096 /* beyond this many changed ids, every connection is re-checked */
+
+static int collect_id(const char *id, void *arg)
+{
+    struct id_list *l = arg;
+    if (l->n == RECHECK_IDS_MAX) {
+        l->overflow = true;
+        return 0; /* read on, so the log position moves past them */
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **grown = realloc(l->ids, cap * sizeof(*grown));
+        if (!grown) {
+            l->overflow = true;
+            return 0;
+        }
+        l->ids = grown;
+        l->cap = cap;
+    }
+    if (!(l->ids[l->n] = strdup(id)))
+        l->overflow = true;
+    else
+        l->n++;
+    return 0;
+}
+
+/* The ids changed since worker 0 last looked (NULL: re-check everything). */
+static struct idset *changed_ids(struct gateway *gw)
+{
+    struct id_list l = {0};
+    int64_t last = gw->change_seq;
+    pthread_mutex_lock(&gw->reg_lock);
+    int rc = registry_changes_since(gw->reg, gw->change_seq, &last, collect_id, &l);
+    pthread_mutex_unlock(&gw->reg_lock);
+    struct idset *s = NULL;
+    if (rc == REG_OK && !l.overflow && (s = calloc(1, sizeof(*s)))) {
+        qsort(l.ids, l.n, sizeof(*l.ids), cmp_str);
+        s->ids = l.ids;
+        s->n = l.n;
+        l.ids = NULL;
+        l.n = 0;
+    }
+    if (rc == REG_OK)
+        gw->change_seq = last;
+    for (size_t i = 0; i < l.n; i++)
+        free(l.ids[i]);
+    free(l.ids);
+    return s;
+}
+
+static void recheck_connections(struct worker *w, const struct idset *only)
 {
     struct gateway *gw = w->gw;
+    size_t looked_up = 0;
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         /* attesting connections too: a device revoked mid-exchange does not get in */
         if (!c->ssl || (c->state != CONN_CONNECTED && c->state != CONN_AUTHENTICATING))
             continue;
+        if (only && !idset_has(only, c->who.id))
+            continue; /* unchanged in the registry: no SQLite read for it */
+        looked_up++;
         struct device d;
         const char *why = NULL;
         if (gateway_lookup_device(w, c->who.id, &d, &why) != 0) {
@@ -202,6 +290,18 @@ static void recheck_connections(struct worker *w)
                        strcmp(why, "revoked") == 0 ? "device revoked" : "device removed");
             continue;
         }
+        /* a new PSK for the identity: the session made with the old one ends */
+        uint8_t fp[PSK_FP_LEN];
+        tls_psk_fingerprint(d.psk, d.psk_len, fp);
+        if (memcmp(fp, c->psk_fp, PSK_FP_LEN) != 0) {
+            device_clear(&d);
+            gw->metrics.revoked_disconnects++;
+            char id[LOG_SAFE_MAX];
+            log_event(LOG_WARN, "device_disconnected", "id=%s reason=psk_changed",
+                      log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
+            conn_close(c, MQTT_RC_ADMIN_ACTION, "device credentials changed");
+            continue;
+        }
         struct principal fresh = {0};
         if (acl_principal_init(&fresh, &d, &gw->cfg) == 0) {
             broker_lock(gw);
@@ -211,19 +311,37 @@ static void recheck_connections(struct worker *w)
         }
         device_clear(&d);
     }
+    log_event(LOG_DEBUG, "registry_recheck", "worker=%u scope=%s ids=%zu looked_up=%zu", w->index,
+              only ? "changed" : "all", only ? only->n : (size_t)0, looked_up);
 }
 
 /* Sets a flag on every worker and wakes them (their housekeeping acts on it). */
-static void tell_workers(struct gateway *gw, bool stop, bool recheck)
+/* Sets a flag on every worker and wakes them; a re-check covers the ids in `only`, or every
+ * connection when only is NULL (a worker with a re-check already pending does everything). */
+static void tell_workers_ids(struct gateway *gw, bool stop, bool recheck, struct idset *only)
 {
     broker_lock(gw);
     for (unsigned i = 0; i < gw->n_workers; i++) {
         struct worker *w = &gw->workers[i];
         w->stop_requested |= stop;
-        w->recheck_requested |= recheck;
+        if (recheck) {
+            if (w->recheck_requested || !only) {
+                idset_unref(w->recheck_ids);
+                w->recheck_ids = NULL;
+            } else {
+                only->refs++;
+                w->recheck_ids = only;
+            }
+            w->recheck_requested = true;
+        }
         worker_wake(w);
     }
     broker_unlock(gw);
+}
+
+static void tell_workers(struct gateway *gw, bool stop, bool recheck)
+{
+    tell_workers_ids(gw, stop, recheck, NULL);
 }
 
 /* The counters as one event=stats line, and the attestation refusals by reason. */
@@ -341,7 +459,15 @@ static void worker_tick(struct loop *l, struct loop_timer *t)
     pthread_mutex_unlock(&gw->reg_lock);
     if (v != gw->registry_version) {
         attest_registry_changed(gw);
-        tell_workers(gw, false, true);
+        struct idset *changed = changed_ids(gw); /* NULL: too many, or unreadable: all */
+        if (changed)
+            changed->refs = 1; /* ours, until the workers hold theirs */
+        tell_workers_ids(gw, false, true, changed);
+        if (changed) {
+            broker_lock(gw);
+            idset_unref(changed);
+            broker_unlock(gw);
+        }
     }
     gw->registry_version = v;
     attest_flush_history(gw); /* our own commits do not move data_version */
@@ -354,10 +480,17 @@ static void before_sleep(struct loop *l, void *arg)
     conn_worker_housekeeping(w);
     broker_lock(w->gw);
     bool stop = w->stop_requested, recheck = w->recheck_requested;
+    struct idset *only = w->recheck_ids;
     w->recheck_requested = false;
+    w->recheck_ids = NULL;
     broker_unlock(w->gw);
     if (recheck)
-        recheck_connections(w);
+        recheck_connections(w, only);
+    if (only) {
+        broker_lock(w->gw);
+        idset_unref(only);
+        broker_unlock(w->gw);
+    }
     if (stop) {
         close_listeners(w);
         while (w->conns)
@@ -429,6 +562,7 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     if (registry_open(cfg->registry, true, &gw->reg, err, errlen) != REG_OK)
         return -1;
     gw->registry_version = registry_data_version(gw->reg);
+    gw->change_seq = registry_change_seq(gw->reg);
     if (attest_init(gw, err, errlen) != 0)
         return -1;
     gw->subs_root = tree_new();
@@ -537,6 +671,10 @@ void gateway_free(struct gateway *gw)
         if (w->wake_io.fd >= 0)
             close(w->wake_io.fd);
         loop_free(w->loop);
+        broker_lock(gw);
+        idset_unref(w->recheck_ids); /* a re-check still pending at exit */
+        w->recheck_ids = NULL;
+        broker_unlock(gw);
     }
     attest_free(gw); /* writes the verdicts still queued */
     registry_close(gw->reg);

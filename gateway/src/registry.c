@@ -66,8 +66,16 @@ static const char *const migrations[] = {
     " peer TEXT,"
     " token BLOB);"
     "CREATE INDEX attestation_history_device ON attestation_history (device, id);",
+    /* 2 -> 3: a log of changed device ids, so the daemon re-checks only those connections */
+    "CREATE TABLE device_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);"
+    "CREATE TRIGGER devices_inserted AFTER INSERT ON devices"
+    " BEGIN INSERT INTO device_changes (id) VALUES (NEW.id); END;"
+    "CREATE TRIGGER devices_updated AFTER UPDATE ON devices"
+    " BEGIN INSERT INTO device_changes (id) VALUES (OLD.id); END;"
+    "CREATE TRIGGER devices_deleted AFTER DELETE ON devices"
+    " BEGIN INSERT INTO device_changes (id) VALUES (OLD.id); END;",
 };
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static int migrate(sqlite3 *db, char *err, size_t errlen)
 {
@@ -354,6 +362,48 @@ int registry_commit(struct registry *r)
 void registry_rollback(struct registry *r)
 {
     sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int registry_changes_since(struct registry *r, int64_t after, int64_t *last,
+                           int (*fn)(const char *id, void *arg), void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT seq, id FROM device_changes WHERE seq > ? ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "device changes");
+    sqlite3_bind_int64(st, 1, after);
+    int rc;
+    *last = after;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *last = sqlite3_column_int64(st, 0);
+        if (fn((const char *)sqlite3_column_text(st, 1), arg))
+            break;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(r, "device changes");
+    /* keep a margin behind what this reader has seen; the log is only a hint to re-check */
+    sqlite3_stmt *del;
+    if (sqlite3_prepare_v2(r->db, "DELETE FROM device_changes WHERE seq <= ?", -1, &del, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_int64(del, 1, *last - 10000);
+        sqlite3_step(del);
+        sqlite3_finalize(del);
+    }
+    return REG_OK;
+}
+
+int64_t registry_change_seq(struct registry *r)
+{
+    sqlite3_stmt *st;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(r->db, "SELECT COALESCE(MAX(seq), 0) FROM device_changes", -1, &st,
+                           NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
 }
 
 int64_t registry_data_version(struct registry *r)

@@ -113,6 +113,12 @@ int registry_history_add(struct registry *r, const struct attest_record *recs, s
 int registry_history_list(struct registry *r, const char *id, unsigned limit,
                           int (*fn)(const struct attest_record *rec, void *arg), void *arg);
 
+/* The device change log (schema 3, filled by triggers): calls fn for each device id changed
+ * after `after` (ids may repeat), sets *last to the newest seq seen. */
+int registry_changes_since(struct registry *r, int64_t after, int64_t *last,
+                           int (*fn)(const char *id, void *arg), void *arg);
+int64_t registry_change_seq(struct registry *r); /* the newest seq, 0 if none */
+
 /* Changes whenever another connection commits to the file (PRAGMA data_version). */
 int64_t registry_data_version(struct registry *r);
 

@@ -24,7 +24,6 @@
 #include "broker.h"
 #include "log.h"
 
-#define PSK_FP_LEN 8
 
 static int conn_index = -1;
 
@@ -33,7 +32,7 @@ int tls_conn_index(void)
     return conn_index;
 }
 
-static void psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN])
+void tls_psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN])
 {
     uint8_t md[32];
     unsigned int mdlen = 0;
@@ -78,7 +77,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
     if (d.psk_len <= max_psk_len && acl_principal_init(&c->who, &d, &c->gw->cfg) == 0) {
         memcpy(psk, d.psk, d.psk_len);
         n = (unsigned int)d.psk_len;
-        psk_fingerprint(d.psk, d.psk_len, c->psk_fp);
+        tls_psk_fingerprint(d.psk, d.psk_len, c->psk_fp);
         c->have_identity = true;
         attest_keys_from_device(c, &d); /* kept until CONNECT decides on attestation */
     }
@@ -126,7 +125,7 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
         return SSL_TICKET_RETURN_IGNORE_RENEW;
     }
     uint8_t fp[PSK_FP_LEN];
-    psk_fingerprint(d.psk, d.psk_len, fp);
+    tls_psk_fingerprint(d.psk, d.psk_len, fp);
     if (CRYPTO_memcmp(fp, data, PSK_FP_LEN) != 0) {
         device_clear(&d);
         log_event(LOG_INFO, "tls_resumption_refused", "peer=%s identity=%s reason=psk_changed",

@@ -29,6 +29,20 @@ ok "SIGHUP reloads without dropping connections"
 "$PSAGW" device remove other --registry $REG >/dev/null
 expect_log "event=device_disconnected id=other reason=unknown_identity"
 ok "removing a device closes its connection"
+
+# a changed PSK (written by another tool) ends the session made with the old key; a change
+# to another device's entry leaves this one alone (only changed ids are re-checked)
+add_device keyed monitor $PSK_A
+add_device bystander monitor $PSK_C
+sub_bg $WORK/keyed keyed $PSK_A -t 'status/#'
+sub_bg $WORK/bystander bystander $PSK_C -t 'status/#'
+sqlite3 $REG "UPDATE devices SET psk = x'$PSK_B' WHERE id = 'keyed'"
+expect_log "event=device_disconnected id=keyed reason=psk_changed"
+expect_log "event=registry_recheck worker=. scope=changed ids=1 looked_up=1"
+pub late $PSK_A -t status/late -m still-on -q 1 || true
+wait_for $WORK/bystander still-on || fail "a device whose entry did not change lost its connection"
+grep -q "event=device_disconnected id=bystander" "$GW_LOG" && fail "bystander was disconnected"
+ok "a changed PSK ends the live session; unchanged devices are not touched"
 gateway_alive
 stop_gateway
 
