@@ -196,7 +196,7 @@ static int cmp_str(const void *a, const void *b)
 
 static bool idset_has(const struct idset *s, const char *id)
 {
-    return bsearch(&id, s->ids, s->n, sizeof(*s->ids), cmp_str) != NULL;
+    return s->n > 0 && bsearch(&id, s->ids, s->n, sizeof(*s->ids), cmp_str) != NULL;
 }
 
 static void idset_unref(struct idset *s) /* broker lock held */
@@ -251,7 +251,8 @@ static struct idset *changed_ids(struct gateway *gw)
     pthread_mutex_unlock(&gw->reg_lock);
     struct idset *s = NULL;
     if (rc == REG_OK && !l.overflow && (s = calloc(1, sizeof(*s)))) {
-        qsort(l.ids, l.n, sizeof(*l.ids), cmp_str);
+        if (l.n > 1)
+            qsort(l.ids, l.n, sizeof(*l.ids), cmp_str);
         s->ids = l.ids;
         s->n = l.n;
         l.ids = NULL;
