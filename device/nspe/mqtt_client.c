@@ -19,9 +19,19 @@ static int send_packet(struct mqtt_client *c, const uint8_t *buf, size_t len)
     return tls_write_all(c->tls, buf, len);
 }
 
+static void consume(struct mqtt_client *c, size_t len)
+{
+    memmove(c->in, c->in + len, c->in_len - len);
+    c->in_len -= len;
+}
+
 /* Reads until one whole packet is in c->in; returns its length, 0 on timeout, -1 on close. */
 static int read_packet(struct mqtt_client *c, int timeout_ms, size_t *len)
 {
+    if (c->pending) { /* the packet mqtt_client_poll returned last time: done with now */
+        consume(c, c->pending);
+        c->pending = 0;
+    }
     for (;;) {
         uint8_t first;
         uint32_t rem;
@@ -45,11 +55,6 @@ static int read_packet(struct mqtt_client *c, int timeout_ms, size_t *len)
     }
 }
 
-static void consume(struct mqtt_client *c, size_t len)
-{
-    memmove(c->in, c->in + len, c->in_len - len);
-    c->in_len -= len;
-}
 
 static void keep_reason(struct mqtt_client *c, const struct mqtt_props *p)
 {
@@ -189,11 +194,6 @@ int mqtt_client_subscribe(struct mqtt_client *c, const char *filter, int qos)
 int mqtt_client_poll(struct mqtt_client *c, int timeout_ms, const uint8_t **topic,
                      size_t *topic_len, const uint8_t **payload, size_t *payload_len)
 {
-    static size_t pending; /* the packet returned last time, consumed now */
-    if (pending) {
-        consume(c, pending);
-        pending = 0;
-    }
     /* MQTT 3.1.2.10: something must reach the gateway within the keep-alive; ping at half */
     if (c->keep_alive) {
         uint64_t due = c->last_tx_ms + (uint64_t)c->keep_alive * 500u, now = plat_mono_ms();
@@ -229,7 +229,7 @@ int mqtt_client_poll(struct mqtt_client *c, int timeout_ms, const uint8_t **topi
     } else if (type == MQTT_DISCONNECT) {
         keep_reason(c, &p.u.reason.props);
     }
-    pending = len;
+    c->pending = len;
     return type;
 }
 

@@ -17,19 +17,7 @@
 #include "broker.h"
 #include "hex.h"
 #include "log.h"
-
-struct refval_entry {
-    uint8_t value[64];
-    size_t value_len;
-    uint8_t signer[64];
-    size_t signer_len;
-};
-
-/* An immutable set of reference values; replaced as a whole under the broker lock. */
-struct refval_set {
-    struct refval_entry *impl, *meas;
-    size_t n_impl, n_meas;
-};
+#include "refval_set.h"
 
 struct verdict {
     struct verdict *next;
@@ -52,68 +40,16 @@ struct attest_ctx {
 
 #define HISTORY_QUEUE_MAX 100000 /* verdicts beyond this are logged and counted, not kept */
 
-static void refval_set_free(struct refval_set *s)
-{
-    if (!s)
-        return;
-    free(s->impl);
-    free(s->meas);
-    free(s);
-}
-
-static int collect_refval(const struct refval *rv, void *arg)
-{
-    struct refval_set *s = arg;
-    struct refval_entry **arr = rv->kind == REFVAL_IMPLEMENTATION ? &s->impl : &s->meas;
-    size_t *n = rv->kind == REFVAL_IMPLEMENTATION ? &s->n_impl : &s->n_meas;
-    struct refval_entry *grown = realloc(*arr, (*n + 1) * sizeof(**arr));
-    if (!grown)
-        return 1;
-    *arr = grown;
-    struct refval_entry *e = &grown[(*n)++];
-    memcpy(e->value, rv->value, rv->value_len);
-    e->value_len = rv->value_len;
-    memcpy(e->signer, rv->signer_id, rv->signer_len);
-    e->signer_len = rv->signer_len;
-    return 0;
-}
-
 /* Reads the reference values (registry lock held by the caller). */
 static struct refval_set *load_refvals(struct registry *reg)
 {
-    struct refval_set *s = calloc(1, sizeof(*s));
-    if (s && registry_refval_list(reg, collect_refval, s) != REG_OK) {
+    struct refval_set *s = refval_set_new();
+    if (s && registry_refval_list(reg, refval_set_add, s) != REG_OK) {
         log_event(LOG_ERROR, "registry_error", "detail=\"%s\"", registry_error(reg));
         refval_set_free(s);
         return NULL;
     }
     return s;
-}
-
-static int implementation_known(void *ctx, const uint8_t *id, size_t len)
-{
-    const struct refval_set *s = ctx;
-    for (size_t i = 0; i < s->n_impl; i++)
-        if (s->impl[i].value_len == len && memcmp(s->impl[i].value, id, len) == 0)
-            return 1;
-    return 0;
-}
-
-static int measurement_known(void *ctx, const struct iat_sw_component *sw)
-{
-    const struct refval_set *s = ctx;
-    bool value_seen = false;
-    for (size_t i = 0; i < s->n_meas; i++) {
-        const struct refval_entry *e = &s->meas[i];
-        if (e->value_len != sw->value.len || memcmp(e->value, sw->value.p, sw->value.len) != 0)
-            continue;
-        value_seen = true;
-        if (e->signer_len == 0 ||
-            (e->signer_len == sw->signer_id.len &&
-             memcmp(e->signer, sw->signer_id.p, e->signer_len) == 0))
-            return 1;
-    }
-    return value_seen ? -1 : 0;
 }
 
 int attest_init(struct gateway *gw, char *err, size_t errlen)
@@ -319,7 +255,7 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
     const struct attest_config *cfg = &gw->cfg.attest;
     struct attest_state *s = c->att;
     struct iat_key key = {.raw = s->iak, .raw_len = s->iak_len};
-    struct iat_refvals rv = {implementation_known, measurement_known, gw->attest->refvals};
+    struct iat_refvals rv = refval_set_matcher(gw->attest->refvals);
     struct iat_policy pol = {
         .key = &key,
         .nonce = s->nonce,

@@ -298,7 +298,7 @@ void handle_auth(struct conn *c, const struct mqtt_reason_packet *a);
 /* The end of CONNECT once any authentication is done: session, CONNACK (handle_connect.c). */
 void connect_accept(struct conn *c, const struct mqtt_connect *p);
 /* Starts the PSA-IAT challenge for a CONNECT that carries the method (handle_auth.c). */
-void auth_begin(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw, size_t len);
+void auth_begin(struct conn *c, const uint8_t *raw, size_t len);
 /* (Re)starts the re-attestation interval after a good verdict (handle_auth.c). */
 void auth_arm_reattest(struct conn *c);
 /* Refuses a CONNECT with a CONNACK reason and closes (handle_connect.c). */

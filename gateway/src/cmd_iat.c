@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "hex.h"
 #include "iat_json.h"
+#include "refval_set.h"
 
 #define TOKEN_FILE_MAX 65536
 
@@ -65,24 +66,17 @@ static int read_token(const char *path, uint8_t *out, size_t cap, size_t *len)
             is_hex = false;
     }
     if (is_hex && digits % 2 == 0 && digits > 0) {
-        size_t k = 0;
-        int hi = -1;
-        for (size_t i = 0; i < n; i++) {
-            if (!isxdigit(buf[i]))
-                continue;
-            int v = isdigit(buf[i]) ? buf[i] - '0' : tolower(buf[i]) - 'a' + 10;
-            if (hi < 0) {
-                hi = v;
-            } else {
-                if (k >= cap) {
-                    fprintf(stderr, "psagw iat: %s is too large\n", path);
-                    return -1;
-                }
-                out[k++] = (uint8_t)(hi << 4 | v);
-                hi = -1;
-            }
+        size_t k = 0; /* drop the whitespace, then it is plain hex */
+        for (size_t i = 0; i < n; i++)
+            if (isxdigit(buf[i]))
+                buf[k++] = buf[i];
+        buf[k] = '\0';
+        int len_hex = hex_parse((const char *)buf, out, cap);
+        if (len_hex < 0) {
+            fprintf(stderr, "psagw iat: %s is too large\n", path);
+            return -1;
         }
-        *len = k;
+        *len = (size_t)len_hex;
         return 0;
     }
     if (n > cap) {
@@ -120,55 +114,6 @@ static int parse_profile(const char *s, enum iat_profile *p)
     }
     *p = (enum iat_profile)v;
     return 0;
-}
-
-/* Reference values from a file, for verify --refvals. */
-struct refval_list {
-    struct refval *v;
-    size_t n;
-    size_t n_impl, n_meas;
-};
-
-static int collect(const struct refval *rv, void *arg)
-{
-    struct refval_list *l = arg;
-    struct refval *grown = realloc(l->v, (l->n + 1) * sizeof(*grown));
-    if (!grown)
-        return 1;
-    l->v = grown;
-    l->v[l->n++] = *rv;
-    if (rv->kind == REFVAL_IMPLEMENTATION)
-        l->n_impl++;
-    else
-        l->n_meas++;
-    return 0;
-}
-
-static int impl_known(void *ctx, const uint8_t *id, size_t len)
-{
-    const struct refval_list *l = ctx;
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].kind == REFVAL_IMPLEMENTATION && l->v[i].value_len == len &&
-            memcmp(l->v[i].value, id, len) == 0)
-            return 1;
-    return 0;
-}
-
-static int meas_known(void *ctx, const struct iat_sw_component *sw)
-{
-    const struct refval_list *l = ctx;
-    bool seen = false;
-    for (size_t i = 0; i < l->n; i++) {
-        const struct refval *r = &l->v[i];
-        if (r->kind != REFVAL_MEASUREMENT || r->value_len != sw->value.len ||
-            memcmp(r->value, sw->value.p, r->value_len) != 0)
-            continue;
-        seen = true;
-        if (!r->signer_len || (r->signer_len == sw->signer_id.len &&
-                               memcmp(r->signer_id, sw->signer_id.p, r->signer_len) == 0))
-            return 1;
-    }
-    return seen ? -1 : 0;
 }
 
 static void print_result(const struct iat_token *t, enum iat_result r, bool verified,
@@ -226,30 +171,33 @@ static int iat_verify_cmd(const struct iat_opts *o, const char *path)
         fprintf(stderr, "psagw iat verify: --lifecycle must be secured or secured+debug\n");
         return 2;
     }
-    struct refval_list rl = {0};
-    struct iat_refvals rv = {impl_known, meas_known, &rl};
+    struct refval_set *rs = refval_set_new();
+    if (!rs)
+        return 2;
+    struct iat_refvals rv = refval_set_matcher(rs);
     if (o->refvals) {
         json_error_t jerr;
         char err[256];
         json_t *doc = json_load_file(o->refvals, JSON_REJECT_DUPLICATES, &jerr);
         if (!doc) {
             fprintf(stderr, "psagw iat verify: %s:%d: %s\n", o->refvals, jerr.line, jerr.text);
+            refval_set_free(rs);
             return 2;
         }
         const json_t *obj = json_object_get(doc, "refvals") ? json_object_get(doc, "refvals")
                                                              : doc;
-        int rc = refvals_from_json(obj, collect, &rl, err, sizeof(err));
+        int rc = refvals_from_json(obj, refval_set_add, rs, err, sizeof(err));
         json_decref(doc);
         if (rc != 0) {
             fprintf(stderr, "psagw iat verify: %s: %s\n", o->refvals, err);
-            free(rl.v);
+            refval_set_free(rs);
             return 2;
         }
     }
     static uint8_t token[TOKEN_FILE_MAX];
     size_t len;
     if (read_token(path, token, sizeof(token), &len) != 0) {
-        free(rl.v);
+        refval_set_free(rs);
         return 2;
     }
     struct iat_key k = {.raw = key, .raw_len = key_len};
@@ -260,8 +208,8 @@ static int iat_verify_cmd(const struct iat_opts *o, const char *path)
         .profile = profile,
         .lifecycle_mask = lcs,
         .refvals = o->refvals ? &rv : NULL,
-        .check_implementation = rl.n_impl > 0,
-        .require_known_measurements = rl.n_meas > 0,
+        .check_implementation = rs->n_impl > 0,
+        .require_known_measurements = rs->n_meas > 0,
     };
     struct iat_token t;
     enum iat_result r = iat_verify(token, len, &pol, &t);
@@ -271,7 +219,7 @@ static int iat_verify_cmd(const struct iat_opts *o, const char *path)
     print_result(&t, r, true, r == IAT_OK || r >= IAT_ERR_CLAIMS_CBOR, o->json, reason);
     if (r != IAT_OK)
         fprintf(stderr, "psagw iat verify: refused: %s\n", reason);
-    free(rl.v);
+    refval_set_free(rs);
     return r == IAT_OK ? 0 : 1;
 }
 

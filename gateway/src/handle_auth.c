@@ -79,9 +79,8 @@ static void initial_deadline(struct loop *l, struct loop_timer *t)
     broker_unlock(c->gw);
 }
 
-void auth_begin(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw, size_t len)
+void auth_begin(struct conn *c, const uint8_t *raw, size_t len)
 {
-    (void)p;
     if (!c->att) {
         connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
                        "attestation refused: no attestation key registered for this device");

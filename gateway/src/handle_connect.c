@@ -164,7 +164,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t 
         }
         c->auth_psa_iat = true;
         if (policy != ATTEST_OFF) {
-            auth_begin(c, p, raw, raw_len);
+            auth_begin(c, raw, raw_len);
             return;
         }
         /* policy off: the device is not challenged; the CONNACK still names the method */

@@ -74,6 +74,20 @@ wait_for $WORK/monitor.out "refused record topic=sensors/sensor-x/env reason=aut
 printf '\xd0\x83\x43' | mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -t sensors/junk/env -s
 wait_for $WORK/monitor.out "refused record topic=sensors/junk/env reason=not a well-formed record" ||
   fail "junk: $(cat $WORK/monitor.out)"
+# a command from the operator reaches the sensor and changes its interval
+subs_before=$(grep -c "event=subscribe id=sensor-e filter=cmd/sensor-e/# " "$GW_LOG" || true)
+"$PSADEV" sensor --state $WORK/dev-sensor-e --gateway 127.0.0.1:$PSK_PORT --interval 400 \
+  --count 8 >$WORK/s-cmd.out 2>&1 &
+cmd_pid=$!
+for _ in $(seq 1 100); do
+  [ "$(grep -c "event=subscribe id=sensor-e filter=cmd/sensor-e/# " "$GW_LOG" || true)" -gt "$subs_before" ] && break
+  sleep 0.05
+done
+mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -t cmd/sensor-e/interval -m 50
+wait $cmd_pid || fail "sensor with a command: $(cat $WORK/s-cmd.out)"
+grep -q "command interval_ms=50" $WORK/s-cmd.out || fail "command not obeyed: $(cat $WORK/s-cmd.out)"
+[ "$(grep -c '^published' $WORK/s-cmd.out)" = 8 ] || fail "readings lost around a command: $(cat $WORK/s-cmd.out)"
+ok "an operator command on cmd/<id>/interval changes the sensor's interval"
 # seq never repeats, across restarts: the next run starts after the reserved block
 "$PSADEV" sensor --state $WORK/dev-sensor-a --gateway 127.0.0.1:$PSK_PORT --count 1 >/dev/null 2>&1
 wait_for $WORK/monitor.out "reading device=sensor-a seq=64 " || fail "seq after restart: $(cat $WORK/monitor.out)"
