@@ -15,6 +15,15 @@
  *       MESSAGES 64-byte messages to sensors/<id>/bench at QOS 0 or 1 (QoS 1 with a window of
  *       32 unacknowledged); prints messages received and the wall time.
  *
+ *   loadgen seqpub HOST PORT PSKHEX ID COUNT INTERVAL_MS
+ *       one device ID publishing COUNT QoS 1 messages "ID:SEQ" (SEQ 1..COUNT) to sensors/ID/seq,
+ *       one at a time, INTERVAL_MS apart; prints "acked SEQ" when the PUBACK arrives. A lost
+ *       connection is retried (for up to 60 s) and the unacknowledged message sent again with
+ *       DUP, as a device does. For the durability tests: every acked SEQ must reach the cloud.
+ *   loadgen ackbench HOST PORT PSKHEX PREFIX PUBLISHERS MESSAGES WINDOW
+ *       PUBLISHERS devices each send MESSAGES 64-byte QoS 1 messages to sensors/<id>/bench with
+ *       up to WINDOW unacknowledged; prints messages/s and PUBACK latency p50/p99/max.
+ *
  * With LOADGEN_IAK=HEX in the environment every client connects with MQTT 5 and attests:
  * CONNECT with the authentication method PSA-IAT, then it answers the gateway's challenge
  * with a token (TF-M layout, legacy profile) MACed with that IAK, as a device's SPE would.
@@ -28,6 +37,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,12 +472,181 @@ static int run_pubsub(const char *prefix, const char *sub_id, int pubs, long mes
     return got == want ? 0 : 1;
 }
 
+/* ---- seqpub: a device that must not lose what it saw acknowledged ---- */
+
+static int try_send(struct client *c, const uint8_t *b, size_t n)
+{
+    while (n > 0) {
+        int w = SSL_write(c->ssl, b, (int)n);
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int run_seqpub(const char *id, long count, long interval_ms)
+{
+    struct client c = {.fd = -1};
+    bool connected = false;
+    char topic[128];
+    snprintf(topic, sizeof(topic), "sensors/%s/seq", id);
+    uint16_t pid = 0;
+    double give_up = 0;
+    for (long seq = 1; seq <= count;) {
+        if (!connected) {
+            if (client_open(&c, id) == 0) {
+                connected = true;
+                struct timeval tv = {5, 0};
+                setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                give_up = 0;
+            } else {
+                client_close(&c);
+                if (give_up == 0)
+                    give_up = now_s() + 60;
+                if (now_s() > give_up) {
+                    fprintf(stderr, "loadgen seqpub: cannot reconnect for 60 s\n");
+                    return 1;
+                }
+                usleep(200000);
+                continue;
+            }
+        }
+        char payload[160];
+        int plen = snprintf(payload, sizeof(payload), "%s:%ld", id, seq);
+        if (++pid == 0)
+            pid = 1;
+        struct mqtt_publish p = {.qos = 1, .packet_id = pid,
+                                 .topic = {(const uint8_t *)topic, strlen(topic)},
+                                 .payload = {(const uint8_t *)payload, (size_t)plen}};
+        uint8_t buf[512];
+        size_t n;
+        mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
+        const uint8_t *pk;
+        size_t len;
+        int type = -1;
+        if (try_send(&c, buf, n) == 0) {
+            while ((type = read_packet(&c, &pk, &len)) >= 0 && type != MQTT_PUBACK)
+                consume(&c, len);
+        }
+        if (type != MQTT_PUBACK) {
+            printf("disconnected at %ld\n", seq);
+            fflush(stdout);
+            client_close(&c);
+            connected = false;
+            continue; /* the same seq again, on a new connection */
+        }
+        uint16_t got = (uint16_t)(pk[2] << 8 | pk[3]);
+        consume(&c, len);
+        if (got != pid) {
+            fprintf(stderr, "loadgen seqpub: PUBACK for %u, expected %u\n", got, pid);
+            return 1;
+        }
+        printf("acked %ld\n", seq);
+        fflush(stdout);
+        seq++;
+        if (interval_ms > 0)
+            usleep((useconds_t)interval_ms * 1000);
+    }
+    client_close(&c);
+    return 0;
+}
+
+/* ---- ackbench: QoS 1 throughput and PUBACK latency ---- */
+
+struct ack_job {
+    char id[ID_LEN];
+    long messages;
+    int window;
+    double *lat; /* seconds, one per message */
+};
+
+static void *ack_publisher(void *arg)
+{
+    struct ack_job *j = arg;
+    struct client c;
+    if (client_open(&c, j->id) != 0)
+        die("ackbench connect");
+    char topic[128];
+    snprintf(topic, sizeof(topic), "sensors/%s/bench", j->id);
+    uint8_t payload[64];
+    memset(payload, 'x', sizeof(payload));
+    double *sent_at = calloc(65536, sizeof(double));
+    long *seq_of = calloc(65536, sizeof(long));
+    uint8_t buf[256];
+    long sent = 0, acked = 0;
+    uint16_t pid = 0;
+    while (acked < j->messages) {
+        while (sent < j->messages && sent - acked < j->window) {
+            if (++pid == 0)
+                pid = 1;
+            struct mqtt_publish p = {.qos = 1, .packet_id = pid,
+                                     .topic = {(const uint8_t *)topic, strlen(topic)},
+                                     .payload = {payload, sizeof(payload)}};
+            size_t n;
+            mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
+            sent_at[pid] = now_s();
+            seq_of[pid] = sent;
+            send_all(&c, buf, n);
+            sent++;
+        }
+        const uint8_t *pk;
+        size_t len;
+        if (read_packet(&c, &pk, &len) != MQTT_PUBACK)
+            die("ackbench expected PUBACK");
+        uint16_t got = (uint16_t)(pk[2] << 8 | pk[3]);
+        consume(&c, len);
+        j->lat[seq_of[got]] = now_s() - sent_at[got];
+        acked++;
+    }
+    client_close(&c);
+    free(sent_at);
+    free(seq_of);
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int run_ackbench(const char *prefix, int pubs, long messages, int window)
+{
+    if (pubs > 256)
+        pubs = 256;
+    pthread_t th[256];
+    struct ack_job *jobs = calloc((size_t)pubs, sizeof(*jobs));
+    double *lat = calloc((size_t)pubs * (size_t)messages, sizeof(double));
+    double t0 = now_s();
+    for (int i = 0; i < pubs; i++) {
+        make_id(jobs[i].id, prefix, i);
+        jobs[i].messages = messages;
+        jobs[i].window = window;
+        jobs[i].lat = lat + (size_t)i * (size_t)messages;
+        pthread_create(&th[i], NULL, ack_publisher, &jobs[i]);
+    }
+    for (int i = 0; i < pubs; i++)
+        pthread_join(th[i], NULL);
+    double dt = now_s() - t0;
+    size_t total = (size_t)pubs * (size_t)messages;
+    qsort(lat, total, sizeof(double), cmp_double);
+    printf("acked=%zu wall_s=%.3f rate_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n", total,
+           dt, (double)total / dt, lat[total / 2] * 1e3, lat[total * 99 / 100] * 1e3,
+           lat[total - 1] * 1e3);
+    free(lat);
+    free(jobs);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 7) {
         fprintf(stderr, "usage: see the comment at the top of bench/loadgen.c\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN); /* a gateway killed mid-write is an error to handle, not death */
     const char *mode = argv[1];
     host = argv[2];
     port = argv[3];
@@ -503,6 +683,10 @@ int main(int argc, char **argv)
         return run_storm(prefix, atol(argv[6]), atoi(argv[7]));
     if (strcmp(mode, "pubsub") == 0 && argc == 10)
         return run_pubsub(prefix, argv[6], atoi(argv[7]), atol(argv[8]), atoi(argv[9]));
+    if (strcmp(mode, "seqpub") == 0 && argc == 8)
+        return run_seqpub(prefix, atol(argv[6]), atol(argv[7]));
+    if (strcmp(mode, "ackbench") == 0 && argc == 9)
+        return run_ackbench(prefix, atoi(argv[6]), atol(argv[7]), atoi(argv[8]));
     fprintf(stderr, "loadgen: bad arguments\n");
     return 2;
 }

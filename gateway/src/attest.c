@@ -16,6 +16,7 @@
 
 #include "broker.h"
 #include "hex.h"
+#include "iat_json.h"
 #include "log.h"
 #include "refval_set.h"
 
@@ -161,6 +162,29 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The verdict as JSON for the cloud (WIRE.md section 5: psagw/<gateway>/attest/<id>). The
+ * claims are the token's public claims (iat_json.c), never the key or the MAC. */
+static void send_verdict_up(struct gateway *gw, const struct conn *c, enum iat_result r,
+                            const char *reason, const struct iat_token *tok)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "device", c->who.id, "verdict",
+                          r == IAT_OK ? "accepted" : "refused", "result", iat_result_name(r),
+                          "reason", reason, "time_ms", (json_int_t)wall_ms());
+    if (!o)
+        return;
+    if (tok) {
+        json_t *claims = iat_claims_to_json(tok);
+        if (claims)
+            json_object_set_new(o, "claims", claims);
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text) {
+        cloud_attest_verdict(gw, c->who.id, text, strlen(text));
+        free(text);
+    }
+}
+
 static void queue_verdict(struct gateway *gw, const struct conn *c, enum iat_result r,
                           const char *reason, const uint8_t *token, size_t token_len)
 {
@@ -303,5 +327,7 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
               claims_valid ? (long long)tok->claims.client_id : 0LL, impl, iid, tok->alg,
               (unsigned long long)took_us);
     queue_verdict(gw, c, r, reason, claims_valid ? token : NULL, claims_valid ? len : 0);
+    if (gw->spool)
+        send_verdict_up(gw, c, r, reason, claims_valid ? tok : NULL);
     return r;
 }

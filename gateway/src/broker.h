@@ -137,6 +137,10 @@ struct conn {
     bool remote_pending; /* on the owner's remote list (broker lock) */
     int kill_reason;     /* >= 0: another worker asked the owner to close it (broker lock) */
     struct session *session;
+    uint64_t gen;           /* unique per connection: acks the spool releases find their conn */
+    uint32_t spool_waiting; /* QoS 1/2 acks waiting for the spool (broker lock) */
+    bool read_paused;       /* too many waiting: input is not read (set under the broker lock) */
+    bool resume_requested;  /* the spool caught up: the owner reads again (broker lock) */
     struct conn *next, *prev;  /* the worker's live connections */
     struct conn *next_flush;   /* the worker's connections with output to write */
     struct conn *next_remote;  /* the worker's remote list (broker lock) */
@@ -220,6 +224,10 @@ struct gateway {
     struct loop_timer stats_timer; /* on worker 0 */
     struct metrics metrics;
     struct attest_ctx *attest;
+    struct spool *spool;   /* NULL without a cloud section */
+    struct uplink *uplink;
+    bool cloud_topics_ok;  /* the templates passed the AWS checks (broker lock) */
+    _Atomic uint64_t conn_gen;
     _Atomic bool shutting_down;
 };
 
@@ -281,6 +289,8 @@ int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reas
 void conn_close(struct conn *c, int reason, const char *reason_string);
 /* Asks the connection's own worker to close it (from any worker, broker lock held). */
 void conn_close_remote(struct conn *c, int reason);
+/* Asks the owner to read a connection paused by spool back-pressure again (broker lock). */
+void conn_resume_remote(struct conn *c);
 /* The worker's before-sleep work: take the remote list, write output, free closed conns. */
 void conn_worker_housekeeping(struct worker *w);
 void conn_touch(struct conn *c); /* a packet arrived: push the keep-alive deadline */
@@ -305,6 +315,21 @@ void auth_arm_reattest(struct conn *c);
 void connect_refuse(struct conn *c, uint8_t reason, const char *why);
 void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d);
 
+/* cloud.c: the spool and uplink glue (docs/cloud.md). */
+int cloud_init(struct gateway *gw, char *err, size_t errlen);
+void cloud_stop(struct gateway *gw); /* at shutdown, after the workers */
+void cloud_free(struct gateway *gw);
+void cloud_reload(struct gateway *gw, const struct cloud_config *next);
+/* handle_publish: takes a PUBLISH that routes to the cloud, or (ack_only) just its ack when
+ * earlier acks of the connection still wait for the spool. Returns 0 when the ack will be sent
+ * by the spool, -1 after refusing the message (reply sent or connection closed). */
+int cloud_take_publish(struct conn *c, const struct mqtt_publish *p, bool ack_only);
+/* Does this PUBLISH go to the cloud? (broker lock) */
+bool cloud_routes(struct gateway *gw, const char *topic, size_t len);
+/* An attestation verdict as JSON, spooled for attest_topic. */
+void cloud_attest_verdict(struct gateway *gw, const char *id, const char *json, size_t len);
+void cloud_log_stats(struct gateway *gw);
+
 /* acl.c */
 bool acl_may_publish(const struct principal *who, const char *topic, size_t len);
 bool acl_may_subscribe(const struct principal *who, const char *filter, size_t len);
@@ -328,6 +353,10 @@ void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id);
 /* Routes a message to every matching subscriber (and stores it if retained). */
 void broker_publish(struct gateway *gw, struct msg *m, const struct session *origin);
 void broker_publish_will(struct gateway *gw, struct session *s);
+/* A command from the cloud: delivers cmd/<id>[/<rest>] to that device's session alone (if it
+ * subscribed). Any thread; takes the broker lock. Returns 0 if it was delivered or queued. */
+int broker_deliver_command(struct gateway *gw, const char *id, const char *rest, size_t rest_len,
+                           const void *payload, size_t payload_len, uint8_t qos);
 /* Publishes due wills and ends expired sessions; called once a second. */
 void broker_sweep(struct gateway *gw);
 /* Sends matching retained messages for a new subscription. */

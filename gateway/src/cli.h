@@ -14,6 +14,10 @@ int cmd_device(int argc, char **argv);
 int cmd_refval(int argc, char **argv);
 /* `psagw iat verify|show|create ...`: token tools. */
 int cmd_iat(int argc, char **argv);
+/* `psagw spool stats`: the durable spool's depth, bytes, oldest age and drops. */
+int cmd_spool(int argc, char **argv);
+/* `psagw cloud check`: the cloud config checked offline. */
+int cmd_cloud(int argc, char **argv);
 
 /* Opens the registry named by --registry, else by the config file (--config or the default
  * one), else the default path; prints why it cannot, prefixed with `who`. */

@@ -12,6 +12,28 @@
 #include <string.h>
 
 #include "log.h"
+#include "psagw/mqtt.h"
+
+static void cloud_defaults(struct cloud_config *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->port = 8883;
+    k->mqtt_version = 5;
+    k->keepalive = 60;
+    k->max_publish_rate = 100;      /* AWS IoT: publish requests per second per connection */
+    k->max_bytes_rate = 512 * 1024; /* AWS IoT: inbound bytes per second per connection */
+    k->max_payload = 128 * 1024;
+    k->max_inflight = 100;
+    k->reconnect_min = 1;
+    k->reconnect_max = 60;
+    k->n_routes = 1;
+    snprintf(k->routes[0].match, sizeof(k->routes[0].match), "sensors/+/#");
+    snprintf(k->routes[0].topic, sizeof(k->routes[0].topic), "psagw/{gateway}/sensors/{id}/{rest}");
+    snprintf(k->command_topic, sizeof(k->command_topic), "psagw/{gateway}/cmd/{id}/#");
+    snprintf(k->attest_topic, sizeof(k->attest_topic), "psagw/{gateway}/attest/{id}");
+    snprintf(k->spool, sizeof(k->spool), "%s", CONFIG_DEFAULT_SPOOL);
+    k->spool_max_bytes = 256ull << 20;
+}
 
 void config_defaults(struct config *c)
 {
@@ -35,6 +57,7 @@ void config_defaults(struct config *c)
     c->connect_timeout = 10;
     c->ticket_lifetime = 7200;
     c->stats_interval = 60;
+    cloud_defaults(&c->cloud);
 }
 
 void config_free(struct config *c)
@@ -318,11 +341,140 @@ static int read_listener(struct reader *r, struct config *c, const config_settin
     return 0;
 }
 
+static int read_route(struct reader *r, struct cloud_config *k, const config_setting_t *s)
+{
+    static const char *const keys[] = {"match", "topic", "payload", NULL};
+    if (!config_setting_is_group(s))
+        return fail(r, s, "each route is a group { match = ...; topic = ...; }");
+    if (check_keys(r, s, keys))
+        return -1;
+    if (k->n_routes >= CLOUD_MAX_ROUTES)
+        return fail(r, s, "too many routes");
+    struct cloud_route *rt = &k->routes[k->n_routes];
+    memset(rt, 0, sizeof(*rt));
+    char payload[16] = "record";
+    if (get_str(r, s, "match", rt->match, sizeof(rt->match)) ||
+        get_str(r, s, "topic", rt->topic, sizeof(rt->topic)) ||
+        get_str(r, s, "payload", payload, sizeof(payload)))
+        return -1;
+    if (!*rt->match || !*rt->topic)
+        return fail(r, s, "a route needs match and topic");
+    if (!mqtt_topic_filter_valid((const uint8_t *)rt->match, strlen(rt->match)))
+        return fail(r, config_setting_get_member(s, "match"), "is not a valid MQTT topic filter");
+    if (strcmp(payload, "record") == 0)
+        rt->payload = CLOUD_PAYLOAD_RECORD;
+    else if (strcmp(payload, "json") == 0)
+        rt->payload = CLOUD_PAYLOAD_JSON;
+    else
+        return fail(r, config_setting_get_member(s, "payload"), "must be \"record\" or \"json\"");
+    k->n_routes++;
+    return 0;
+}
+
+static int read_cloud(struct reader *r, struct config *c, const config_setting_t *g)
+{
+    static const char *const keys[] = {
+        "host", "port", "ca_file", "cert_file", "key_file", "sni", "alpn", "client_id",
+        "gateway", "protocol", "keepalive", "max_publish_rate", "max_bytes_rate", "max_payload",
+        "max_inflight", "reconnect_min", "reconnect_max", "routes", "command_topic",
+        "attest_topic", "group_key_file", "spool", NULL};
+    static const char *const spool_keys[] = {"path", "max_bytes", "when_full", NULL};
+    struct cloud_config *k = &c->cloud;
+    if (!config_setting_is_group(g))
+        return fail(r, g, "must be a group: cloud = { host = ...; ... };");
+    if (check_keys(r, g, keys))
+        return -1;
+    k->enabled = true;
+    uint32_t port = k->port, ka = k->keepalive;
+    char protocol[16] = "";
+    if (get_str(r, g, "host", k->host, sizeof(k->host)) ||
+        get_uint(r, g, "port", 1, 65535, &port) ||
+        get_str(r, g, "ca_file", k->ca_file, sizeof(k->ca_file)) ||
+        get_str(r, g, "cert_file", k->cert_file, sizeof(k->cert_file)) ||
+        get_str(r, g, "key_file", k->key_file, sizeof(k->key_file)) ||
+        get_str(r, g, "sni", k->sni, sizeof(k->sni)) ||
+        get_str(r, g, "alpn", k->alpn, sizeof(k->alpn)) ||
+        get_str(r, g, "client_id", k->client_id, sizeof(k->client_id)) ||
+        get_str(r, g, "gateway", k->gateway, sizeof(k->gateway)) ||
+        get_str(r, g, "protocol", protocol, sizeof(protocol)) ||
+        get_uint(r, g, "keepalive", 5, 1200, &ka) ||
+        get_uint(r, g, "max_publish_rate", 0, 10000000, &k->max_publish_rate) ||
+        get_uint(r, g, "max_bytes_rate", 0, UINT32_MAX, &k->max_bytes_rate) ||
+        get_uint(r, g, "max_payload", 1, 128 * 1024, &k->max_payload) ||
+        get_uint(r, g, "max_inflight", 1, 65535, &k->max_inflight) ||
+        get_uint(r, g, "reconnect_min", 1, 3600, &k->reconnect_min) ||
+        get_uint(r, g, "reconnect_max", 1, 86400, &k->reconnect_max) ||
+        get_str(r, g, "command_topic", k->command_topic, sizeof(k->command_topic)) ||
+        get_str(r, g, "attest_topic", k->attest_topic, sizeof(k->attest_topic)) ||
+        get_str(r, g, "group_key_file", k->group_key_file, sizeof(k->group_key_file)))
+        return -1;
+    k->port = (uint16_t)port;
+    k->keepalive = (uint16_t)ka;
+    if (*protocol) {
+        if (strcmp(protocol, "mqtt5") == 0)
+            k->mqtt_version = 5;
+        else if (strcmp(protocol, "mqtt311") == 0)
+            k->mqtt_version = 4;
+        else
+            return fail(r, config_setting_get_member(g, "protocol"),
+                        "must be \"mqtt5\" or \"mqtt311\"");
+    }
+    if (!*k->host)
+        return fail(r, g, "the cloud needs host = \"ENDPOINT\" (AWS IoT: the account's ATS endpoint)");
+    if (!*k->client_id)
+        return fail(r, g, "the cloud needs client_id = \"THING_NAME\"");
+    if (k->reconnect_max < k->reconnect_min)
+        return fail(r, config_setting_get_member(g, "reconnect_max"), "must be >= reconnect_min");
+    config_setting_t *routes = config_setting_get_member(g, "routes");
+    if (routes) {
+        if (!config_setting_is_list(routes))
+            return fail(r, routes, "must be a list: routes = ( { ... }, { ... } );");
+        k->n_routes = 0;
+        for (int i = 0; i < config_setting_length(routes); i++)
+            if (read_route(r, k, config_setting_get_elem(routes, (unsigned)i)))
+                return -1;
+    }
+    config_setting_t *sp = config_setting_get_member(g, "spool");
+    if (sp) {
+        if (!config_setting_is_group(sp))
+            return fail(r, sp, "must be a group: spool = { path = ...; };");
+        if (check_keys(r, sp, spool_keys))
+            return -1;
+        char when_full[16] = "";
+        if (get_str(r, sp, "path", k->spool, sizeof(k->spool)) ||
+            get_str(r, sp, "when_full", when_full, sizeof(when_full)))
+            return -1;
+        config_setting_t *mb = config_setting_get_member(sp, "max_bytes");
+        if (mb) {
+            if (config_setting_type(mb) != CONFIG_TYPE_INT &&
+                config_setting_type(mb) != CONFIG_TYPE_INT64)
+                return fail(r, mb, "must be an integer (bytes; 1L << 30 style needs an L suffix)");
+            long long v = config_setting_get_int64(mb);
+            if (v < 1024 * 1024)
+                return fail(r, mb, "must be at least 1048576 (1 MiB)");
+            k->spool_max_bytes = (uint64_t)v;
+        }
+        if (*when_full) {
+            if (strcmp(when_full, "block") == 0)
+                k->spool_when_full = SPOOL_FULL_BLOCK;
+            else if (strcmp(when_full, "drop_oldest") == 0)
+                k->spool_when_full = SPOOL_FULL_DROP_OLDEST;
+            else
+                return fail(r, config_setting_get_member(sp, "when_full"),
+                            "must be \"block\" (back-pressure) or \"drop_oldest\"");
+        }
+    }
+    for (size_t i = 0; i < k->n_routes; i++)
+        if (k->routes[i].payload == CLOUD_PAYLOAD_JSON && !*k->group_key_file)
+            return fail(r, g, "a route with payload = \"json\" needs group_key_file");
+    return 0;
+}
+
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     static const char *const root_keys[] = {
         "registry", "log_level", "attestation_default", "allow_anonymous", "anonymous_acl",
-        "listeners", "mqtt", "tls", "stats_interval", "workers", "attestation", NULL};
+        "listeners", "mqtt", "tls", "stats_interval", "workers", "attestation", "cloud", NULL};
     static const char *const mqtt_keys[] = {
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_inflight_messages", "connect_timeout",
@@ -376,6 +528,9 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         goto out;
     }
     if (att && read_attestation(&r, c, att))
+        goto out;
+    config_setting_t *cloud = config_setting_get_member(root, "cloud");
+    if (cloud && read_cloud(&r, c, cloud))
         goto out;
     config_setting_t *acl = config_setting_get_member(root, "anonymous_acl");
     if (acl && (check_keys(&r, acl, acl_keys) ||

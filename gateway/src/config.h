@@ -50,6 +50,48 @@ struct attest_config {
     uint32_t history_per_device;
 };
 
+/* The cloud uplink and its durable spool (WIRE.md sections 5 and 6, docs/cloud.md). */
+#define CLOUD_MAX_ROUTES 8
+#define CLOUD_TEMPLATE_MAX 256
+#define CONFIG_DEFAULT_SPOOL "/var/lib/psagw/spool.db"
+
+enum cloud_payload { CLOUD_PAYLOAD_RECORD = 0, CLOUD_PAYLOAD_JSON = 1 };
+enum spool_when_full { SPOOL_FULL_BLOCK = 0, SPOOL_FULL_DROP_OLDEST = 1 };
+
+struct cloud_route {
+    char match[CLOUD_TEMPLATE_MAX]; /* an MQTT filter on device topics; a trailing '#' is {rest} */
+    char topic[CLOUD_TEMPLATE_MAX]; /* the cloud topic: {gateway}, {id}, {rest} */
+    enum cloud_payload payload;
+};
+
+struct cloud_config {
+    bool enabled; /* a `cloud` group is present */
+    char host[256];
+    uint16_t port;
+    char ca_file[1024];
+    char cert_file[1024];
+    char key_file[1024];
+    char sni[256];       /* "" : the host */
+    char alpn[64];       /* "" : x-amzn-mqtt-ca on port 443, none otherwise */
+    char client_id[128]; /* the thing name */
+    char gateway[128];   /* {gateway} in topics; "" : the client id */
+    uint8_t mqtt_version; /* 4 (3.1.1) or 5 */
+    uint16_t keepalive;
+    uint32_t max_publish_rate; /* publishes per second; 0: no limit */
+    uint32_t max_bytes_rate;   /* payload + topic bytes per second; 0: no limit */
+    uint32_t max_payload;      /* AWS IoT: 128 KiB */
+    uint32_t max_inflight;     /* QoS 1 publishes awaiting the cloud's PUBACK */
+    uint32_t reconnect_min, reconnect_max; /* seconds, jittered exponential backoff */
+    struct cloud_route routes[CLOUD_MAX_ROUTES];
+    size_t n_routes;
+    char command_topic[CLOUD_TEMPLATE_MAX]; /* "" : no commands */
+    char attest_topic[CLOUD_TEMPLATE_MAX];  /* "" : verdicts are not sent up */
+    char group_key_file[1024]; /* for payload = "json" */
+    char spool[1024];
+    uint64_t spool_max_bytes;
+    enum spool_when_full spool_when_full;
+};
+
 /* Settings a command-line flag gave: a reload of the file keeps them (flags win). */
 #define CONFIG_FLAG_LOG_LEVEL 1u
 #define CONFIG_FLAG_ATTESTATION_DEFAULT 2u
@@ -79,6 +121,7 @@ struct config {
     uint32_t ticket_lifetime;
     uint32_t stats_interval;
     uint32_t workers; /* event loops (threads); 0: one per online CPU */
+    struct cloud_config cloud;
 };
 
 /* Fills *c with the defaults (no listeners yet). */

@@ -83,6 +83,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
         w->conns->prev = c;
     w->conns = c;
     gw->n_conns++;
+    c->gen = ++gw->conn_gen;
     gw->metrics.connections_accepted++;
     c->last_rx_ms = loop_now_ms(w->loop);
     loop_timer_start(w->loop, &c->timer, (uint64_t)connect_timeout * 1000u, connect_deadline);
@@ -90,6 +91,8 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
 
 static void want(struct conn *c, uint32_t events)
 {
+    if (c->read_paused)
+        events &= ~(uint32_t)EPOLLIN;
     if (c->state != CONN_CLOSED)
         loop_io_modify(c->w->loop, &c->io, events);
 }
@@ -321,6 +324,13 @@ static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
         }
         if (len - off < hlen + rem)
             break;
+        if (c->spool_waiting >= c->gw->cfg.receive_maximum) {
+            /* back-pressure: the spool has not made the earlier messages durable yet */
+            if (!c->read_paused)
+                c->gw->metrics.spool_backpressure++;
+            c->read_paused = true;
+            break;
+        }
         conn_touch(c);
         handle_packet(c, buf + off, hlen + rem);
         off += hlen + rem;
@@ -386,10 +396,38 @@ static void resume_reading(struct loop *l, struct loop_timer *t)
  */
 #define READ_ROUNDS 16
 
+/* Handles what is kept in c->in (after a pause, before reading more). */
+static void handle_kept(struct conn *c)
+{
+    size_t used = handle_locked(c, c->in, c->in_len);
+    if (c->state == CONN_CLOSED)
+        return;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (c->in_len == 0) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+}
+
 static void on_readable(struct conn *c)
 {
     uint8_t *scratch = c->w->scratch;
+    if (c->read_paused)
+        return;
+    if (c->in_len > 0) {
+        handle_kept(c);
+        if (c->state == CONN_CLOSED || c->read_paused) {
+            want(c, c->wbuf_off < c->wbuf_len ? EPOLLOUT : 0);
+            return;
+        }
+    }
     for (int rounds = 0; c->state != CONN_CLOSED; rounds++) {
+        if (c->read_paused) {
+            want(c, c->wbuf_off < c->wbuf_len ? EPOLLOUT : 0);
+            return;
+        }
         if (rounds == READ_ROUNDS) {
             if (c->ssl && SSL_has_pending(c->ssl))
                 loop_timer_start(c->w->loop, &c->resume, 0, resume_reading);
@@ -412,16 +450,7 @@ static void on_readable(struct conn *c)
                 conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
                 return;
             }
-            size_t used = handle_locked(c, c->in, c->in_len);
-            if (c->state == CONN_CLOSED)
-                return;
-            memmove(c->in, c->in + used, c->in_len - used);
-            c->in_len -= used;
-            if (c->in_len == 0) {
-                free(c->in);
-                c->in = NULL;
-                c->in_cap = 0;
-            }
+            handle_kept(c);
         }
     }
 }
@@ -497,6 +526,10 @@ static void conn_io(struct loop *l, struct loop_io *io, uint32_t events)
         conn_close(c, -1, NULL);
         return;
     }
+    if (c->read_paused && (events & (EPOLLERR | EPOLLHUP))) {
+        conn_close(c, -1, NULL); /* gone while we were not reading */
+        return;
+    }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
         on_readable(c);
 }
@@ -565,6 +598,14 @@ void conn_close_remote(struct conn *c, int reason)
     remote_request(c);
 }
 
+void conn_resume_remote(struct conn *c)
+{
+    if (c->state == CONN_CLOSED || c->resume_requested)
+        return;
+    c->resume_requested = true;
+    remote_request(c);
+}
+
 static const char *kill_reason_string(int reason)
 {
     switch (reason) {
@@ -619,10 +660,17 @@ void conn_worker_housekeeping(struct worker *w)
         c->remote_pending = false;
         if (c->state == CONN_CLOSED)
             continue;
-        if (c->kill_reason >= 0)
+        if (c->kill_reason >= 0) {
             conn_close(c, c->kill_reason, kill_reason_string(c->kill_reason));
-        else
-            schedule_flush(c);
+            continue;
+        }
+        if (c->resume_requested) {
+            c->resume_requested = false;
+            c->read_paused = false;
+            want(c, EPOLLIN);
+            loop_timer_start(w->loop, &c->resume, 0, resume_reading);
+        }
+        schedule_flush(c);
     }
     broker_unlock(w->gw);
     while (w->flush_list) {

@@ -350,6 +350,7 @@ static void log_stats(struct gateway *gw)
 {
     metrics_log(&gw->metrics, gw->n_conns, gw->n_sessions, gw->n_retained);
     attest_log_stats(gw);
+    cloud_log_stats(gw);
 }
 
 static void reload(struct gateway *gw)
@@ -390,8 +391,10 @@ static void reload(struct gateway *gw)
     gw->cfg.connect_timeout = next.connect_timeout;
     gw->cfg.max_connections = next.max_connections;
     gw->cfg.stats_interval = next.stats_interval;
+    struct cloud_config next_cloud = next.cloud;
     log_set_level((enum log_level)gw->cfg.log_level);
     broker_unlock(gw);
+    cloud_reload(gw, &next_cloud);
     log_event(LOG_INFO, "reload", "config=%s", gw->cfg.path);
     tell_workers(gw, false, true);
 }
@@ -615,6 +618,8 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
             log_event(LOG_WARN, "plain_listener", "listener=%s anonymous=%s", lc->address,
                       gw->cfg.allow_anonymous ? "allowed" : "refused");
     }
+    if (cloud_init(gw, err, errlen) != 0)
+        return -1;
     struct worker *w0 = &gw->workers[0];
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || loop_io_add(w0->loop, &signal_io, sfd, EPOLLIN, on_signal) != 0) {
@@ -662,6 +667,7 @@ int gateway_run(struct gateway *gw)
 
 void gateway_free(struct gateway *gw)
 {
+    cloud_stop(gw); /* commits what devices sent last, before sessions go */
     for (unsigned i = 0; gw->workers && i < gw->n_workers; i++) {
         struct worker *w = &gw->workers[i];
         current_worker = w;
@@ -678,6 +684,7 @@ void gateway_free(struct gateway *gw)
         broker_unlock(gw);
     }
     attest_free(gw); /* writes the verdicts still queued */
+    cloud_free(gw);
     registry_close(gw->reg);
     current_worker = NULL;
     for (size_t b = 0; b < gw->session_buckets; b++)

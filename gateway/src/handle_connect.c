@@ -74,6 +74,8 @@ static void keepalive_check(struct loop *l, struct loop_timer *t)
     struct conn *c = container_of(t, struct conn, timer);
     uint64_t limit = (uint64_t)c->keep_alive * 1500u; /* section 3.1.2.10: 1.5 x keep-alive */
     uint64_t idle = loop_now_ms(l) - c->last_rx_ms;
+    if (c->read_paused) /* we stopped reading (spool back-pressure), not the client talking */
+        idle = 0;
     if (idle >= limit) {
         c->gw->metrics.keepalive_timeouts++;
         conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");

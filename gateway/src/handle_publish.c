@@ -6,6 +6,9 @@
  * grant at most QoS 1 (SUBACK says so), so the gateway never expects a PUBREC or PUBCOMP.
  * A publish outside the ACL: MQTT 5 QoS 1/2 gets PUBACK/PUBREC 0x87; MQTT 5 QoS 0 and every
  * 3.1.1 publish end the connection (WIRE.md section 2), logged and counted.
+ *
+ * A message that routes to the cloud is acknowledged only once the spool made it durable
+ * (cloud.c, WIRE.md section 6).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +100,10 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     }
     if (p->qos == 2 && qos2_pending(s, p->packet_id)) {
         /* a resend of a QoS 2 message we already routed */
-        conn_send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS, NULL);
+        if (c->spool_waiting > 0)
+            cloud_take_publish(c, p, true);
+        else
+            conn_send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS, NULL);
         return;
     }
     if (p->qos == 2 && s->n_qos2_in >= gw->cfg.receive_maximum) {
@@ -120,6 +126,9 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
                    "topic not allowed by the ACL");
         return;
     }
+    bool to_cloud = cloud_routes(gw, topic, p->topic.len);
+    if (to_cloud && cloud_take_publish(c, p, false) != 0)
+        return; /* refused: the cloud could not take it */
     struct msg *m = msg_new(topic, p->topic.len, p->payload.data, p->payload.len,
                             p->qos > 1 ? 1 : p->qos, p->retain,
                             c->version == MQTT_V5 ? &p->props : NULL, loop_clock_ms());
@@ -129,15 +138,17 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     }
     broker_publish(gw, m, s);
     msg_unref(m);
-    if (p->qos == 1) {
-        conn_send_ack(c, MQTT_PUBACK, p->packet_id, MQTT_RC_SUCCESS, NULL);
-    } else if (p->qos == 2) {
-        if (qos2_remember(s, p->packet_id) != 0) {
-            conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-            return;
-        }
-        conn_send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS, NULL);
+    if (p->qos == 2 && qos2_remember(s, p->packet_id) != 0) {
+        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+        return;
     }
+    if (p->qos == 0 || to_cloud)
+        return; /* to_cloud: the spool sends the ack once the message is durable */
+    if (c->spool_waiting > 0) /* earlier acks still wait for the spool: keep the order */
+        cloud_take_publish(c, p, true);
+    else
+        conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS,
+                      NULL);
 }
 
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a)

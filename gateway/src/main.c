@@ -38,6 +38,8 @@ static void usage(FILE *f)
             "  psagw iat show [--json] TOKEN\n"
             "  psagw iat create --key-hex HEX|--key-file F --nonce HEX --claims F.json\n"
             "              [--profile legacy|psa2] [--alg hmac256|hmac384|hmac512] [--hex]\n"
+            "  psagw spool stats [--spool FILE | --config FILE] [--json]\n"
+            "  psagw cloud check [--config FILE]\n"
             "  psagw version\n"
             "\n"
             "Every device and refval subcommand takes --registry FILE and --config FILE; the registry is\n"
@@ -195,6 +197,10 @@ int main(int argc, char **argv)
         return cmd_refval(argc - 1, argv + 1);
     if (strcmp(cmd, "iat") == 0)
         return cmd_iat(argc - 1, argv + 1);
+    if (strcmp(cmd, "spool") == 0)
+        return cmd_spool(argc - 1, argv + 1);
+    if (strcmp(cmd, "cloud") == 0)
+        return cmd_cloud(argc - 1, argv + 1);
     if (strcmp(cmd, "device") == 0)
         return cmd_device(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

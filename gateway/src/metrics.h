@@ -35,7 +35,11 @@
     X(attestations_accepted)                                                                      \
     X(attestations_refused)                                                                       \
     X(attestation_timeouts)                                                                       \
-    X(reattestations)
+    X(reattestations)                                                                             \
+    X(cloud_spooled)                                                                              \
+    X(cloud_refused)                                                                              \
+    X(spool_backpressure)                                                                         \
+    X(commands_down)
 
 struct metrics {
 #define X(name) _Atomic uint64_t name; /* incremented from every worker */

@@ -378,6 +378,7 @@ struct target {
 struct match_ctx {
     struct gateway *gw;
     const struct session *origin;
+    const struct session *only; /* deliver to this session alone (commands from the cloud) */
     struct target *t;
     size_t n, cap;
     uint8_t msg_qos;
@@ -388,6 +389,8 @@ static void collect(struct sub *sub, void *arg)
     struct match_ctx *mc = arg;
     struct session *s = sub->session;
     if ((sub->options & MQTT_SUBOPT_NO_LOCAL) && s == mc->origin)
+        return;
+    if (mc->only && s != mc->only)
         return;
     uint8_t qos = sub->options & MQTT_SUBOPT_QOS_MASK;
     if (qos > mc->msg_qos)
@@ -447,6 +450,7 @@ void broker_publish(struct gateway *gw, struct msg *m, const struct session *ori
     static struct match_ctx mc; /* the scratch array is reused across publishes */
     mc.gw = gw;
     mc.origin = origin;
+    mc.only = NULL;
     mc.n = 0;
     mc.msg_qos = m->qos;
     gw->match_gen++;
@@ -457,6 +461,50 @@ void broker_publish(struct gateway *gw, struct msg *m, const struct session *ori
         enqueue(gw, t->s, m, t->qos, m->retain && t->retain_as_published, t->sub_ids,
                 t->n_sub_ids);
     }
+}
+
+int broker_deliver_command(struct gateway *gw, const char *id, const char *rest, size_t rest_len,
+                           const void *payload, size_t payload_len, uint8_t qos)
+{
+    char topic[DEVICE_ID_MAX + 512];
+    int n = snprintf(topic, sizeof(topic), "cmd/%s%s%.*s", id, rest_len ? "/" : "",
+                     (int)rest_len, rest ? rest : "");
+    char ids[LOG_SAFE_MAX], ts[LOG_SAFE_MAX];
+    if (n < 0 || (size_t)n >= sizeof(topic) ||
+        !mqtt_topic_name_valid((const uint8_t *)topic, (size_t)n)) {
+        log_event(LOG_WARN, "command_dropped", "id=%s reason=bad_topic",
+                  log_safe(id, strlen(id), ids, sizeof(ids)));
+        return -1;
+    }
+    log_safe(topic, (size_t)n, ts, sizeof(ts));
+    struct msg *m = msg_new(topic, (size_t)n, payload, payload_len, qos, false, NULL,
+                            loop_clock_ms());
+    if (!m)
+        return -1;
+    broker_lock(gw);
+    struct session *s = session_find(gw, id, false);
+    int rc = -1;
+    if (s) {
+        static struct match_ctx mc;
+        mc.gw = gw;
+        mc.origin = NULL;
+        mc.only = s;
+        mc.n = 0;
+        mc.msg_qos = qos;
+        gw->match_gen++;
+        tree_match(gw->subs_root, m->topic, m->topic_len, collect, &mc);
+        for (size_t i = 0; i < mc.n; i++)
+            enqueue(gw, mc.t[i].s, m, mc.t[i].qos, false, mc.t[i].sub_ids, mc.t[i].n_sub_ids);
+        rc = mc.n ? 0 : -1;
+        gw->metrics.commands_down += mc.n ? 1 : 0;
+    }
+    broker_unlock(gw);
+    msg_unref(m);
+    log_event(rc == 0 ? LOG_INFO : LOG_WARN, rc == 0 ? "command_delivered" : "command_dropped",
+              "id=%s topic=%s bytes=%zu%s", log_safe(id, strlen(id), ids, sizeof(ids)),
+              ts, payload_len,
+              rc == 0 ? "" : s ? " reason=not_subscribed" : " reason=no_session");
+    return rc;
 }
 
 struct retained_ctx {

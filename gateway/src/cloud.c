@@ -1,0 +1,234 @@
+/*
+ * cloud.c: where the broker meets the spool and the uplink (docs/cloud.md).
+ *
+ * A PUBLISH from a device whose topic matches a cloud route is delivered to local subscribers
+ * at once, and submitted to the spool; its PUBACK (PUBREC for QoS 2) is sent by the spool
+ * thread once the record is durable (WIRE.md section 6). While a connection has acks waiting
+ * for the spool, its other acks queue behind them, so they leave in PUBLISH order. A
+ * connection with receive_maximum acks waiting is not read until the spool catches up: the
+ * device sees no PUBACK and then TCP flow control, never a silent drop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "cloud_topic.h"
+#include "log.h"
+#include "spool.h"
+#include "uplink.h"
+
+/* Spool thread, after a commit: release the acks (in submission order). */
+static void on_durable(void *arg, const struct spool_item *list)
+{
+    struct gateway *gw = arg;
+    broker_lock(gw);
+    for (const struct spool_item *it = list; it; it = it->next) {
+        if (!it->has_ack)
+            continue;
+        struct session *s = session_find(gw, it->ack.client, it->ack.anonymous);
+        struct conn *c = s ? s->conn : NULL;
+        if (!c || c->gen != it->ack.conn_gen || c->state == CONN_CLOSED)
+            continue; /* that connection is gone; the device sends it again (DUP) */
+        if (c->spool_waiting > 0)
+            c->spool_waiting--;
+        conn_send_ack(c, it->ack.type, it->ack.packet_id, MQTT_RC_SUCCESS, NULL);
+        if (c->read_paused && c->spool_waiting < (gw->cfg.receive_maximum + 1u) / 2u)
+            conn_resume_remote(c);
+    }
+    broker_unlock(gw);
+}
+
+static void on_records(void *arg)
+{
+    struct gateway *gw = arg;
+    if (gw->uplink)
+        uplink_wake(gw->uplink);
+}
+
+static const struct spool_callbacks spool_cb = {on_durable, on_records, NULL};
+
+int cloud_init(struct gateway *gw, char *err, size_t errlen)
+{
+    const struct cloud_config *k = &gw->cfg.cloud;
+    if (!k->enabled)
+        return 0;
+    struct spool_callbacks cb = spool_cb;
+    cb.arg = gw;
+    gw->spool = spool_open(k->spool, k->spool_max_bytes, k->spool_when_full, &cb, err, errlen);
+    if (!gw->spool)
+        return -1;
+    struct spool_stats st;
+    spool_get_stats(gw->spool, &st);
+    log_event(LOG_INFO, "spool_open", "path=%s records=%llu bytes=%llu max_bytes=%llu "
+              "when_full=%s drops=%llu", k->spool, (unsigned long long)st.records,
+              (unsigned long long)st.bytes, (unsigned long long)k->spool_max_bytes,
+              k->spool_when_full == SPOOL_FULL_BLOCK ? "block" : "drop_oldest",
+              (unsigned long long)st.drops);
+    char why[768];
+    gw->cloud_topics_ok = uplink_check_config(k, why, sizeof(why)) == 0;
+    if (!gw->cloud_topics_ok)
+        log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling (devices are "
+                  "served; fix the config and send SIGHUP)", why);
+    gw->uplink = uplink_new(gw, gw->spool, k);
+    if (!gw->uplink || spool_start(gw->spool) != 0 || uplink_start(gw->uplink) != 0) {
+        snprintf(err, errlen, "cloud: cannot start the spool or uplink thread");
+        return -1;
+    }
+    return 0;
+}
+
+void cloud_stop(struct gateway *gw)
+{
+    /* the spool first: what devices sent last is committed (their acks may no longer go
+     * out, which only means a resend); then the uplink */
+    if (gw->spool)
+        spool_stop(gw->spool);
+    if (gw->uplink)
+        uplink_stop(gw->uplink);
+}
+
+void cloud_free(struct gateway *gw)
+{
+    cloud_stop(gw);
+    uplink_free(gw->uplink);
+    gw->uplink = NULL;
+    spool_close(gw->spool);
+    gw->spool = NULL;
+}
+
+void cloud_reload(struct gateway *gw, const struct cloud_config *next)
+{
+    if (!gw->spool) {
+        if (next->enabled)
+            log_event(LOG_WARN, "reload_partial", "detail=\"a cloud section was added; the "
+                      "uplink starts with a restart\"");
+        return;
+    }
+    if (!next->enabled) {
+        log_event(LOG_WARN, "reload_partial", "detail=\"the cloud section was removed; the "
+                  "uplink stops with a restart\"");
+        return;
+    }
+    if (strcmp(next->spool, gw->cfg.cloud.spool) != 0)
+        log_event(LOG_WARN, "reload_partial", "detail=\"cloud.spool.path changes with a "
+                  "restart\" path=%s", gw->cfg.cloud.spool);
+    char keep[sizeof(gw->cfg.cloud.spool)];
+    snprintf(keep, sizeof(keep), "%s", gw->cfg.cloud.spool);
+    char why[768];
+    bool ok = uplink_check_config(next, why, sizeof(why)) == 0;
+    broker_lock(gw);
+    gw->cfg.cloud = *next;
+    snprintf(gw->cfg.cloud.spool, sizeof(gw->cfg.cloud.spool), "%s", keep);
+    gw->cloud_topics_ok = ok;
+    broker_unlock(gw);
+    if (!ok)
+        log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling", why);
+    spool_set_limits(gw->spool, next->spool_max_bytes, next->spool_when_full);
+    uplink_reconfigure(gw->uplink, next);
+}
+
+bool cloud_routes(struct gateway *gw, const char *topic, size_t len)
+{
+    return gw->spool && len > 0 && topic[0] != '$' && uplink_routes(&gw->cfg.cloud, topic, len);
+}
+
+/* Refuses a message the cloud would refuse: MQTT 5 gets a negative ack, 3.1.1 (which has none
+ * for QoS 1) a closed connection, QoS 0 is dropped; all logged and counted. */
+static int refuse(struct conn *c, const struct mqtt_publish *p, uint8_t reason, const char *why)
+{
+    c->gw->metrics.cloud_refused++;
+    char id[LOG_SAFE_MAX], t[LOG_SAFE_MAX];
+    log_event(LOG_WARN, "cloud_refused_publish", "id=%s topic=%s bytes=%zu reason=\"%s\"",
+              log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
+              log_safe((const char *)p->topic.data, p->topic.len, t, sizeof(t)), p->payload.len,
+              why);
+    if (p->qos == 0)
+        return -1;
+    if (c->version == MQTT_V5) {
+        conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, reason, why);
+        return -1;
+    }
+    conn_close(c, -1, why);
+    return -1;
+}
+
+int cloud_take_publish(struct conn *c, const struct mqtt_publish *p, bool ack_only)
+{
+    struct gateway *gw = c->gw;
+    struct session *s = c->session;
+    if (!ack_only) {
+        const struct cloud_config *k = &gw->cfg.cloud;
+        if (p->payload.len > k->max_payload)
+            return refuse(c, p, MQTT_RC_PACKET_TOO_LARGE,
+                          "payload over the cloud's limit (cloud.max_payload)");
+        if (gw->cloud_topics_ok) {
+            char topic[AWS_TOPIC_MAX_BYTES * 2];
+            const char *why = NULL;
+            if (uplink_map_topic(k, s->id, (const char *)p->topic.data, p->topic.len, topic,
+                                 sizeof(topic), &why) < 0 && why)
+                return refuse(c, p, MQTT_RC_TOPIC_NAME_INVALID, why);
+        }
+    }
+    struct spool_item *it = spool_item_new(ack_only ? NULL : s->id,
+                                           ack_only ? NULL : (const char *)p->topic.data,
+                                           ack_only ? 0 : p->topic.len,
+                                           ack_only ? NULL : p->payload.data,
+                                           ack_only ? 0 : p->payload.len, s->id);
+    if (!it) {
+        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+        return -1;
+    }
+    it->droppable = p->qos == 0;
+    if (p->qos > 0) {
+        it->has_ack = true;
+        it->ack.anonymous = s->anonymous;
+        it->ack.conn_gen = c->gen;
+        it->ack.packet_id = p->packet_id;
+        it->ack.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+        c->spool_waiting++;
+    }
+    if (!ack_only)
+        gw->metrics.cloud_spooled++;
+    if (spool_submit(gw->spool, it) != 0) {
+        char id[LOG_SAFE_MAX];
+        log_event(LOG_WARN, "spool_drop", "id=%s qos=0 reason=spool_full",
+                  log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
+    }
+    return 0;
+}
+
+void cloud_attest_verdict(struct gateway *gw, const char *id, const char *json, size_t len)
+{
+    if (!gw->spool || !*gw->cfg.cloud.attest_topic)
+        return;
+    struct spool_item *it = spool_item_new(id, UPLINK_ATTEST_TOPIC, strlen(UPLINK_ATTEST_TOPIC),
+                                           (const uint8_t *)json, len, NULL);
+    if (it) {
+        it->droppable = true; /* evidence stays in the registry's history either way */
+        spool_submit(gw->spool, it);
+    }
+}
+
+void cloud_log_stats(struct gateway *gw)
+{
+    if (!gw->spool)
+        return;
+    struct spool_stats st;
+    struct uplink_stats us;
+    spool_get_stats(gw->spool, &st);
+    uplink_get_stats(gw->uplink, &us);
+    log_event(LOG_INFO, "cloud_stats",
+              "connected=%d spool_records=%llu spool_bytes=%llu spool_drops=%llu spool_blocked=%d "
+              "spool_written=%llu spool_commits=%llu published=%llu acked=%llu rejected=%llu "
+              "unroutable=%llu inflight=%llu connects=%llu failures=%llu commands_in=%llu "
+              "commands_delivered=%llu commands_dropped=%llu",
+              us.connected, (unsigned long long)st.records, (unsigned long long)st.bytes,
+              (unsigned long long)st.drops, st.blocked, (unsigned long long)st.written,
+              (unsigned long long)st.commits, (unsigned long long)us.published,
+              (unsigned long long)us.acked, (unsigned long long)us.rejected,
+              (unsigned long long)us.unroutable, (unsigned long long)us.inflight,
+              (unsigned long long)us.connects, (unsigned long long)us.failures,
+              (unsigned long long)us.commands_in, (unsigned long long)us.commands_delivered,
+              (unsigned long long)us.commands_dropped);
+}

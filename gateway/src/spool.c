@@ -1,0 +1,669 @@
+/*
+ * spool.c: the durable spool (see spool.h for what it promises).
+ *
+ * One thread owns the SQLite connection. Workers append items to `pending` (mutex, never a
+ * wait on the disk); the thread takes the whole queue, writes it and the deletions the uplink
+ * reported in one transaction, and syncs once (group commit). With journal_mode=WAL and
+ * synchronous=FULL the WAL is fsync()ed at every COMMIT, so a committed record survives a
+ * power cut, not only a crash of the process (https://www.sqlite.org/pragma.html#pragma_synchronous).
+ *
+ * Committed records go on to the uplink through `handoff` while it keeps up (no read back);
+ * when the handoff is full, or after a restart, they stay on disk only (`disk_only`) and are
+ * read back in spool order when the uplink asks. Sequence numbers are ours (max + 1 at open),
+ * not SQLite's rowid reuse, so the read cursor never goes backwards.
+ */
+#include "spool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+
+#define BATCH_MAX 8192                  /* items per commit */
+#define PENDING_BYTES_MAX (64u << 20)   /* droppable items are refused beyond this */
+#define HANDOFF_MAX 4096                /* records waiting in memory for the uplink */
+#define HANDOFF_BYTES_MAX (16u << 20)
+
+struct spool {
+    sqlite3 *db;
+    sqlite3_stmt *ins, *del, *sel, *oldest, *meta;
+    pthread_t thread;
+    bool running;
+    const struct spool_callbacks *cb;
+    struct spool_callbacks cb_copy;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    uint64_t max_bytes;
+    enum spool_when_full when_full;
+    struct spool_item *pend_head, *pend_tail; /* submitted, not yet written */
+    size_t pend_bytes, n_pending;
+    uint64_t *dels;      /* delivered seqs to delete */
+    size_t *del_sizes;
+    size_t n_dels, cap_dels;
+    struct spool_item *hand_head, *hand_tail; /* committed, for spool_take */
+    size_t n_hand, hand_bytes;
+    bool want_fill;       /* the uplink's handoff ran low */
+    bool blocked;
+    /* the thread's own (read under mu by stats) */
+    bool disk_only;       /* records after last_handed are only on disk */
+    uint64_t last_handed; /* highest seq put in the handoff */
+    uint64_t next_seq;
+    uint64_t records, bytes, drops_saved, written, deleted, commits;
+    _Atomic uint64_t drops; /* spool_submit counts as well */
+    struct spool_stats pub; /* mu: the thread's figures as of its last round */
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct spool_item *spool_item_new(const char *device, const char *topic, size_t topic_len,
+                                  const uint8_t *payload, size_t payload_len,
+                                  const char *ack_client)
+{
+    size_t dlen = device ? strlen(device) : 0, alen = ack_client ? strlen(ack_client) : 0;
+    struct spool_item *it =
+        malloc(sizeof(*it) + dlen + 1 + topic_len + 1 + payload_len + alen + 1);
+    if (!it)
+        return NULL;
+    memset(it, 0, sizeof(*it));
+    char *p = (char *)(it + 1);
+    it->device = p;
+    memcpy(p, device ? device : "", dlen + 1);
+    p += dlen + 1;
+    it->topic = p;
+    if (topic_len)
+        memcpy(p, topic, topic_len);
+    p[topic_len] = '\0';
+    it->topic_len = topic_len;
+    p += topic_len + 1;
+    it->payload = (uint8_t *)p;
+    if (payload_len)
+        memcpy(p, payload, payload_len);
+    it->payload_len = payload_len;
+    p += payload_len;
+    it->ack.client = p;
+    memcpy(p, ack_client ? ack_client : "", alen + 1);
+    it->has_record = device != NULL;
+    it->created_ms = wall_ms();
+    return it;
+}
+
+void spool_item_free(struct spool_item *it)
+{
+    free(it);
+}
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *e = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &e) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", e ? e : sqlite3_errmsg(db));
+        sqlite3_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS spool ("
+    " seq INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL, device TEXT NOT NULL,"
+    " topic BLOB NOT NULL, payload BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS spool_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO spool_meta VALUES ('drops', 0);";
+
+static sqlite3 *open_db(const char *path, int flags, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_full when_full,
+                         const struct spool_callbacks *cb, char *err, size_t errlen)
+{
+    mode_t old = umask(077); /* the file holds device data: 0600, like the registry */
+    sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
+    umask(old);
+    if (!db)
+        return NULL;
+    char e[256];
+    if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", e, sizeof(e)) != 0 ||
+        exec(db, SCHEMA, e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "spool %s: %s", path, e);
+        sqlite3_close(db);
+        return NULL;
+    }
+    struct spool *sp = calloc(1, sizeof(*sp));
+    if (!sp) {
+        sqlite3_close(db);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    sp->db = db;
+    sp->max_bytes = max_bytes;
+    sp->when_full = when_full;
+    sp->cb_copy = *cb;
+    sp->cb = &sp->cb_copy;
+    pthread_mutex_init(&sp->mu, NULL);
+    pthread_cond_init(&sp->cv, NULL);
+    const char *sql[] = {
+        "INSERT INTO spool (seq, created_ms, device, topic, payload) VALUES (?,?,?,?,?)",
+        "DELETE FROM spool WHERE seq = ?",
+        "SELECT seq, created_ms, device, topic, payload FROM spool WHERE seq > ? ORDER BY seq "
+        "LIMIT ?",
+        "SELECT seq, length(topic) + length(payload) FROM spool ORDER BY seq LIMIT 64",
+        "UPDATE spool_meta SET value = ? WHERE key = 'drops'"};
+    sqlite3_stmt **st[] = {&sp->ins, &sp->del, &sp->sel, &sp->oldest, &sp->meta};
+    for (size_t i = 0; i < 5; i++) {
+        if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
+            SQLITE_OK) {
+            snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(db));
+            spool_close(sp);
+            return NULL;
+        }
+    }
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0), "
+                           "coalesce(max(seq), 0), (SELECT value FROM spool_meta WHERE key = "
+                           "'drops') FROM spool",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_finalize(q);
+        spool_close(sp);
+        return NULL;
+    }
+    sp->records = (uint64_t)sqlite3_column_int64(q, 0);
+    sp->bytes = (uint64_t)sqlite3_column_int64(q, 1);
+    sp->next_seq = (uint64_t)sqlite3_column_int64(q, 2) + 1;
+    sp->drops = sp->drops_saved = (uint64_t)sqlite3_column_int64(q, 3);
+    sqlite3_finalize(q);
+    sp->pub.records = sp->records;
+    sp->pub.bytes = sp->bytes;
+    sp->pub.drops = sp->drops;
+    sp->disk_only = sp->records > 0; /* resume: what is there goes first */
+    sp->last_handed = 0;
+    return sp;
+}
+
+/* The counters from the file, after a failed transaction (spool thread). */
+static void recount(struct spool *sp)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(sp->db,
+                           "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) "
+                           "FROM spool",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+        sp->records = (uint64_t)sqlite3_column_int64(q, 0);
+        sp->bytes = (uint64_t)sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+}
+
+void spool_set_limits(struct spool *sp, uint64_t max_bytes, enum spool_when_full when_full)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->max_bytes = max_bytes;
+    sp->when_full = when_full;
+    sp->blocked = false; /* try again under the new limit */
+    pthread_cond_signal(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+int spool_submit(struct spool *sp, struct spool_item *it)
+{
+    size_t sz = it->topic_len + it->payload_len;
+    pthread_mutex_lock(&sp->mu);
+    if (it->droppable && (sp->blocked || sp->pend_bytes + sz > PENDING_BYTES_MAX)) {
+        sp->drops++;
+        pthread_mutex_unlock(&sp->mu);
+        free(it);
+        return -1;
+    }
+    it->next = NULL;
+    if (sp->pend_tail)
+        sp->pend_tail->next = it;
+    else
+        sp->pend_head = it;
+    sp->pend_tail = it;
+    sp->pend_bytes += sz;
+    sp->n_pending++;
+    pthread_cond_signal(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+    return 0;
+}
+
+struct spool_item *spool_take(struct spool *sp, size_t max)
+{
+    pthread_mutex_lock(&sp->mu);
+    struct spool_item *head = sp->hand_head, **tail = &head;
+    size_t n = 0;
+    for (struct spool_item *it = sp->hand_head; it && n < max; it = it->next, n++) {
+        sp->hand_bytes -= it->topic_len + it->payload_len;
+        tail = &it->next;
+    }
+    sp->hand_head = *tail;
+    *tail = NULL;
+    if (!sp->hand_head)
+        sp->hand_tail = NULL;
+    sp->n_hand -= n;
+    if (sp->n_hand < HANDOFF_MAX / 2 && !sp->want_fill) {
+        sp->want_fill = true;
+        pthread_cond_signal(&sp->cv);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return n ? head : NULL;
+}
+
+void spool_done(struct spool *sp, uint64_t seq, size_t bytes)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (sp->n_dels == sp->cap_dels) {
+        size_t cap = sp->cap_dels ? sp->cap_dels * 2 : 1024;
+        uint64_t *d = realloc(sp->dels, cap * sizeof(*d));
+        size_t *s = d ? realloc(sp->del_sizes, cap * sizeof(*s)) : NULL;
+        if (d)
+            sp->dels = d;
+        if (!s) {
+            /* not deleted now: it is sent again after a restart (at least once) */
+            pthread_mutex_unlock(&sp->mu);
+            return;
+        }
+        sp->del_sizes = s;
+        sp->cap_dels = cap;
+    }
+    sp->dels[sp->n_dels] = seq;
+    sp->del_sizes[sp->n_dels++] = bytes;
+    pthread_cond_signal(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+static bool db_ok(struct spool *sp, int rc, const char *what)
+{
+    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return true;
+    log_event(LOG_ERROR, "spool_error", "step=%s detail=\"%s\"", what, sqlite3_errmsg(sp->db));
+    return false;
+}
+
+static bool insert(struct spool *sp, struct spool_item *it)
+{
+    sqlite3_stmt *s = sp->ins;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)it->seq);
+    sqlite3_bind_int64(s, 2, it->created_ms);
+    sqlite3_bind_text(s, 3, it->device, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, it->topic, (int)it->topic_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, it->payload_len ? (const void *)it->payload : "",
+                      (int)it->payload_len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return db_ok(sp, rc, "insert");
+}
+
+static bool delete_seq(struct spool *sp, uint64_t seq, size_t bytes)
+{
+    sqlite3_bind_int64(sp->del, 1, (sqlite3_int64)seq);
+    int rc = sqlite3_step(sp->del);
+    sqlite3_reset(sp->del);
+    if (!db_ok(sp, rc, "delete"))
+        return false;
+    if (sqlite3_changes(sp->db) == 1) {
+        sp->records--;
+        sp->bytes -= bytes <= sp->bytes ? bytes : sp->bytes;
+    }
+    return true;
+}
+
+/* SPOOL_FULL_DROP_OLDEST: deletes the oldest records until `need` more bytes fit. */
+static void drop_oldest(struct spool *sp, uint64_t need)
+{
+    while (sp->records > 0 && sp->bytes + need > sp->max_bytes) {
+        uint64_t seqs[64];
+        size_t sizes[64], n = 0;
+        while (n < 64 && sqlite3_step(sp->oldest) == SQLITE_ROW) {
+            seqs[n] = (uint64_t)sqlite3_column_int64(sp->oldest, 0);
+            sizes[n++] = (size_t)sqlite3_column_int64(sp->oldest, 1);
+        }
+        sqlite3_reset(sp->oldest);
+        if (n == 0)
+            return;
+        for (size_t i = 0; i < n && sp->bytes + need > sp->max_bytes; i++) {
+            uint64_t before = sp->records;
+            delete_seq(sp, seqs[i], sizes[i]);
+            if (sp->records < before) {
+                sp->drops++;
+                log_event(LOG_WARN, "spool_drop", "seq=%llu reason=full policy=drop_oldest",
+                          (unsigned long long)seqs[i]);
+            }
+        }
+    }
+}
+
+/* Reads records after last_handed into the handoff (spool thread, outside mu). */
+static struct spool_item *read_back(struct spool *sp, size_t room, size_t *n_out, bool *short_read)
+{
+    struct spool_item *head = NULL, **tail = &head;
+    size_t n = 0;
+    sqlite3_bind_int64(sp->sel, 1, (sqlite3_int64)sp->last_handed);
+    sqlite3_bind_int64(sp->sel, 2, (sqlite3_int64)room);
+    int rc;
+    while ((rc = sqlite3_step(sp->sel)) == SQLITE_ROW) {
+        const char *dev = (const char *)sqlite3_column_text(sp->sel, 2);
+        const void *topic = sqlite3_column_blob(sp->sel, 3);
+        size_t tlen = (size_t)sqlite3_column_bytes(sp->sel, 3);
+        const void *payload = sqlite3_column_blob(sp->sel, 4);
+        size_t plen = (size_t)sqlite3_column_bytes(sp->sel, 4);
+        struct spool_item *it = spool_item_new(dev ? dev : "", topic, tlen, payload, plen, NULL);
+        if (!it)
+            break;
+        it->seq = (uint64_t)sqlite3_column_int64(sp->sel, 0);
+        it->created_ms = sqlite3_column_int64(sp->sel, 1);
+        sp->last_handed = it->seq;
+        *tail = it;
+        tail = &it->next;
+        n++;
+    }
+    if (rc != SQLITE_ROW)
+        db_ok(sp, rc, "read");
+    sqlite3_reset(sp->sel);
+    *n_out = n;
+    *short_read = n < room && (rc == SQLITE_DONE);
+    return head;
+}
+
+static void hand_append(struct spool *sp, struct spool_item *it)
+{
+    it->next = NULL;
+    if (sp->hand_tail)
+        sp->hand_tail->next = it;
+    else
+        sp->hand_head = it;
+    sp->hand_tail = it;
+    sp->n_hand++;
+    sp->hand_bytes += it->topic_len + it->payload_len;
+}
+
+static void *spool_thread(void *arg)
+{
+    struct spool *sp = arg;
+    pthread_mutex_lock(&sp->mu);
+    for (;;) {
+        while (!sp->stop && sp->n_dels == 0 && !(sp->pend_head && !sp->blocked) &&
+               !(sp->want_fill && sp->disk_only))
+            pthread_cond_wait(&sp->cv, &sp->mu);
+        if (sp->stop && sp->n_dels == 0 && (!sp->pend_head || sp->blocked))
+            break;
+        /* take a batch of pending items and the deletions */
+        struct spool_item *batch = sp->pend_head, *cut = NULL;
+        size_t n = 0, batch_bytes = 0;
+        for (struct spool_item *it = batch; it && n < BATCH_MAX; it = it->next, n++) {
+            batch_bytes += it->topic_len + it->payload_len;
+            cut = it;
+        }
+        if (batch) {
+            sp->pend_head = cut->next;
+            if (!sp->pend_head)
+                sp->pend_tail = NULL;
+            cut->next = NULL;
+            sp->pend_bytes -= batch_bytes;
+            sp->n_pending -= n;
+        }
+        uint64_t *dels = sp->dels;
+        size_t *del_sizes = sp->del_sizes, n_dels = sp->n_dels;
+        sp->dels = NULL;
+        sp->del_sizes = NULL;
+        sp->n_dels = sp->cap_dels = 0;
+        uint64_t max_bytes = sp->max_bytes;
+        enum spool_when_full when_full = sp->when_full;
+        pthread_mutex_unlock(&sp->mu);
+
+        bool ok = db_ok(sp, sqlite3_exec(sp->db, "BEGIN", NULL, NULL, NULL), "begin");
+        for (size_t i = 0; ok && i < n_dels; i++)
+            ok = delete_seq(sp, dels[i], del_sizes[i]);
+        sp->deleted += n_dels;
+        free(dels);
+        free(del_sizes);
+        /* write the batch in order; stop at the first record that does not fit (block) */
+        struct spool_item *done = NULL, **done_tail = &done, *it = batch, *rest = NULL;
+        size_t n_written = 0;
+        while (ok && it) {
+            struct spool_item *next = it->next;
+            if (it->has_record) {
+                size_t sz = it->topic_len + it->payload_len;
+                if (sp->bytes + sz > max_bytes && when_full == SPOOL_FULL_DROP_OLDEST)
+                    drop_oldest(sp, sz);
+                if (sp->bytes + sz > max_bytes && sp->records > 0) {
+                    if (it->droppable) {
+                        sp->drops++;
+                        free(it);
+                        it = next;
+                        continue;
+                    }
+                    rest = it; /* block: this one and what follows wait for room */
+                    break;
+                }
+                it->seq = sp->next_seq++;
+                ok = insert(sp, it);
+                if (!ok) {
+                    sp->next_seq--;
+                    rest = it;
+                    break;
+                }
+                sp->records++;
+                sp->bytes += sz;
+                n_written++;
+            }
+            it->next = NULL;
+            *done_tail = it;
+            done_tail = &it->next;
+            it = next;
+        }
+        if (ok && sp->drops != sp->drops_saved) {
+            sqlite3_bind_int64(sp->meta, 1, (sqlite3_int64)sp->drops);
+            ok = db_ok(sp, sqlite3_step(sp->meta), "meta");
+            sqlite3_reset(sp->meta);
+            if (ok)
+                sp->drops_saved = sp->drops;
+        }
+        if (ok)
+            ok = db_ok(sp, sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL), "commit");
+        if (!ok) {
+            /* nothing of this batch is durable: no acks; the items go back to the queue and
+             * the next round tries again (a full disk shows as back-pressure, not loss) */
+            sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+            recount(sp);
+            *done_tail = rest;
+            rest = done;
+            done = NULL;
+            n_written = 0;
+            struct timespec ts = {0, 100 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        sp->commits += ok;
+        sp->written += n_written;
+        if (done)
+            sp->cb->durable(sp->cb->arg, done);
+
+        pthread_mutex_lock(&sp->mu);
+        /* what did not fit goes back to the front of the queue, still in order */
+        if (rest) {
+            size_t rn = 0, rb = 0;
+            struct spool_item *last = rest;
+            for (struct spool_item *r = rest; r; r = r->next) {
+                rn++;
+                rb += r->topic_len + r->payload_len;
+                last = r;
+            }
+            last->next = sp->pend_head;
+            sp->pend_head = rest;
+            if (!sp->pend_tail)
+                sp->pend_tail = last;
+            sp->n_pending += rn;
+            sp->pend_bytes += rb;
+        }
+        bool was_blocked = sp->blocked;
+        sp->blocked = ok && rest != NULL;
+        if (sp->blocked != was_blocked)
+            log_event(sp->blocked ? LOG_WARN : LOG_INFO, "spool_full",
+                      "state=%s records=%llu bytes=%llu max_bytes=%llu", sp->blocked ? "blocking"
+                      : "resumed", (unsigned long long)sp->records, (unsigned long long)sp->bytes,
+                      (unsigned long long)max_bytes);
+        /* committed records go to the uplink while it keeps up */
+        bool ready = false;
+        while (done) {
+            struct spool_item *d = done;
+            done = d->next;
+            if (d->has_record && !sp->disk_only && sp->n_hand < HANDOFF_MAX &&
+                sp->hand_bytes < HANDOFF_BYTES_MAX) {
+                hand_append(sp, d);
+                sp->last_handed = d->seq;
+                ready = true;
+            } else {
+                if (d->has_record)
+                    sp->disk_only = true;
+                free(d);
+            }
+        }
+        if (sp->want_fill && sp->disk_only) {
+            size_t room = HANDOFF_MAX - sp->n_hand;
+            sp->want_fill = false;
+            pthread_mutex_unlock(&sp->mu);
+            size_t got = 0;
+            bool short_read = false;
+            struct spool_item *more = room ? read_back(sp, room, &got, &short_read) : NULL;
+            pthread_mutex_lock(&sp->mu);
+            for (struct spool_item *m = more; m;) {
+                struct spool_item *next = m->next;
+                hand_append(sp, m);
+                m = next;
+            }
+            if (short_read)
+                sp->disk_only = false;
+            ready |= got > 0;
+        }
+        if (ready && sp->cb->records_ready) {
+            pthread_mutex_unlock(&sp->mu);
+            sp->cb->records_ready(sp->cb->arg);
+            pthread_mutex_lock(&sp->mu);
+        }
+        sp->pub.records = sp->records;
+        sp->pub.bytes = sp->bytes;
+        sp->pub.drops = sp->drops;
+        sp->pub.written = sp->written;
+        sp->pub.deleted = sp->deleted;
+        sp->pub.commits = sp->commits;
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return NULL;
+}
+
+int spool_start(struct spool *sp)
+{
+    if (pthread_create(&sp->thread, NULL, spool_thread, sp) != 0)
+        return -1;
+    sp->running = true;
+    return 0;
+}
+
+void spool_stop(struct spool *sp)
+{
+    if (!sp || !sp->running)
+        return;
+    pthread_mutex_lock(&sp->mu);
+    sp->stop = true;
+    pthread_cond_signal(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+    pthread_join(sp->thread, NULL);
+    sp->running = false;
+}
+
+static void free_list(struct spool_item *it)
+{
+    while (it) {
+        struct spool_item *next = it->next;
+        free(it);
+        it = next;
+    }
+}
+
+void spool_close(struct spool *sp)
+{
+    if (!sp)
+        return;
+    spool_stop(sp);
+    sqlite3_finalize(sp->ins);
+    sqlite3_finalize(sp->del);
+    sqlite3_finalize(sp->sel);
+    sqlite3_finalize(sp->oldest);
+    sqlite3_finalize(sp->meta);
+    sqlite3_close(sp->db);
+    free_list(sp->pend_head);
+    free_list(sp->hand_head);
+    free(sp->dels);
+    free(sp->del_sizes);
+    pthread_mutex_destroy(&sp->mu);
+    pthread_cond_destroy(&sp->cv);
+    free(sp);
+}
+
+void spool_get_stats(struct spool *sp, struct spool_stats *st)
+{
+    pthread_mutex_lock(&sp->mu);
+    *st = sp->pub;
+    st->drops = sp->drops;
+    st->pending = sp->n_pending;
+    st->blocked = sp->blocked;
+    st->oldest_ms = 0;
+    pthread_mutex_unlock(&sp->mu);
+}
+
+int spool_file_stats(const char *path, struct spool_stats *st, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof(*st));
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
+        return -1;
+    }
+    sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE, err, errlen);
+    if (!db)
+        return -1;
+    sqlite3_stmt *q = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0), "
+                           "coalesce(min(created_ms), 0), (SELECT value FROM spool_meta WHERE "
+                           "key = 'drops') FROM spool",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        snprintf(err, errlen, "spool %s: %s (is it a psagw spool?)", path, sqlite3_errmsg(db));
+    } else {
+        st->records = (uint64_t)sqlite3_column_int64(q, 0);
+        st->bytes = (uint64_t)sqlite3_column_int64(q, 1);
+        st->oldest_ms = sqlite3_column_int64(q, 2);
+        st->drops = (uint64_t)sqlite3_column_int64(q, 3);
+        rc = 0;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return rc;
+}

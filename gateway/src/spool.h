@@ -1,0 +1,108 @@
+/*
+ * spool.h: the durable spool between devices and the cloud (WIRE.md section 6).
+ *
+ * A device's message that routes to the cloud is written to a SQLite file (WAL,
+ * synchronous=FULL) by one spool thread, in group commits: whatever arrived while the last
+ * commit was syncing goes into the next one. Only after the commit returns are the devices'
+ * PUBACKs released (the `durable` callback). The uplink takes committed records in spool order
+ * (straight from memory while it keeps up, from the file after a backlog or a restart) and
+ * calls spool_done() when the cloud acknowledged one; the record is deleted in a later commit.
+ *
+ * Items carry a record, an acknowledgement to release, or both: a QoS 1 PUBLISH that does not
+ * go to the cloud but arrives while earlier ones from the same connection wait for the disk is
+ * queued as an acknowledgement only, so PUBACKs leave in the order the PUBLISHes came
+ * (MQTT 3.1.1 section 4.6, MQTT 5 section 4.6).
+ *
+ * When the records reach `max_bytes` the policy decides: SPOOL_FULL_BLOCK stops taking records
+ * (their acknowledgements wait, so devices see back-pressure) until the uplink frees room;
+ * SPOOL_FULL_DROP_OLDEST deletes the oldest records to make room. Every drop is counted and the
+ * count is kept in the file.
+ */
+#ifndef PSAGW_SPOOL_H
+#define PSAGW_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Whom to acknowledge once an item is durable. */
+struct spool_ack {
+    char *client; /* session id; inside the item's allocation */
+    bool anonymous;
+    uint64_t conn_gen; /* the connection that sent it; a newer one does not get the ack */
+    uint16_t packet_id;
+    uint8_t type; /* MQTT_PUBACK or MQTT_PUBREC */
+};
+
+struct spool_item {
+    struct spool_item *next;
+    uint64_t seq;       /* given when written */
+    int64_t created_ms; /* wall clock, when the gateway received it */
+    bool has_record;
+    bool droppable; /* QoS 0: dropped (and counted) rather than waited for when full */
+    bool has_ack;
+    struct spool_ack ack;
+    char *device;  /* the publishing device's id */
+    char *topic;   /* the device topic; the uplink maps it to the cloud topic when sending */
+    size_t topic_len;
+    uint8_t *payload;
+    size_t payload_len;
+};
+
+struct spool_stats {
+    uint64_t records;
+    uint64_t bytes;      /* topic + payload bytes of the records */
+    int64_t oldest_ms;   /* created_ms of the oldest record; 0 when empty */
+    uint64_t drops;      /* records dropped by policy, ever (kept in the file) */
+    uint64_t written;    /* since start */
+    uint64_t deleted;    /* since start: acknowledged by the cloud */
+    uint64_t commits;    /* since start */
+    uint64_t pending;    /* items waiting for the next commit */
+    bool blocked;        /* full, refusing records (SPOOL_FULL_BLOCK) */
+};
+
+struct spool;
+
+struct spool_callbacks {
+    /* Spool thread, after a commit: the items whose acks can go out, in submission order.
+     * The callee does not keep the list; items remain the spool's. */
+    void (*durable)(void *arg, const struct spool_item *list);
+    /* Spool thread: records are ready for spool_take(). */
+    void (*records_ready)(void *arg);
+    void *arg;
+};
+
+/* Opens (creates 0600) the file, checks it, counts what is in it. No thread yet. */
+struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_full when_full,
+                         const struct spool_callbacks *cb, char *err, size_t errlen);
+int spool_start(struct spool *sp);
+/* Commits what is pending (if it can), stops the thread. */
+void spool_stop(struct spool *sp);
+void spool_close(struct spool *sp);
+void spool_set_limits(struct spool *sp, uint64_t max_bytes, enum spool_when_full when_full);
+
+/* One allocation holding the strings and payload (device/topic may be NULL for ack-only). */
+struct spool_item *spool_item_new(const char *device, const char *topic, size_t topic_len,
+                                  const uint8_t *payload, size_t payload_len,
+                                  const char *ack_client);
+void spool_item_free(struct spool_item *it);
+
+/*
+ * Queues an item for the next commit; never blocks. A droppable item is refused (freed,
+ * counted as a drop, returns -1) when the spool is blocked or the queue in memory is over its
+ * bound; anything else is always taken.
+ */
+int spool_submit(struct spool *sp, struct spool_item *it);
+
+/* The uplink: takes up to max committed records in spool order (a list; the caller frees
+ * each with spool_item_free), and reports one delivered to the cloud. */
+struct spool_item *spool_take(struct spool *sp, size_t max);
+void spool_done(struct spool *sp, uint64_t seq, size_t bytes);
+
+void spool_get_stats(struct spool *sp, struct spool_stats *st);
+/* From another process (psagw spool stats): what the file holds. */
+int spool_file_stats(const char *path, struct spool_stats *st, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,901 @@
+/*
+ * uplink.c: the cloud connection (see uplink.h).
+ *
+ * One thread owns a libmosquitto client. Each connection attempt builds a fresh client with a
+ * clean session and our own SSL_CTX (CA, client certificate and key checked with OpenSSL
+ * first, so a bad file gets a clear message; TLS 1.2+, the server name checked against `sni`,
+ * which is also sent as SNI; ALPN `x-amzn-mqtt-ca` on port 443 for AWS IoT). After CONNACK it
+ * subscribes to the command filter again, then sends spooled records in spool order:
+ *
+ *   - a window of records taken from the spool, each unsent, in flight (a libmosquitto
+ *     message id) or acknowledged; the window's head leaves (and is deleted from the spool)
+ *     only once acknowledged, so a lost connection resends from the oldest unacknowledged one
+ *     and per-device order holds (duplicates possible, loss not);
+ *   - at most max_inflight unacknowledged, and the cloud's limits kept as sliding one-second
+ *     windows (publishes/s and bytes/s) with a small margin, so that no one-second window seen
+ *     at the cloud holds more than the limit;
+ *   - reconnects after jittered exponential backoff (reconnect_min doubling to
+ *     reconnect_max, each delay drawn from its upper half).
+ */
+#include "uplink.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cloud_topic.h"
+#include "log.h"
+
+#define WINDOW_SPARE 256          /* records taken ahead of the in-flight ones */
+#define RATE_WINDOW_US 1020000    /* one second plus a margin for the cloud's clock */
+#define CONNECT_TIMEOUT_MS 10000  /* TCP + TLS + CONNACK */
+
+enum slot_state { SLOT_UNSENT, SLOT_INFLIGHT, SLOT_ACKED };
+
+struct slot {
+    struct spool_item *it;
+    enum slot_state state;
+    int mid;
+};
+
+struct rate_event {
+    uint64_t at_us;
+    uint32_t bytes;
+};
+
+enum up_state { UP_IDLE, UP_CONNECTING, UP_CONNECTED };
+
+struct uplink {
+    struct gateway *gw;
+    struct spool *sp;
+    pthread_t thread;
+    bool running;
+    int evfd;
+
+    pthread_mutex_t mu; /* next_cfg, stats */
+    struct cloud_config *next_cfg;
+    bool stop;
+    struct uplink_stats stats;
+
+    /* the thread's own */
+    struct cloud_config cfg;
+    struct mosquitto *mosq;
+    SSL_CTX *ctx;
+    enum up_state state;
+    uint64_t attempt_at_ms, connect_deadline_ms;
+    uint32_t backoff_s;
+    char last_error[512];
+    char cmd_filter[AWS_TOPIC_MAX_BYTES * 2];
+    struct slot *win;  /* ring */
+    size_t win_cap, win_head, win_n;
+    size_t n_inflight;
+    uint32_t inflight_limit; /* max_inflight, or less if the cloud's Receive Maximum is less */
+    uint32_t *slot_of_mid; /* libmosquitto message id -> ring index + 1 */
+    struct rate_event *rate; /* ring of recent publishes */
+    size_t rate_cap, rate_head, rate_n;
+    uint64_t rate_bytes;
+    unsigned rng;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t now_ms(void)
+{
+    return now_us() / 1000u;
+}
+
+/* ---- topics ---- */
+
+static const char *gateway_name(const struct cloud_config *cfg)
+{
+    return *cfg->gateway ? cfg->gateway : cfg->client_id;
+}
+
+bool uplink_routes(const struct cloud_config *cfg, const char *topic, size_t len)
+{
+    const char *rest;
+    size_t rest_len;
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        if (cloud_route_match(cfg->routes[i].match, topic, len, &rest, &rest_len))
+            return true;
+    return false;
+}
+
+int uplink_map_topic(const struct cloud_config *cfg, const char *device, const char *topic,
+                     size_t topic_len, char *out, size_t cap, const char **why)
+{
+    *why = NULL;
+    if (topic_len == strlen(UPLINK_ATTEST_TOPIC) &&
+        memcmp(topic, UPLINK_ATTEST_TOPIC, topic_len) == 0) {
+        if (!*cfg->attest_topic)
+            return -1;
+        return cloud_topic_expand(cfg->attest_topic, gateway_name(cfg), device, NULL, 0, out,
+                                  cap, why);
+    }
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const char *rest;
+        size_t rest_len;
+        if (topic_len > 0 && topic[0] == '$')
+            break;
+        if (cloud_route_match(cfg->routes[i].match, topic, topic_len, &rest, &rest_len))
+            return cloud_topic_expand(cfg->routes[i].topic, gateway_name(cfg), device, rest,
+                                      rest_len, out, cap, why);
+    }
+    return -1;
+}
+
+/* ---- TLS ---- */
+
+static int ssl_error_text(char *buf, size_t cap)
+{
+    unsigned long e = ERR_peek_last_error();
+    char tmp[256] = "";
+    if (e)
+        ERR_error_string_n(e, tmp, sizeof(tmp));
+    ERR_clear_error();
+    return snprintf(buf, cap, "%s", *tmp ? tmp : "unknown error");
+}
+
+static int sni_index = -1;
+
+/* Sends `sni` as the server name (libmosquitto sends the host it connects to). */
+static void info_cb(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_START))
+        return;
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    const char *sni = SSL_CTX_get_ex_data(ctx, sni_index);
+    if (sni && *sni)
+        SSL_set_tlsext_host_name((SSL *)ssl, sni);
+}
+
+static SSL_CTX *make_ctx(const struct cloud_config *cfg, char *err, size_t errlen)
+{
+    char why[256];
+    if (sni_index < 0)
+        sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(err, errlen, "TLS context: out of memory");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (!*cfg->ca_file) {
+        snprintf(err, errlen, "cloud.ca_file is not set (the CA that signed the cloud's server "
+                 "certificate; AWS IoT: AmazonRootCA1.pem)");
+        goto fail;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
+        ssl_error_text(why, sizeof(why));
+        snprintf(err, errlen, "cloud.ca_file %s: cannot load: %s%s", cfg->ca_file,
+                 access(cfg->ca_file, R_OK) != 0 ? strerror(errno) : "", 
+                 access(cfg->ca_file, R_OK) != 0 ? "" : why);
+        goto fail;
+    }
+    if (!*cfg->cert_file || !*cfg->key_file) {
+        snprintf(err, errlen, "cloud.cert_file and cloud.key_file are both needed (the "
+                 "gateway's X.509 client certificate and its private key)");
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
+        ssl_error_text(why, sizeof(why));
+        snprintf(err, errlen, "cloud.cert_file %s: cannot load: %s", cfg->cert_file,
+                 access(cfg->cert_file, R_OK) != 0 ? strerror(errno) : why);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            snprintf(err, errlen, "cloud.key_file %s is not the private key of cloud.cert_file "
+                     "%s", cfg->key_file, cfg->cert_file);
+            goto fail;
+        }
+        ssl_error_text(why, sizeof(why));
+        snprintf(err, errlen, "cloud.key_file %s: cannot load: %s", cfg->key_file,
+                 access(cfg->key_file, R_OK) != 0 ? strerror(errno) : why);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        snprintf(err, errlen, "cloud.key_file %s is not the private key of cloud.cert_file %s",
+                 cfg->key_file, cfg->cert_file);
+        goto fail;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    const char *name = *cfg->sni ? cfg->sni : cfg->host;
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_host(param, name, 0) != 1) {
+        snprintf(err, errlen, "cloud.sni '%s' is not a usable host name", name);
+        goto fail;
+    }
+    const char *alpn = *cfg->alpn ? cfg->alpn : cfg->port == 443 ? "x-amzn-mqtt-ca" : "";
+    if (*alpn) {
+        unsigned char wire[65];
+        size_t l = strlen(alpn);
+        wire[0] = (unsigned char)l;
+        memcpy(wire + 1, alpn, l);
+        SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)l + 1);
+    }
+    if (*cfg->sni && strcmp(cfg->sni, cfg->host) != 0) {
+        SSL_CTX_set_ex_data(ctx, sni_index, (void *)cfg->sni);
+        SSL_CTX_set_info_callback(ctx, info_cb);
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int uplink_check_config(const struct cloud_config *cfg, char *err, size_t errlen)
+{
+    const char *g = gateway_name(cfg);
+    char e[384];
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        if (cloud_template_check(cfg->routes[i].topic, CLOUD_TEMPLATE_UP, g, e, sizeof(e)) != 0) {
+            snprintf(err, errlen, "cloud.routes[%zu]: %s", i, e);
+            return -1;
+        }
+    }
+    if (*cfg->attest_topic &&
+        cloud_template_check(cfg->attest_topic, CLOUD_TEMPLATE_ATTEST, g, e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "cloud.%s", e);
+        return -1;
+    }
+    if (*cfg->command_topic &&
+        cloud_template_check(cfg->command_topic, CLOUD_TEMPLATE_COMMAND, g, e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "cloud.%s", e);
+        return -1;
+    }
+    if (strlen(cfg->client_id) > 128) {
+        snprintf(err, errlen, "cloud.client_id is over 128 bytes (AWS IoT's limit)");
+        return -1;
+    }
+    SSL_CTX *ctx = make_ctx(cfg, err, errlen);
+    if (!ctx)
+        return -1;
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
+/* ---- the window of records ---- */
+
+static struct slot *slot_at(struct uplink *u, size_t i)
+{
+    return &u->win[(u->win_head + i) % u->win_cap];
+}
+
+static void window_fill(struct uplink *u)
+{
+    size_t room = u->win_cap - u->win_n;
+    if (room == 0)
+        return;
+    struct spool_item *list = spool_take(u->sp, room);
+    while (list) {
+        struct spool_item *it = list;
+        list = it->next;
+        it->next = NULL;
+        struct slot *s = slot_at(u, u->win_n++);
+        s->it = it;
+        s->state = SLOT_UNSENT;
+        s->mid = 0;
+    }
+}
+
+/* Acknowledged records leave the head of the window, in order, and are deleted from the spool. */
+static void window_release(struct uplink *u)
+{
+    while (u->win_n > 0) {
+        struct slot *s = slot_at(u, 0);
+        if (s->state != SLOT_ACKED)
+            break;
+        spool_done(u->sp, s->it->seq, s->it->topic_len + s->it->payload_len);
+        spool_item_free(s->it);
+        s->it = NULL;
+        u->win_head = (u->win_head + 1) % u->win_cap;
+        u->win_n--;
+    }
+}
+
+static void stat_add(struct uplink *u, uint64_t *field, uint64_t n)
+{
+    pthread_mutex_lock(&u->mu);
+    *field += n;
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* ---- rate limits: sliding one-second windows ---- */
+
+static void rate_expire(struct uplink *u, uint64_t t)
+{
+    while (u->rate_n > 0) {
+        struct rate_event *e = &u->rate[u->rate_head];
+        if (t - e->at_us < RATE_WINDOW_US)
+            break;
+        u->rate_bytes -= e->bytes;
+        u->rate_head = (u->rate_head + 1) % u->rate_cap;
+        u->rate_n--;
+    }
+}
+
+/* 0 if a publish of `bytes` may go now, else microseconds until it may. */
+static uint64_t rate_wait(struct uplink *u, size_t bytes, uint64_t t)
+{
+    if (!u->cfg.max_publish_rate && !u->cfg.max_bytes_rate)
+        return 0;
+    rate_expire(u, t);
+    uint64_t wait = 0;
+    if (u->cfg.max_publish_rate && u->rate_n >= u->cfg.max_publish_rate) {
+        /* the oldest of the last `rate` publishes must leave the window */
+        struct rate_event *e = &u->rate[(u->rate_head + u->rate_n - u->cfg.max_publish_rate) %
+                                        u->rate_cap];
+        wait = e->at_us + RATE_WINDOW_US - t;
+    }
+    if (u->cfg.max_bytes_rate && u->rate_n > 0 &&
+        u->rate_bytes + bytes > u->cfg.max_bytes_rate) {
+        /* wait until enough old bytes leave (a message over the limit goes alone) */
+        uint64_t over = u->rate_bytes + bytes > u->cfg.max_bytes_rate
+                            ? u->rate_bytes + bytes - u->cfg.max_bytes_rate
+                            : 0;
+        uint64_t freed = 0;
+        for (size_t i = 0; i < u->rate_n; i++) {
+            struct rate_event *e = &u->rate[(u->rate_head + i) % u->rate_cap];
+            freed += e->bytes;
+            if (freed >= over || i + 1 == u->rate_n) {
+                uint64_t w = e->at_us + RATE_WINDOW_US - t;
+                if (w > wait)
+                    wait = w;
+                break;
+            }
+        }
+    }
+    return wait;
+}
+
+static int rate_record(struct uplink *u, size_t bytes, uint64_t t)
+{
+    if (!u->cfg.max_publish_rate && !u->cfg.max_bytes_rate)
+        return 0;
+    if (u->rate_n == u->rate_cap) {
+        size_t cap = u->rate_cap ? u->rate_cap * 2 : 256;
+        struct rate_event *n = malloc(cap * sizeof(*n));
+        if (!n)
+            return -1;
+        for (size_t i = 0; i < u->rate_n; i++)
+            n[i] = u->rate[(u->rate_head + i) % u->rate_cap];
+        free(u->rate);
+        u->rate = n;
+        u->rate_cap = cap;
+        u->rate_head = 0;
+    }
+    u->rate[(u->rate_head + u->rate_n) % u->rate_cap] =
+        (struct rate_event){t, (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes)};
+    u->rate_n++;
+    u->rate_bytes += bytes;
+    return 0;
+}
+
+/* ---- libmosquitto callbacks (on the uplink thread, inside mosquitto_loop) ---- */
+
+static void on_connect(struct mosquitto *m, void *arg, int rc, int flags,
+                       const mosquitto_property *props)
+{
+    (void)flags;
+    (void)props;
+    struct uplink *u = arg;
+    if (rc != 0) {
+        snprintf(u->last_error, sizeof(u->last_error), "CONNACK refused: %s (0x%02x)",
+                 u->cfg.mqtt_version == 5 ? mosquitto_reason_string(rc)
+                                          : mosquitto_connack_string(rc),
+                 (unsigned)rc);
+        log_event(LOG_ERROR, "cloud_refused", "host=%s port=%u client_id=%s reason=\"%s\"",
+                  u->cfg.host, u->cfg.port, u->cfg.client_id, u->last_error);
+        return; /* the broker closes; the loop sees it */
+    }
+    /* never more in flight than the cloud's Receive Maximum: libmosquitto would hold the rest
+     * and release them in a burst, breaking the rate limit at the cloud */
+    uint16_t recv_max = 0;
+    u->inflight_limit = u->cfg.max_inflight;
+    if (mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAX, &recv_max, false) &&
+        recv_max > 0 && recv_max < u->inflight_limit)
+        u->inflight_limit = recv_max;
+    u->state = UP_CONNECTED;
+    u->backoff_s = 0;
+    u->last_error[0] = '\0';
+    pthread_mutex_lock(&u->mu);
+    u->stats.connected = true;
+    u->stats.connects++;
+    pthread_mutex_unlock(&u->mu);
+    if (*u->cfg.command_topic) {
+        int src = mosquitto_subscribe_v5(m, NULL, u->cmd_filter, 1, 0, NULL);
+        if (src != MOSQ_ERR_SUCCESS)
+            log_event(LOG_ERROR, "cloud_subscribe_failed", "filter=%s detail=\"%s\"",
+                      u->cmd_filter, mosquitto_strerror(src));
+    }
+    log_event(LOG_INFO, "cloud_connected", "host=%s port=%u client_id=%s commands=%s "
+              "inflight_limit=%u backlog=%zu", u->cfg.host, u->cfg.port, u->cfg.client_id,
+              *u->cfg.command_topic ? u->cmd_filter : "-", u->inflight_limit, u->win_n);
+}
+
+static void on_subscribe(struct mosquitto *m, void *arg, int mid, int n, const int *granted,
+                         const mosquitto_property *props)
+{
+    (void)m;
+    (void)mid;
+    (void)props;
+    struct uplink *u = arg;
+    if (n >= 1 && granted[0] >= 0x80)
+        log_event(LOG_ERROR, "cloud_subscribe_refused", "filter=%s reason_code=0x%02x",
+                  u->cmd_filter, (unsigned)granted[0]);
+    else
+        log_event(LOG_DEBUG, "cloud_subscribed", "filter=%s", u->cmd_filter);
+}
+
+static void on_publish(struct mosquitto *m, void *arg, int mid, int reason,
+                       const mosquitto_property *props)
+{
+    (void)m;
+    (void)props;
+    struct uplink *u = arg;
+    if (mid < 0 || mid > 65535 || !u->slot_of_mid[mid])
+        return;
+    size_t ring = u->slot_of_mid[mid] - 1;
+    u->slot_of_mid[mid] = 0;
+    struct slot *s = &u->win[ring];
+    if (s->state != SLOT_INFLIGHT || s->mid != mid)
+        return;
+    u->n_inflight--;
+    if (reason == MQTT_RC_QUOTA_EXCEEDED || reason == MQTT_RC_SERVER_BUSY) {
+        /* the cloud asks us to slow down: send it again later */
+        s->state = SLOT_UNSENT;
+        log_event(LOG_WARN, "cloud_throttled", "seq=%llu reason_code=0x%02x",
+                  (unsigned long long)s->it->seq, (unsigned)reason);
+        u->attempt_at_ms = now_ms() + 1000;
+        return;
+    }
+    s->state = SLOT_ACKED;
+    if (reason >= 0x80) {
+        char dev[LOG_SAFE_MAX];
+        log_event(LOG_ERROR, "cloud_rejected", "seq=%llu device=%s reason=%s reason_code=0x%02x "
+                  "action=dropped", (unsigned long long)s->it->seq,
+                  log_safe(s->it->device, strlen(s->it->device), dev, sizeof(dev)),
+                  mosquitto_reason_string(reason), (unsigned)reason);
+        stat_add(u, &u->stats.rejected, 1);
+    } else {
+        stat_add(u, &u->stats.acked, 1);
+    }
+    window_release(u);
+}
+
+static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+    (void)m;
+    (void)props;
+    struct uplink *u = arg;
+    stat_add(u, &u->stats.commands_in, 1);
+    char id[DEVICE_ID_MAX + 1];
+    const char *rest;
+    size_t rest_len;
+    size_t tlen = strlen(msg->topic);
+    if (!cloud_command_parse(u->cmd_filter, msg->topic, tlen, id, sizeof(id), &rest,
+                             &rest_len)) {
+        char t[LOG_SAFE_MAX];
+        log_event(LOG_WARN, "command_dropped", "topic=%s reason=not_a_device_topic",
+                  log_safe(msg->topic, tlen, t, sizeof(t)));
+        stat_add(u, &u->stats.commands_dropped, 1);
+        return;
+    }
+    int rc = broker_deliver_command(u->gw, id, rest, rest_len, msg->payload,
+                                    (size_t)msg->payloadlen, (uint8_t)(msg->qos > 1 ? 1 : msg->qos));
+    stat_add(u, rc == 0 ? &u->stats.commands_delivered : &u->stats.commands_dropped, 1);
+}
+
+static void on_log(struct mosquitto *m, void *arg, int level, const char *str)
+{
+    (void)m;
+    struct uplink *u = arg;
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
+        snprintf(u->last_error, sizeof(u->last_error), "%s", str);
+        log_event(LOG_WARN, "cloud_client", "detail=\"%s\"", str);
+    }
+}
+
+/* ---- connection life ---- */
+
+static void teardown(struct uplink *u, const char *why)
+{
+    if (!u->mosq)
+        return;
+    bool was_connected = u->state == UP_CONNECTED;
+    mosquitto_destroy(u->mosq);
+    u->mosq = NULL;
+    SSL_CTX_free(u->ctx);
+    u->ctx = NULL;
+    /* whatever was in flight is sent again on the next connection, oldest first */
+    for (size_t i = 0; i < u->win_n; i++) {
+        struct slot *s = slot_at(u, i);
+        if (s->state == SLOT_INFLIGHT) {
+            if (s->mid >= 0 && s->mid <= 65535)
+                u->slot_of_mid[s->mid] = 0;
+            s->state = SLOT_UNSENT;
+        }
+    }
+    u->n_inflight = 0;
+    u->state = UP_IDLE;
+    pthread_mutex_lock(&u->mu);
+    u->stats.connected = false;
+    u->stats.failures++;
+    pthread_mutex_unlock(&u->mu);
+    /* jittered exponential backoff: min, 2min, 4min ... max, each drawn from [d/2, d] */
+    uint32_t d = u->backoff_s ? u->backoff_s * 2 : u->cfg.reconnect_min;
+    if (d > u->cfg.reconnect_max)
+        d = u->cfg.reconnect_max;
+    u->backoff_s = d;
+    uint64_t ms = (uint64_t)d * 500u + (uint64_t)(rand_r(&u->rng) % (d * 500u + 1));
+    u->attempt_at_ms = now_ms() + ms;
+    log_event(was_connected ? LOG_WARN : LOG_ERROR, "cloud_disconnected",
+              "host=%s port=%u reason=\"%s%s%s\" retry_in_ms=%llu backlog=%zu", u->cfg.host,
+              u->cfg.port, why, *u->last_error ? ": " : "", u->last_error,
+              (unsigned long long)ms, u->win_n);
+    u->last_error[0] = '\0';
+}
+
+/*
+ * libmosquitto 2.0's asynchronous TLS connect does not notice a refused or failed TCP connect
+ * (mosquitto_loop then reports success on a dead socket until the keep-alive), so each
+ * attempt first checks that the endpoint accepts TCP at all, with its own timeout. Returns 0,
+ * or -1 with the reason in err.
+ */
+static int tcp_probe(const char *host, uint16_t port, int timeout_ms, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+    char ps[8];
+    snprintf(ps, sizeof(ps), "%u", port);
+    int rc = getaddrinfo(host, ps, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int result = -1;
+    snprintf(err, errlen, "no address for %s", host);
+    for (struct addrinfo *a = ai; a && result != 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int e = 0;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+            e = errno;
+            if (e == EINPROGRESS) {
+                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+                int n = poll(&pfd, 1, timeout_ms);
+                socklen_t l = sizeof(e);
+                if (n == 0)
+                    e = ETIMEDOUT;
+                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0)
+                    e = errno;
+            }
+        }
+        close(fd);
+        if (e == 0)
+            result = 0;
+        else
+            snprintf(err, errlen, "TCP connect to %s:%u: %s", host, port, strerror(e));
+    }
+    freeaddrinfo(ai);
+    return result;
+}
+
+static void attempt(struct uplink *u)
+{
+    char err[768];
+    if (uplink_check_config(&u->cfg, err, sizeof(err)) != 0) {
+        /* the devices go on being served and spooled; the next attempt re-reads the files */
+        log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling", err);
+        pthread_mutex_lock(&u->mu);
+        u->stats.failures++;
+        pthread_mutex_unlock(&u->mu);
+        uint32_t d = u->backoff_s ? u->backoff_s * 2 : u->cfg.reconnect_min;
+        u->backoff_s = d > u->cfg.reconnect_max ? u->cfg.reconnect_max : d;
+        u->attempt_at_ms = now_ms() + (uint64_t)u->backoff_s * 1000u;
+        return;
+    }
+    if (tcp_probe(u->cfg.host, u->cfg.port, 5000, err, sizeof(err)) != 0) {
+        u->mosq = NULL;
+        u->state = UP_IDLE;
+        pthread_mutex_lock(&u->mu);
+        u->stats.failures++;
+        pthread_mutex_unlock(&u->mu);
+        uint32_t d = u->backoff_s ? u->backoff_s * 2 : u->cfg.reconnect_min;
+        u->backoff_s = d > u->cfg.reconnect_max ? u->cfg.reconnect_max : d;
+        uint64_t ms = (uint64_t)u->backoff_s * 500u +
+                      (uint64_t)(rand_r(&u->rng) % (u->backoff_s * 500u + 1));
+        u->attempt_at_ms = now_ms() + ms;
+        log_event(LOG_ERROR, "cloud_disconnected", "host=%s port=%u reason=\"%s\" "
+                  "retry_in_ms=%llu backlog=%zu", u->cfg.host, u->cfg.port, err,
+                  (unsigned long long)ms, u->win_n);
+        return;
+    }
+    u->ctx = make_ctx(&u->cfg, err, sizeof(err));
+    u->mosq = mosquitto_new(u->cfg.client_id, true, u);
+    if (!u->ctx || !u->mosq) {
+        SSL_CTX_free(u->ctx);
+        u->ctx = NULL;
+        if (u->mosq)
+            mosquitto_destroy(u->mosq);
+        u->mosq = NULL;
+        u->attempt_at_ms = now_ms() + 1000;
+        return;
+    }
+    cloud_command_filter(u->cfg.command_topic, gateway_name(&u->cfg), u->cmd_filter,
+                         sizeof(u->cmd_filter));
+    mosquitto_int_option(u->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                         u->cfg.mqtt_version == 5 ? 5 : 4 /* MQTT_PROTOCOL_V5 : V311 */);
+    mosquitto_void_option(u->mosq, MOSQ_OPT_SSL_CTX, u->ctx);
+    mosquitto_int_option(u->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+    mosquitto_int_option(u->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_int_option(u->mosq, MOSQ_OPT_SEND_MAXIMUM, 65535);
+    mosquitto_max_inflight_messages_set(u->mosq, 0);
+    mosquitto_connect_v5_callback_set(u->mosq, on_connect);
+    mosquitto_subscribe_v5_callback_set(u->mosq, on_subscribe);
+    mosquitto_publish_v5_callback_set(u->mosq, on_publish);
+    mosquitto_message_v5_callback_set(u->mosq, on_message);
+    mosquitto_log_callback_set(u->mosq, on_log);
+    u->state = UP_CONNECTING;
+    u->connect_deadline_ms = now_ms() + CONNECT_TIMEOUT_MS;
+    log_event(LOG_INFO, "cloud_connecting", "host=%s port=%u sni=%s client_id=%s protocol=%s",
+              u->cfg.host, u->cfg.port, *u->cfg.sni ? u->cfg.sni : u->cfg.host,
+              u->cfg.client_id, u->cfg.mqtt_version == 5 ? "mqtt5" : "mqtt311");
+    int rc = mosquitto_connect_async(u->mosq, u->cfg.host, u->cfg.port, u->cfg.keepalive);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        char why[256];
+        snprintf(why, sizeof(why), "connect: %s",
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        teardown(u, why);
+    }
+}
+
+/* Sends unsent records from the oldest, within the window and the limits. Returns the
+ * microseconds until the rate limit lets the next one go (0: not limited now). */
+static uint64_t pump(struct uplink *u)
+{
+    if (u->state != UP_CONNECTED)
+        return 0;
+    uint64_t t = now_us();
+    for (size_t i = 0; i < u->win_n && u->n_inflight < u->inflight_limit; i++) {
+        struct slot *s = slot_at(u, i);
+        if (s->state != SLOT_UNSENT)
+            continue;
+        struct spool_item *it = s->it;
+        char topic[AWS_TOPIC_MAX_BYTES * 2];
+        const char *why;
+        if (uplink_map_topic(&u->cfg, it->device, it->topic, it->topic_len, topic,
+                             sizeof(topic), &why) < 0) {
+            char t1[LOG_SAFE_MAX], d1[LOG_SAFE_MAX];
+            log_event(LOG_ERROR, "cloud_unroutable", "seq=%llu device=%s topic=%s reason=%s "
+                      "action=dropped", (unsigned long long)it->seq,
+                      log_safe(it->device, strlen(it->device), d1, sizeof(d1)),
+                      log_safe(it->topic, it->topic_len, t1, sizeof(t1)),
+                      why ? why : "no route matches it any more");
+            s->state = SLOT_ACKED;
+            stat_add(u, &u->stats.unroutable, 1);
+            continue;
+        }
+        size_t bytes = strlen(topic) + it->payload_len;
+        uint64_t wait = rate_wait(u, bytes, t);
+        if (wait)
+            return wait;
+        int mid = 0;
+        int rc = mosquitto_publish_v5(u->mosq, &mid, topic, (int)it->payload_len, it->payload, 1,
+                                      false, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            if (rc == MOSQ_ERR_PAYLOAD_SIZE || rc == MOSQ_ERR_OVERSIZE_PACKET ||
+                rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_INVAL) {
+                char d1[LOG_SAFE_MAX];
+                log_event(LOG_ERROR, "cloud_unroutable", "seq=%llu device=%s reason=\"%s\" "
+                          "action=dropped", (unsigned long long)it->seq,
+                          log_safe(it->device, strlen(it->device), d1, sizeof(d1)),
+                          mosquitto_strerror(rc));
+                s->state = SLOT_ACKED;
+                stat_add(u, &u->stats.unroutable, 1);
+                continue;
+            }
+            return 0; /* the connection is going; the loop notices */
+        }
+        rate_record(u, bytes, t);
+        s->state = SLOT_INFLIGHT;
+        s->mid = mid;
+        if (mid >= 0 && mid <= 65535)
+            u->slot_of_mid[mid] = (uint32_t)((u->win_head + i) % u->win_cap) + 1;
+        u->n_inflight++;
+        stat_add(u, &u->stats.published, 1);
+    }
+    window_release(u);
+    pthread_mutex_lock(&u->mu);
+    u->stats.inflight = u->n_inflight;
+    pthread_mutex_unlock(&u->mu);
+    return 0;
+}
+
+static void take_new_config(struct uplink *u)
+{
+    pthread_mutex_lock(&u->mu);
+    struct cloud_config *n = u->next_cfg;
+    u->next_cfg = NULL;
+    pthread_mutex_unlock(&u->mu);
+    if (!n)
+        return;
+    bool reconnect = strcmp(n->host, u->cfg.host) || n->port != u->cfg.port ||
+                     strcmp(n->ca_file, u->cfg.ca_file) || strcmp(n->cert_file, u->cfg.cert_file) ||
+                     strcmp(n->key_file, u->cfg.key_file) || strcmp(n->sni, u->cfg.sni) ||
+                     strcmp(n->alpn, u->cfg.alpn) || strcmp(n->client_id, u->cfg.client_id) ||
+                     strcmp(n->gateway, u->cfg.gateway) || n->mqtt_version != u->cfg.mqtt_version ||
+                     n->keepalive != u->cfg.keepalive ||
+                     strcmp(n->command_topic, u->cfg.command_topic) || u->state == UP_IDLE;
+    u->cfg = *n;
+    free(n);
+    if (reconnect) {
+        if (u->mosq)
+            teardown(u, "configuration changed");
+        u->backoff_s = 0;
+        u->attempt_at_ms = 0; /* now */
+    }
+}
+
+static void *uplink_thread(void *arg)
+{
+    struct uplink *u = arg;
+    for (;;) {
+        pthread_mutex_lock(&u->mu);
+        bool stop = u->stop;
+        pthread_mutex_unlock(&u->mu);
+        if (stop)
+            break;
+        take_new_config(u);
+        window_fill(u);
+        uint64_t t = now_ms();
+        if (!u->mosq && t >= u->attempt_at_ms)
+            attempt(u);
+        if (u->mosq && u->state == UP_CONNECTING && t >= u->connect_deadline_ms)
+            teardown(u, "no CONNACK within 10 s (TLS or MQTT refused, or the host does not answer)");
+        uint64_t wait_us = pump(u);
+        int timeout_ms = 50;
+        if (wait_us)
+            timeout_ms = (int)(wait_us / 1000u) + 1;
+        if (timeout_ms > 50)
+            timeout_ms = 50;
+        if (u->mosq) {
+            int rc = mosquitto_loop(u->mosq, u->n_inflight || wait_us ? timeout_ms : 20, 1);
+            if (rc != MOSQ_ERR_SUCCESS) {
+                char why[128];
+                snprintf(why, sizeof(why), "%s", rc == MOSQ_ERR_ERRNO ? strerror(errno)
+                                                 : mosquitto_strerror(rc));
+                teardown(u, why);
+            }
+        } else {
+            uint64_t until = u->attempt_at_ms > t ? u->attempt_at_ms - t : 0;
+            struct pollfd pfd = {.fd = u->evfd, .events = POLLIN};
+            poll(&pfd, 1, until > 1000 ? 1000 : (int)until);
+            uint64_t v;
+            if (pfd.revents & POLLIN && read(u->evfd, &v, sizeof(v)) < 0)
+                (void)0;
+        }
+    }
+    if (u->mosq) {
+        if (u->state == UP_CONNECTED)
+            mosquitto_disconnect_v5(u->mosq, MQTT_RC_SUCCESS, NULL);
+        mosquitto_loop(u->mosq, 100, 1);
+        mosquitto_destroy(u->mosq);
+        u->mosq = NULL;
+        SSL_CTX_free(u->ctx);
+        u->ctx = NULL;
+    }
+    return NULL;
+}
+
+struct uplink *uplink_new(struct gateway *gw, struct spool *sp, const struct cloud_config *cfg)
+{
+    struct uplink *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->gw = gw;
+    u->sp = sp;
+    u->cfg = *cfg;
+    u->win_cap = cfg->max_inflight + WINDOW_SPARE;
+    u->win = calloc(u->win_cap, sizeof(*u->win));
+    u->slot_of_mid = calloc(65536, sizeof(*u->slot_of_mid));
+    u->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    u->rng = (unsigned)now_us();
+    pthread_mutex_init(&u->mu, NULL);
+    if (!u->win || !u->slot_of_mid || u->evfd < 0) {
+        uplink_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+int uplink_start(struct uplink *u)
+{
+    mosquitto_lib_init();
+    if (pthread_create(&u->thread, NULL, uplink_thread, u) != 0)
+        return -1;
+    u->running = true;
+    return 0;
+}
+
+void uplink_wake(struct uplink *u)
+{
+    uint64_t one = 1;
+    if (write(u->evfd, &one, sizeof(one)) < 0)
+        (void)0;
+}
+
+void uplink_reconfigure(struct uplink *u, const struct cloud_config *cfg)
+{
+    struct cloud_config *n = malloc(sizeof(*n));
+    if (!n)
+        return;
+    *n = *cfg;
+    pthread_mutex_lock(&u->mu);
+    free(u->next_cfg);
+    u->next_cfg = n;
+    pthread_mutex_unlock(&u->mu);
+    uplink_wake(u);
+}
+
+void uplink_stop(struct uplink *u)
+{
+    if (!u || !u->running)
+        return;
+    pthread_mutex_lock(&u->mu);
+    u->stop = true;
+    pthread_mutex_unlock(&u->mu);
+    uplink_wake(u);
+    pthread_join(u->thread, NULL);
+    u->running = false;
+}
+
+void uplink_free(struct uplink *u)
+{
+    if (!u)
+        return;
+    uplink_stop(u);
+    for (size_t i = 0; u->win && i < u->win_n; i++)
+        spool_item_free(slot_at(u, i)->it);
+    free(u->win);
+    free(u->slot_of_mid);
+    free(u->rate);
+    free(u->next_cfg);
+    if (u->evfd >= 0)
+        close(u->evfd);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+}
+
+void uplink_get_stats(struct uplink *u, struct uplink_stats *st)
+{
+    pthread_mutex_lock(&u->mu);
+    *st = u->stats;
+    pthread_mutex_unlock(&u->mu);
+}

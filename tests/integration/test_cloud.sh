@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The cloud uplink against a real mosquitto with TLS and require_certificate true: sensor data
+# up with the right topic and payload, commands down to the right device only, attestation
+# verdicts up, the cloud's rate limit kept and the backlog drained, and bad cloud configs
+# (missing cert, wrong key, unreachable host, template over AWS limits) reported clearly while
+# the gateway goes on serving and spooling.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cloud_lib.sh"
+IAT_CLIENT=${IAT_CLIENT:?IAT_CLIENT must point at the iat_client binary}
+IAK=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+
+make_certs
+start_cloud
+start_observer
+add_device s1 sensor $PSK_A --attestation off
+add_device s2 sensor $PSK_B --attestation off
+add_device a1 sensor $PSK_C --iak $IAK --attestation required
+
+# ---- psagw cloud check: what the uplink checks, offline
+write_config 'max_publish_rate = 0;'
+"$PSAGW" cloud check --config "$GW_CONF" >/dev/null || fail "cloud check refused a good config"
+write_config 'routes = ( { match = "sensors/+/#"; topic = "a/b/c/d/e/f/g/{id}/{rest}"; } );'
+out=$("$PSAGW" cloud check --config "$GW_CONF" 2>&1) && fail "cloud check took 8 slashes"
+echo "$out" | grep -q "has 8 slashes; AWS IoT allows at most 7" || fail "slash message: $out"
+write_config 'attest_topic = "$aws/things/{id}";'
+out=$("$PSAGW" cloud check --config "$GW_CONF" 2>&1) && fail "cloud check took a \$ topic"
+echo "$out" | grep -q "starts with '\$'" || fail "dollar message: $out"
+long=$(printf 'x%.0s' $(seq 1 200))
+write_config "routes = ( { match = \"sensors/#\"; topic = \"$long/{id}\"; } );"
+out=$("$PSAGW" cloud check --config "$GW_CONF" 2>&1) && fail "cloud check took a 330-byte topic"
+echo "$out" | grep -q "AWS IoT allows 256" || fail "length message: $out"
+write_config 'max_payload = 200000;'
+out=$("$PSAGW" cloud check --config "$GW_CONF" 2>&1) && fail "a payload limit over 128 KiB was taken"
+echo "$out" | grep -q "max_payload: must be in 1..131072" || fail "payload message: $out"
+ok "psagw cloud check refuses templates and limits beyond AWS IoT's"
+
+# ---- data up, commands down, verdicts up
+write_config 'max_publish_rate = 0;'
+start_gateway_conf
+expect_log "event=cloud_connected" 10
+"$LOADGEN" seqpub 127.0.0.1 "$PSK_PORT" $PSK_A s1 5 0 >"$WORK/s1.acks" || fail "seqpub s1"
+wait_observed " psagw/gw1/sensors/s1/seq s1:" 5 || fail "sensor data did not reach the cloud"
+[ "$(awk '$2 == "psagw/gw1/sensors/s1/seq" {print $3}' "$OBS_OUT" | tr '\n' ' ')" = "s1:1 s1:2 s1:3 s1:4 s1:5 " ] ||
+  fail "cloud got $(cat "$OBS_OUT")"
+ok "QoS 1 sensor data arrives at the cloud on psagw/gw1/sensors/<id>/<rest>, in order"
+
+# a binary record passes through byte for byte
+head -c 300 /dev/urandom >"$WORK/record.bin"
+mosquitto_sub -h localhost -p "$CLOUD_PORT" --cafile "$CLOUD_DIR/ca.pem" --cert "$CLOUD_DIR/observer.pem" \
+  --key "$CLOUD_DIR/observer.key" -i binobs -q 1 -C 1 -W 10 -t psagw/gw1/sensors/s1/rec >"$WORK/record.out" &
+binobs=$!
+wait_for "$CLOUD_DIR/mosquitto.log" "Received SUBSCRIBE from binobs" 5 || fail "binary observer"
+pub s1 $PSK_A -q 1 -t sensors/s1/rec -f "$WORK/record.bin"
+wait $binobs || fail "binary record did not arrive"
+head -c 300 "$WORK/record.out" | cmp -s - "$WORK/record.bin" || fail "the record changed on its way up"
+ok "a binary record goes up exactly as sent"
+
+sub_bg "$WORK/cmd_s1.txt" s1 $PSK_A -q 1 -t 'cmd/s1/#' -v
+s1_sub=$SUB_PID
+sub_bg "$WORK/cmd_s2.txt" s2 $PSK_B -q 1 -t 'cmd/s2/#' -v
+expect_log "event=cloud_subscribed" 5
+cloud_pub psagw/gw1/cmd/s1/interval 5
+wait_for "$WORK/cmd_s1.txt" "cmd/s1/interval 5" 5 || fail "command did not reach s1"
+cloud_pub psagw/gw1/cmd/s2/reset now
+wait_for "$WORK/cmd_s2.txt" "cmd/s2/reset now" 5 || fail "command did not reach s2"
+sleep 0.3
+grep -q reset "$WORK/cmd_s1.txt" && fail "s1 got s2's command"
+grep -q interval "$WORK/cmd_s2.txt" && fail "s2 got s1's command"
+cloud_pub psagw/gw1/cmd/nobody/x 1
+expect_log "event=command_dropped id=nobody .*reason=no_session"
+kill "$s1_sub"
+ok "commands from psagw/gw1/cmd/<id>/# reach cmd/<id>/# of that device and no other"
+
+"$IAT_CLIENT" --port "$PSK_PORT" --id a1 --psk $PSK_C --iak $IAK >/dev/null || fail "attesting client refused"
+wait_observed " psagw/gw1/attest/a1 " 1 || fail "no verdict at the cloud"
+v=$(grep -a " psagw/gw1/attest/a1 " "$OBS_OUT" | head -1 | cut -d' ' -f3-)
+echo "$v" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["device"]=="a1" and d["verdict"]=="accepted" and "claims" in d, d' ||
+  fail "verdict JSON: $v in $(cat "$OBS_OUT")"
+"$IAT_CLIENT" --port "$PSK_PORT" --id a1 --psk $PSK_C --iak $IAK --mode wrong-key >/dev/null 2>&1 && fail "wrong key accepted"
+wait_observed '"verdict":"refused"' 1 || fail "no refusal at the cloud"
+ok "attestation verdicts go up as JSON on psagw/gw1/attest/<id>"
+
+# the spool is empty once the cloud acknowledged everything
+for _ in $(seq 1 50); do
+  "$PSAGW" spool stats --spool "$SPOOL" | grep -q "depth:       0 records" && break
+  sleep 0.1
+done
+"$PSAGW" spool stats --spool "$SPOOL" | grep -q "depth:       0 records" || fail "spool not drained: $("$PSAGW" spool stats --spool "$SPOOL")"
+stop_gateway || fail "gateway exit"
+
+# ---- rate limit: 20 publishes/s measured at the cloud, and the backlog drains
+: >"$GW_LOG"
+write_config 'max_publish_rate = 20;'
+stop_cloud
+start_gateway_conf
+"$LOADGEN" seqpub 127.0.0.1 "$PSK_PORT" $PSK_B s2 100 0 >"$WORK/s2.acks" || fail "seqpub s2"
+[ "$(grep -c acked "$WORK/s2.acks")" -eq 100 ] || fail "not every message acknowledged while the cloud was down"
+"$PSAGW" spool stats --spool "$SPOOL" | grep -q "depth:       100 records" || fail "spool depth: $("$PSAGW" spool stats --spool "$SPOOL")"
+# the gateway restarts on its spool, after the observer is back (so that what the observer
+# sees is the gateway's pace, not its own reconnection)
+stop_gateway || fail "gateway exit"
+subs=$(grep -c "Received SUBSCRIBE from observer" "$CLOUD_DIR/mosquitto.log")
+start_cloud "$CLOUD_PORT"
+for _ in $(seq 1 100); do
+  [ "$(grep -c "Received SUBSCRIBE from observer" "$CLOUD_DIR/mosquitto.log")" -gt "$subs" ] && break
+  sleep 0.1
+done
+start_gateway_conf
+expect_log "event=spool_open path=$SPOOL records=100"
+wait_observed " psagw/gw1/sensors/s2/seq " 100 15 || fail "backlog did not drain: $(observed_count ' psagw/gw1/sensors/s2/seq ')/100"
+awk '$2 == "psagw/gw1/sensors/s2/seq" {print $1}' "$OBS_OUT" | sort -n >"$WORK/times"
+max=$(awk '{ t[NR] = $1 } END { m = 0; j = 1; for (i = 1; i <= NR; i++) { while (t[i] - t[j] >= 1.0) j++; if (i - j + 1 > m) m = i - j + 1 } print m }' "$WORK/times")
+span=$(awk 'NR == 1 { a = $1 } { b = $1 } END { printf "%.1f", b - a }' "$WORK/times")
+[ "$max" -le 20 ] || fail "$max publishes within one second at the cloud (limit 20): $(cat "$WORK/times" | tr "\n" " ")"
+[ "$max" -ge 15 ] || fail "only $max publishes per second: the limit is not used"
+check_acked_arrived "$WORK/s2.acks" s2
+ok "limit 20/s: at most $max publishes in any second at the cloud, 100 drained in ${span}s"
+stop_gateway || fail "gateway exit"
+
+# ---- bad configs: clear message, devices still served, spooled until the cloud is back
+bad_config() { # description expected-log-pattern config-lines...
+  local what=$1 pat=$2; shift 2
+  : >"$GW_LOG"
+  write_config "$@"
+  start_gateway_conf
+  expect_log "$pat" 10
+  local before
+  before=$("$PSAGW" spool stats --spool "$SPOOL" | sed -n 's/^depth: *\([0-9]*\).*/\1/p')
+  "$LOADGEN" seqpub 127.0.0.1 "$PSK_PORT" $PSK_A s1 3 0 >/dev/null || fail "$what: device not served"
+  local after
+  after=$("$PSAGW" spool stats --spool "$SPOOL" | sed -n 's/^depth: *\([0-9]*\).*/\1/p')
+  [ "$after" -eq $((before + 3)) ] || fail "$what: spool depth $before -> $after"
+  gateway_alive
+  ok "$what: '$pat' logged, devices served, messages spooled"
+}
+bad_config "missing client certificate" "event=cloud_config_error detail=\"cloud.cert_file $WORK/nope.pem: cannot load: No such file or directory" \
+  "cert_file = \"$WORK/nope.pem\";"
+# fixed by a SIGHUP once the file is there: the backlog goes up
+cp "$CLOUD_DIR/gw1.pem" "$WORK/nope.pem"
+kill -HUP "$GW_PID"
+expect_log "event=cloud_connected" 10
+wait_observed " psagw/gw1/sensors/s1/seq s1:3" 2 15 || fail "spooled messages did not go up after the fix"
+ok "after the fix and SIGHUP the spooled messages reach the cloud"
+stop_gateway || fail "gateway exit"
+bad_config "wrong key" "is not the private key of cloud.cert_file" "key_file = \"$CLOUD_DIR/other.key\";"
+stop_gateway || fail "gateway exit"
+dead_port=$(free_port)
+bad_config "unreachable host" "event=cloud_disconnected host=localhost port=$dead_port" "port = $dead_port;"
+stop_gateway || fail "gateway exit"
+bad_config "template over the limits" "has 8 slashes; AWS IoT allows at most 7" \
+  'routes = ( { match = "sensors/+/#"; topic = "a/b/c/d/e/f/g/{id}/{rest}"; } );'
+stop_gateway || fail "gateway exit"
