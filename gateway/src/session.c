@@ -498,8 +498,8 @@ int broker_deliver_command(struct gateway *gw, const char *id, const char *rest,
         rc = mc.n ? 0 : -1;
         gw->metrics.commands_down += mc.n ? 1 : 0;
     }
+    msg_unref(m); /* refcounts live under the broker lock */
     broker_unlock(gw);
-    msg_unref(m);
     log_event(rc == 0 ? LOG_INFO : LOG_WARN, rc == 0 ? "command_delivered" : "command_dropped",
               "id=%s topic=%s bytes=%zu%s", log_safe(id, strlen(id), ids, sizeof(ids)),
               ts, payload_len,

@@ -166,8 +166,8 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_f
     const char *sql[] = {
         "INSERT INTO spool (seq, created_ms, device, topic, payload) VALUES (?,?,?,?,?)",
         "DELETE FROM spool WHERE seq = ?",
-        "SELECT seq, created_ms, device, topic, payload FROM spool WHERE seq > ? ORDER BY seq "
-        "LIMIT ?",
+        ("SELECT seq, created_ms, device, topic, payload FROM spool WHERE seq > ? ORDER BY seq "
+         "LIMIT ?"),
         "SELECT seq, length(topic) + length(payload) FROM spool ORDER BY seq LIMIT 64",
         "UPDATE spool_meta SET value = ? WHERE key = 'drops'"};
     sqlite3_stmt **st[] = {&sp->ins, &sp->del, &sp->sel, &sp->oldest, &sp->meta};
