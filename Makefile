@@ -59,6 +59,7 @@ demo: build
 
 bench: build
 	@bench/run.sh $(BUILD)
+	@bench/cloud.sh $(BUILD)
 
 fuzz: bootstrap
 	@scripts/fuzz.sh

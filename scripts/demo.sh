@@ -35,8 +35,10 @@ REG=$DIR/registry.db
 LOG=$DIR/gateway.log
 PIDS=()
 GW=
+CLOUD=
+SIDE_PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}" "${SIDE_PIDS[@]:-}" $CLOUD; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   if [ -n "$GW" ]; then kill -TERM "$GW" 2>/dev/null || true; wait "$GW" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   rm -rf "$DIR"
@@ -62,9 +64,54 @@ echo "   keep theirs inside the SPE, where no API returns them)"
 "$PSAGW" device list --registry "$REG" | sed 's/^/  /'
 "$PSAGW" refval list --registry "$REG" | sed 's/^/  /'
 
+say "Starting the local cloud: mosquitto with TLS and client certificates (AWS IoT's stand-in)"
+"$(dirname "$0")/cloud-certs.sh" "$DIR/cloud"
+CLOUD_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$DIR/cloud/mosquitto.conf" <<CONF
+user $(id -un)
+listener $CLOUD_PORT 127.0.0.1
+cafile $DIR/cloud/ca.pem
+certfile $DIR/cloud/server.pem
+keyfile $DIR/cloud/server.key
+require_certificate true
+use_identity_as_username true
+persistence true
+persistence_location $DIR/cloud/
+log_dest none
+CONF
+start_cloud() {
+  mosquitto -c "$DIR/cloud/mosquitto.conf" 2>/dev/null &
+  CLOUD=$!
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$CLOUD_PORT) 2>/dev/null && break; sleep 0.05; done
+}
+start_cloud
+cloud_tls=(-h localhost -p "$CLOUD_PORT" --cafile "$DIR/cloud/ca.pem" --cert "$DIR/cloud/observer.pem"
+           --key "$DIR/cloud/observer.key")
+# what reaches the cloud: the topic and size of each record, verdicts in short
+# (records are binary: their topic and size only; verdicts are JSON: the verdict and reason)
+mosquitto_sub "${cloud_tls[@]}" -i cloud-observer -c -q 1 -t 'psagw/+/sensors/#' -F '%t %l' > "$DIR/cloud-records.out" 2>/dev/null &
+OBSERVER=$!
+mosquitto_sub "${cloud_tls[@]}" -i cloud-verdicts -c -q 1 -t 'psagw/+/attest/#' -F '%t %l %p' > "$DIR/cloud-verdicts.out" 2>/dev/null &
+OBSERVER2=$!
+SIDE_PIDS=($OBSERVER $OBSERVER2)
+tail --pid="$OBSERVER" -q -n +1 -f "$DIR/cloud-records.out" "$DIR/cloud-verdicts.out" \
+  | awk '{ if ($1 ~ /attest/) { v = $0; sub(/.*"verdict":"/, "", v); sub(/".*/, "", v);
+                                 r = $0; sub(/.*"reason":"/, "", r); sub(/".*/, "", r);
+                                 print "  [cloud] " $1 " verdict=" v " reason=\"" r "\"" }
+           else print "  [cloud] " $1 " (" $2 " bytes, sealed record as sent)"; fflush() }' &
+SIDE_PIDS+=($!)
+echo "  cloud broker on localhost:$CLOUD_PORT (require_certificate true); the gateway is thing demo-gw"
+
 say "Starting the gateway: attestation required, known implementation and measurements only"
 cat > "$DIR/psagw.conf" <<CONF
 registry = "$REG";
+cloud = {
+  host = "localhost"; port = $CLOUD_PORT; client_id = "demo-gw";
+  ca_file = "$DIR/cloud/ca.pem"; cert_file = "$DIR/cloud/gateway.pem";
+  key_file = "$DIR/cloud/gateway.key";
+  reconnect_min = 1; reconnect_max = 2;
+  spool = { path = "$DIR/spool.db"; };
+};
 allow_anonymous = true;   # the plain loopback listener, for the operator's tools below
 anonymous_acl = { publish = [ "cmd/#", "sensors/#" ]; subscribe = [ "sensors/#" ]; };
 attestation = { default = "required"; require_known_implementation = true;
@@ -79,7 +126,7 @@ PLAIN=$(grep 'event=listening' "$LOG" | grep 'type=plain' | head -1 | sed 's/.* 
 echo "psagw pid $GW: TLS-PSK on 127.0.0.1:$PORT, plain (operator tools) on 127.0.0.1:$PLAIN"
 # followers end by themselves when the gateway exits (tail --pid)
 tail --pid="$GW" -n +1 -f "$LOG" \
-  | grep --line-buffered -E "event=(attestation|connect_refused|tls_handshake_failed|acl_denied) " \
+  | grep --line-buffered -E "event=(attestation|connect_refused|tls_handshake_failed|acl_denied|cloud_connected|cloud_disconnected|command_delivered) " \
   | sed -u -E 's/^ts=[^ ]* //; s/ (implementation_id|instance_id|client_id|exchange_us|peer)=[^ ]*//g' \
   | sed -u 's/^/  [gateway] /' &
 
@@ -100,8 +147,8 @@ START=$(date +%s)
 mosquitto_sub -h 127.0.0.1 -p "$PLAIN" -t sensors/sensor-1/env -C 1 -N > "$DIR/recorded.bin" &
 sleep 4
 
-say "The operator sets sensor-2's interval to 500 ms (cmd/sensor-2/interval)"
-mosquitto_pub -h 127.0.0.1 -p "$PLAIN" -t cmd/sensor-2/interval -m 500
+say "The cloud sets sensor-2's interval to 500 ms (psagw/demo-gw/cmd/sensor-2/interval)"
+mosquitto_pub "${cloud_tls[@]}" -i cloud-operator -q 1 -t psagw/demo-gw/cmd/sensor-2/interval -m 500
 sleep 2
 grep -h "command" "$DIR/sensor-2.out" | sed 's/^/  [sensor-2] /' || true
 
@@ -134,6 +181,14 @@ if [ "$KEEP" = 1 ]; then
   say "Everything keeps running (Ctrl-C to stop). Gateway 127.0.0.1:$PORT, log $LOG"
   wait "$GW"
 fi
+say "Cloud outage: the cloud broker stops for 4 s; the gateway keeps acknowledging into its spool"
+kill -TERM "$CLOUD"; wait "$CLOUD" 2>/dev/null || true
+sleep 4
+"$PSAGW" spool stats --spool "$DIR/spool.db" | sed 's/^/  /'
+start_cloud
+echo "  cloud back: the backlog drains in order (at most 100 publishes/s, AWS IoT's limit)"
+sleep 2
+"$PSAGW" spool stats --spool "$DIR/spool.db" | sed 's/^/  /'
 LEFT=$((SECONDS_TO_RUN - ($(date +%s) - START)))
 [ $LEFT -gt 0 ] && sleep $LEFT
 
@@ -156,5 +211,9 @@ grep 'event=stats' "$LOG" | tail -1 | tr ' ' '\n' \
   | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_failed|publishes_in|publishes_out|attestations_accepted|attestations_refused)=' \
   | sed 's/^/  /'
 grep 'event=attestation_refusals' "$LOG" | tail -1 | sed 's/.*event=attestation_refusals /  refusals by reason: /'
+printf '  at the cloud: %s sensor records, %s attestation verdicts\n' \
+  "$(grep -a -c '/sensors/' "$DIR/cloud-records.out" || true)" "$(grep -a -c '/attest/' "$DIR/cloud-verdicts.out" || true)"
+grep 'event=cloud_stats' "$LOG" | tail -1 | tr ' ' '\n' \
+  | grep -E '^(spool_written|acked|spool_records|spool_drops|commands_delivered)=' | sed 's/^/  cloud: /'
 echo
 echo "Demo complete. Everything ran in $DIR (removed on exit)."

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Device -> cloud, QoS 1, side by side in one run (TARGETS.md): psagw with its durable spool
+# (every message committed to SQLite before its PUBACK) against mosquitto 2.0 with a bridge to
+# the same cloud (no durability: it acknowledges from memory). The cloud is a local mosquitto
+# with TLS and client certificates, as in the tests. Prints device-side messages/s and PUBACK
+# latency p50/p99, the server's CPU per message, and when the cloud had everything.
+#
+# Usage: bench/cloud.sh [BUILD_DIR]   env: PUBLISHERS (20), MESSAGES (10000 per publisher),
+# WINDOW (32 unacknowledged per publisher)
+set -euo pipefail
+BUILD=${1:-build}
+PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
+LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
+PUBLISHERS=${PUBLISHERS:-20}
+MESSAGES=${MESSAGES:-10000}
+WINDOW=${WINDOW:-32}
+PSK=00112233445566778899aabbccddeeff
+DIR=$(mktemp -d /tmp/psagw-cloudbench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
+trap cleanup EXIT
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+TOTAL=$((PUBLISHERS * MESSAGES))
+
+# certificates for the cloud, the gateway (and bridge) and the counter
+C=$DIR/certs; mkdir -p "$C"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+  -keyout "$C/ca.key" -out "$C/ca.pem" 2>/dev/null
+for n in server gw counter; do
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" -keyout "$C/$n.key" -out "$C/$n.csr" 2>/dev/null
+  if [ $n = server ]; then printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$C/$n.ext"; else : >"$C/$n.ext"; fi
+  openssl x509 -req -in "$C/$n.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial -days 2 \
+    -extfile "$C/$n.ext" -out "$C/$n.pem" 2>/dev/null
+done
+chmod 755 "$DIR" "$C"; chmod 644 "$C"/*
+
+CLOUD_PORT=$(free_port)
+cat >"$DIR/cloud.conf" <<EOF
+user $(id -un)
+per_listener_settings false
+persistence false
+log_dest none
+max_queued_messages 10000000
+max_inflight_messages 1000
+set_tcp_nodelay true
+listener $CLOUD_PORT 127.0.0.1
+cafile $C/ca.pem
+certfile $C/server.pem
+keyfile $C/server.key
+require_certificate true
+use_identity_as_username true
+EOF
+mosquitto -c "$DIR/cloud.conf" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port $CLOUD_PORT
+
+# devices
+: >"$DIR/psk_file"
+for i in $(seq 0 $((PUBLISHERS - 1))); do printf 'cb%05d:%s\n' "$i" "$PSK"; done >>"$DIR/psk_file"
+"$PSAGW" device import "$DIR/psk_file" --role sensor --attestation off --registry "$DIR/registry.db" >/dev/null
+chmod 644 "$DIR/psk_file"
+
+# counter: counts what reaches the cloud; prints the time the last one arrived
+count_cloud() { # expected -> prints seconds from start until expected arrived (or "incomplete N")
+  mosquitto_sub -h localhost -p $CLOUD_PORT --cafile "$C/ca.pem" --cert "$C/counter.pem" --key "$C/counter.key" \
+    -q 1 -t 'psagw/#' -t 'bridge/#' -C "$1" -W 300 -F '%U' >"$DIR/counted" 2>/dev/null || true
+}
+
+declare -A R
+run_one() { # name pid port
+  local name=$1 pid=$2 port=$3
+  count_cloud $TOTAL &
+  local counter=$!
+  sleep 0.5
+  local c0 c1 out t0
+  t0=$(date +%s.%N)
+  c0=$(cpu_ticks "$pid")
+  out=$("$LOADGEN" ackbench 127.0.0.1 "$port" $PSK cb "$PUBLISHERS" "$MESSAGES" "$WINDOW")
+  c1=$(cpu_ticks "$pid")
+  wait $counter || true
+  local got last
+  got=$(wc -l <"$DIR/counted")
+  last=$(tail -1 "$DIR/counted" 2>/dev/null || echo 0)
+  R[$name.rate]=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
+  R[$name.p50]=$(echo "$out" | sed 's/.*p50_ms=\([0-9.]*\).*/\1/')
+  R[$name.p99]=$(echo "$out" | sed 's/.*p99_ms=\([0-9.]*\).*/\1/')
+  R[$name.cpu_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$TOTAL 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
+  R[$name.cloud]="$got/$TOTAL"
+  R[$name.cloud_s]=$(awk -v a="$t0" -v b="$last" 'BEGIN{ if (b > a) printf "%.2f", b - a; else print "n/a"}')
+}
+
+# psagw: spool on this machine's disk, no rate limit (the cloud here has none)
+GW_PORT=$(free_port)
+cat >"$DIR/psagw.conf" <<EOF
+registry = "$DIR/registry.db";
+log_level = "warn";
+stats_interval = 0;
+listeners = ( { address = "127.0.0.1:$GW_PORT"; } );
+cloud = {
+  host = "localhost"; port = $CLOUD_PORT; client_id = "gw";
+  ca_file = "$C/ca.pem"; cert_file = "$C/gw.pem"; key_file = "$C/gw.key";
+  max_publish_rate = 0; max_bytes_rate = 0; max_inflight = 1000;
+  spool = { path = "$DIR/spool.db"; };
+};
+EOF
+"$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>"$DIR/psagw.log" &
+GW=$!; PIDS+=($GW); wait_port $GW_PORT
+sleep 1
+run_one psagw $GW $GW_PORT
+kill $GW; wait $GW 2>/dev/null || true
+
+# mosquitto with a bridge to the same cloud (what a mosquitto user would deploy)
+MQ_PORT=$(free_port)
+cat >"$DIR/mosquitto.conf" <<EOF
+user $(id -un)
+per_listener_settings false
+persistence false
+log_dest none
+max_queued_messages 10000000
+max_inflight_messages 20
+set_tcp_nodelay true
+listener $MQ_PORT 127.0.0.1
+psk_hint psagw-bench
+psk_file $DIR/psk_file
+use_identity_as_username true
+connection cloud
+address localhost:$CLOUD_PORT
+bridge_cafile $C/ca.pem
+bridge_certfile $C/gw.pem
+bridge_keyfile $C/gw.key
+remote_clientid mqbridge
+topic sensors/# out 1 "" bridge/
+bridge_max_packet_size 0
+max_inflight_messages 1000
+EOF
+mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.err" &
+MQ=$!; PIDS+=($MQ); wait_port $MQ_PORT
+sleep 2
+run_one mosquitto $MQ $MQ_PORT
+kill $MQ; wait $MQ 2>/dev/null || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
+echo "device -> cloud, QoS 1: $PUBLISHERS devices x $MESSAGES messages (64 B), window $WINDOW, $(nproc) cores"
+echo "psagw: every message committed to its SQLite spool (WAL, synchronous=FULL) before the PUBACK;"
+echo "mosquitto: bridge, acknowledges from memory (a crash loses what the cloud has not got)"
+printf '\n%-44s %12s %12s %10s %12s\n' "figure" "psagw" "mosquitto" "ratio" "target"
+row() { printf '%-44s %12s %12s %10s %12s\n' "$1" "${R[psagw.$2]}" "${R[mosquitto.$2]}" "$(ratio "${R[psagw.$2]}" "${R[mosquitto.$2]}")" "$3"; }
+row "QoS 1 messages/s acknowledged to devices" rate ">= 50000"
+row "PUBACK latency p50 (ms)" p50 ""
+row "PUBACK latency p99 (ms)" p99 "<= 5"
+row "server CPU per message (us)" cpu_us ""
+row "arrived at the cloud" cloud "all"
+row "seconds until the cloud had all" cloud_s ""
