@@ -102,7 +102,7 @@ listeners = ( { address = "127.0.0.1:$GW_PORT"; } );
 cloud = {
   host = "localhost"; port = $CLOUD_PORT; client_id = "gw";
   ca_file = "$C/ca.pem"; cert_file = "$C/gw.pem"; key_file = "$C/gw.key";
-  max_publish_rate = 0; max_bytes_rate = 0; max_inflight = 1000;
+  max_publish_rate = 0; max_bytes_rate = 0; max_inflight = 100;
   spool = { path = "$DIR/spool.db"; };
 };
 EOF

@@ -26,6 +26,7 @@ struct worker;
 struct idset;
 struct session;
 struct tnode;
+struct record_keys;
 
 /* A message as routed: one allocation, shared by every queue that holds it (refcounted). */
 struct msg {
@@ -226,6 +227,7 @@ struct gateway {
     struct attest_ctx *attest;
     struct spool *spool;   /* NULL without a cloud section */
     struct uplink *uplink;
+    struct record_keys *record_keys; /* the group key for payload = "json" routes, or NULL */
     bool cloud_topics_ok;  /* the templates passed the AWS checks (broker lock) */
     _Atomic uint64_t conn_gen;
     _Atomic bool shutting_down;

@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "cloud_topic.h"
 #include "log.h"
+#include "record_json.h"
 #include "spool.h"
 #include "uplink.h"
 
@@ -55,6 +56,12 @@ int cloud_init(struct gateway *gw, char *err, size_t errlen)
         return 0;
     struct spool_callbacks cb = spool_cb;
     cb.arg = gw;
+    if (*k->group_key_file) {
+        gw->record_keys = calloc(1, sizeof(*gw->record_keys));
+        if (!gw->record_keys ||
+            record_keys_load(k->group_key_file, gw->record_keys, err, errlen) != 0)
+            return -1;
+    }
     gw->spool = spool_open(k->spool, k->spool_max_bytes, k->spool_when_full, &cb, err, errlen);
     if (!gw->spool)
         return -1;
@@ -95,6 +102,11 @@ void cloud_free(struct gateway *gw)
     gw->uplink = NULL;
     spool_close(gw->spool);
     gw->spool = NULL;
+    if (gw->record_keys) {
+        record_keys_wipe(gw->record_keys);
+        free(gw->record_keys);
+        gw->record_keys = NULL;
+    }
 }
 
 void cloud_reload(struct gateway *gw, const struct cloud_config *next)
@@ -117,11 +129,27 @@ void cloud_reload(struct gateway *gw, const struct cloud_config *next)
     snprintf(keep, sizeof(keep), "%s", gw->cfg.cloud.spool);
     char why[768];
     bool ok = uplink_check_config(next, why, sizeof(why)) == 0;
+    struct record_keys *keys = NULL;
+    if (*next->group_key_file) {
+        keys = calloc(1, sizeof(*keys));
+        if (keys && record_keys_load(next->group_key_file, keys, why, sizeof(why)) != 0) {
+            log_event(LOG_ERROR, "reload_failed", "detail=\"%s\" action=kept_old_cloud_config",
+                      why);
+            free(keys);
+            return;
+        }
+    }
     broker_lock(gw);
+    struct record_keys *old_keys = gw->record_keys;
+    gw->record_keys = keys;
     gw->cfg.cloud = *next;
     snprintf(gw->cfg.cloud.spool, sizeof(gw->cfg.cloud.spool), "%s", keep);
     gw->cloud_topics_ok = ok;
     broker_unlock(gw);
+    if (old_keys) {
+        record_keys_wipe(old_keys);
+        free(old_keys);
+    }
     if (!ok)
         log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling", why);
     spool_set_limits(gw->spool, next->spool_max_bytes, next->spool_when_full);
@@ -170,11 +198,30 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p, bool ack_on
                 return refuse(c, p, MQTT_RC_TOPIC_NAME_INVALID, why);
         }
     }
+    const uint8_t *payload = p->payload.data;
+    size_t payload_len = p->payload.len;
+    char json[512];
+    if (!ack_only) {
+        const struct cloud_route *rt = uplink_route_for(&gw->cfg.cloud,
+                                                        (const char *)p->topic.data, p->topic.len);
+        if (rt && rt->payload == CLOUD_PAYLOAD_JSON) {
+            const char *why = "no group key";
+            int n = gw->record_keys
+                        ? record_to_json(gw->record_keys, s->id, (const char *)p->topic.data,
+                                         p->topic.len, p->payload.data, p->payload.len, json,
+                                         sizeof(json), &why)
+                        : -1;
+            if (n < 0)
+                return refuse(c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID, why);
+            payload = (const uint8_t *)json;
+            payload_len = (size_t)n;
+        }
+    }
     struct spool_item *it = spool_item_new(ack_only ? NULL : s->id,
                                            ack_only ? NULL : (const char *)p->topic.data,
                                            ack_only ? 0 : p->topic.len,
-                                           ack_only ? NULL : p->payload.data,
-                                           ack_only ? 0 : p->payload.len, s->id);
+                                           ack_only ? NULL : payload,
+                                           ack_only ? 0 : payload_len, s->id);
     if (!it) {
         conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
         return -1;

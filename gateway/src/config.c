@@ -364,11 +364,10 @@ static int read_route(struct reader *r, struct cloud_config *k, const config_set
     if (strcmp(payload, "record") == 0)
         rt->payload = CLOUD_PAYLOAD_RECORD;
     else if (strcmp(payload, "json") == 0)
-        return fail(r, config_setting_get_member(s, "payload"),
-                    "\"json\" (records decoded with the group key) is not available yet; use "
-                    "\"record\" (docs/cloud.md)");
+        rt->payload = CLOUD_PAYLOAD_JSON;
     else
-        return fail(r, config_setting_get_member(s, "payload"), "must be \"record\"");
+        return fail(r, config_setting_get_member(s, "payload"),
+                    "must be \"record\" (as received) or \"json\" (decoded with the group key)");
     k->n_routes++;
     return 0;
 }

@@ -110,14 +110,22 @@ static const char *gateway_name(const struct cloud_config *cfg)
     return *cfg->gateway ? cfg->gateway : cfg->client_id;
 }
 
-bool uplink_routes(const struct cloud_config *cfg, const char *topic, size_t len)
+const struct cloud_route *uplink_route_for(const struct cloud_config *cfg, const char *topic,
+                                           size_t len)
 {
     const char *rest;
     size_t rest_len;
+    if (len > 0 && topic[0] == '$')
+        return NULL;
     for (size_t i = 0; i < cfg->n_routes; i++)
         if (cloud_route_match(cfg->routes[i].match, topic, len, &rest, &rest_len))
-            return true;
-    return false;
+            return &cfg->routes[i];
+    return NULL;
+}
+
+bool uplink_routes(const struct cloud_config *cfg, const char *topic, size_t len)
+{
+    return uplink_route_for(cfg, topic, len) != NULL;
 }
 
 int uplink_map_topic(const struct cloud_config *cfg, const char *device, const char *topic,

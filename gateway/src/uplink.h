@@ -53,5 +53,8 @@ int uplink_map_topic(const struct cloud_config *cfg, const char *device, const c
                      size_t topic_len, char *out, size_t cap, const char **why);
 /* Does any route take this device topic? */
 bool uplink_routes(const struct cloud_config *cfg, const char *topic, size_t len);
+/* The first route that takes this device topic, or NULL. */
+const struct cloud_route *uplink_route_for(const struct cloud_config *cfg, const char *topic,
+                                           size_t len);
 
 #endif

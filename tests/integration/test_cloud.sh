@@ -117,6 +117,50 @@ check_acked_arrived "$WORK/s2.acks" s2
 ok "limit 20/s: at most $max publishes in any second at the cloud, 100 drained in ${span}s"
 stop_gateway || fail "gateway exit"
 
+# ---- payload = "json": the gateway opens records with the group key
+PSADEV=${PSADEV:?PSADEV must point at the psadev binary}
+openssl rand -hex 32 >"$WORK/group.key"
+"$PSADEV" provision --id sj --role sensor --state "$WORK/dev-sj" --group-key-file "$WORK/group.key" \
+  --manifest "$WORK/sj.json" >/dev/null
+"$PSAGW" device import "$WORK/sj.json" --registry "$REG" >/dev/null
+: >"$GW_LOG"
+write_config 'max_publish_rate = 0;' "group_key_file = \"$WORK/group.key\";" \
+  'routes = ( { match = "sensors/+/#"; topic = "psagw/{gateway}/json/{id}/{rest}"; payload = "json"; } );'
+start_gateway_conf
+expect_log "event=cloud_connected" 10
+printf '# temperature_c humidity_pct\n21.50 40.25\n-3.75 80.50\n' >"$WORK/readings.txt"
+"$PSADEV" sensor --state "$WORK/dev-sj" --gateway 127.0.0.1:$PSK_PORT --interval 100 --count 2 \
+  --readings "$WORK/readings.txt" >"$WORK/sj.out" 2>&1 || fail "sensor sj: $(cat "$WORK/sj.out")"
+"$PSADEV" sensor --state "$WORK/dev-sj" --gateway 127.0.0.1:$PSK_PORT --interval 100 --count 1 \
+  --integrity-only --readings "$WORK/readings.txt" >>"$WORK/sj.out" 2>&1 || fail "sensor sj (mac)"
+wait_observed " psagw/gw1/json/sj/env " 3 || fail "no JSON readings at the cloud: $(grep -a json "$OBS_OUT")"
+grep -a " psagw/gw1/json/sj/env " "$OBS_OUT" | cut -d' ' -f3- >"$WORK/sj.json.out"
+/usr/bin/python3 - "$WORK/sj.json.out" <<'PY' || fail "JSON readings: $(cat "$WORK/sj.json.out")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["temperature_c"] for r in rows] == [21.5, -3.75, 21.5], rows
+assert [r["humidity_pct"] for r in rows] == [40.25, 80.5, 40.25], rows
+assert all(r["device"] == "sj" for r in rows) and rows[0]["seq"] < rows[1]["seq"] < rows[2]["seq"], rows
+assert [r["protection"] for r in rows] == ["cose_encrypt0", "cose_encrypt0", "cose_mac0"], rows
+PY
+# a record that does not open is refused at the PUBLISH, never acknowledged
+out=$(pub s1 $PSK_A -V 5 -q 1 -t sensors/s1/env -m 'not a record' 2>&1) || true
+expect_log 'event=cloud_refused_publish id=s1 topic=sensors/s1/env bytes=12 reason="not a well-formed record'
+grep -a -q " psagw/gw1/json/s1/" "$OBS_OUT" && fail "a forged record went up"
+# a device sealing with another group key: its records do not verify
+openssl rand -hex 32 >"$WORK/other-group.key"
+"$PSADEV" provision --id sk --role sensor --state "$WORK/dev-sk" --group-key-file "$WORK/other-group.key" \
+  --manifest "$WORK/sk.json" >/dev/null
+"$PSAGW" device import "$WORK/sk.json" --registry "$REG" >/dev/null
+"$PSADEV" sensor --state "$WORK/dev-sk" --gateway 127.0.0.1:$PSK_PORT --interval 100 --count 1 >"$WORK/sk.out" 2>&1 &
+sk_pid=$!
+expect_log 'event=cloud_refused_publish id=sk topic=sensors/sk/env bytes=[0-9]* reason="record does not verify with the group key'
+wait_for "$WORK/sk.out" "publish failed: record does not verify with the group key" 5 || fail "the device was not told: $(cat "$WORK/sk.out")"
+kill $sk_pid 2>/dev/null || true
+grep -a -q " psagw/gw1/json/sk/" "$OBS_OUT" && fail "a record under another group key went up"
+ok "payload = \"json\": records (encrypted and MAC-only) go up decoded; one that does not open is refused (0x99)"
+stop_gateway || fail "gateway exit"
+
 # ---- bad configs: clear message, devices still served, spooled until the cloud is back
 bad_config() { # description expected-log-pattern config-lines...
   local what=$1 pat=$2; shift 2
