@@ -20,6 +20,7 @@
  *       one at a time, INTERVAL_MS apart; prints "acked SEQ" when the PUBACK arrives. A lost
  *       connection is retried (for up to 60 s) and the unacknowledged message sent again with
  *       DUP, as a device does. For the durability tests: every acked SEQ must reach the cloud.
+ *       LOADGEN_PAD=N pads each payload to N bytes ("ID:SEQ:ppp...").
  *   loadgen ackbench HOST PORT PSKHEX PREFIX PUBLISHERS MESSAGES WINDOW
  *       PUBLISHERS devices each send MESSAGES 64-byte QoS 1 messages to sensors/<id>/bench with
  *       up to WINDOW unacknowledged; prints messages/s and PUBACK latency p50/p99/max.
@@ -488,11 +489,13 @@ static int try_send(struct client *c, const uint8_t *b, size_t n)
 
 static int run_seqpub(const char *id, long count, long interval_ms)
 {
+    size_t pad = getenv("LOADGEN_PAD") ? (size_t)atol(getenv("LOADGEN_PAD")) : 0;
     struct client c = {.fd = -1};
     bool connected = false;
     char topic[128];
     snprintf(topic, sizeof(topic), "sensors/%s/seq", id);
     uint16_t pid = 0;
+    bool resend = false;
     double give_up = 0;
     for (long seq = 1; seq <= count;) {
         if (!connected) {
@@ -513,14 +516,20 @@ static int run_seqpub(const char *id, long count, long interval_ms)
                 continue;
             }
         }
-        char payload[160];
-        int plen = snprintf(payload, sizeof(payload), "%s:%ld", id, seq);
+        static char payload[200000];
+        int plen = snprintf(payload, 160, "%s:%ld", id, seq);
+        if (pad > (size_t)plen + 1 && pad < sizeof(payload)) {
+            /* LOADGEN_PAD=N: "ID:SEQ:" and filler up to N bytes */
+            payload[plen] = ':';
+            memset(payload + plen + 1, 'p', pad - (size_t)plen - 1);
+            plen = (int)pad;
+        }
         if (++pid == 0)
             pid = 1;
-        struct mqtt_publish p = {.qos = 1, .packet_id = pid,
+        struct mqtt_publish p = {.qos = 1, .packet_id = pid, .dup = resend,
                                  .topic = {(const uint8_t *)topic, strlen(topic)},
                                  .payload = {(const uint8_t *)payload, (size_t)plen}};
-        uint8_t buf[512];
+        static uint8_t buf[200512];
         size_t n;
         mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
         const uint8_t *pk;
@@ -535,6 +544,7 @@ static int run_seqpub(const char *id, long count, long interval_ms)
             fflush(stdout);
             client_close(&c);
             connected = false;
+            resend = true;
             continue; /* the same seq again, on a new connection */
         }
         uint16_t got = (uint16_t)(pk[2] << 8 | pk[3]);
@@ -545,6 +555,7 @@ static int run_seqpub(const char *id, long count, long interval_ms)
         }
         printf("acked %ld\n", seq);
         fflush(stdout);
+        resend = false;
         seq++;
         if (interval_ms > 0)
             usleep((useconds_t)interval_ms * 1000);
