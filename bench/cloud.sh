@@ -96,7 +96,7 @@ run_one() { # name pid port
 GW_PORT=$(free_port)
 cat >"$DIR/psagw.conf" <<EOF
 registry = "$DIR/registry.db";
-log_level = "warn";
+log_level = "info";
 stats_interval = 0;
 listeners = ( { address = "127.0.0.1:$GW_PORT"; } );
 cloud = {
@@ -111,6 +111,9 @@ GW=$!; PIDS+=($GW); wait_port $GW_PORT
 sleep 1
 run_one psagw $GW $GW_PORT
 kill $GW; wait $GW 2>/dev/null || true
+cs=$(grep 'event=cloud_stats' "$DIR/psagw.log" | tail -1)
+field() { echo "$cs" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+SPOOL_LINE="psagw spool: $(field spool_commits) commits, $(awk -v w="$(field spool_written)" -v c="$(field spool_commits)" 'BEGIN{ if (c > 0) printf "%.1f", w / c; else print 0}') messages per commit, COMMIT (sync) $(field spool_commit_avg_us) us on average, $(field spool_commit_max_us) us at most"
 
 # mosquitto with a bridge to the same cloud (what a mosquitto user would deploy)
 MQ_PORT=$(free_port)
@@ -154,3 +157,5 @@ row "PUBACK latency p99 (ms)" p99 "<= 5"
 row "server CPU per message (us)" cpu_us ""
 row "arrived at the cloud" cloud "all"
 row "seconds until the cloud had all" cloud_s ""
+echo
+echo "$SPOOL_LINE"

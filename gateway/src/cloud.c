@@ -267,12 +267,15 @@ void cloud_log_stats(struct gateway *gw)
     uplink_get_stats(gw->uplink, &us);
     log_event(LOG_INFO, "cloud_stats",
               "connected=%d spool_records=%llu spool_bytes=%llu spool_drops=%llu spool_blocked=%d "
-              "spool_written=%llu spool_commits=%llu published=%llu acked=%llu rejected=%llu "
+              "spool_written=%llu spool_commits=%llu spool_commit_avg_us=%llu spool_commit_max_us=%llu "
+              "published=%llu acked=%llu rejected=%llu "
               "unroutable=%llu inflight=%llu connects=%llu failures=%llu commands_in=%llu "
               "commands_delivered=%llu commands_dropped=%llu",
               us.connected, (unsigned long long)st.records, (unsigned long long)st.bytes,
               (unsigned long long)st.drops, st.blocked, (unsigned long long)st.written,
-              (unsigned long long)st.commits, (unsigned long long)us.published,
+              (unsigned long long)st.commits,
+              (unsigned long long)(st.commits ? st.commit_us / st.commits : 0),
+              (unsigned long long)st.commit_max_us, (unsigned long long)us.published,
               (unsigned long long)us.acked, (unsigned long long)us.rejected,
               (unsigned long long)us.unroutable, (unsigned long long)us.inflight,
               (unsigned long long)us.connects, (unsigned long long)us.failures,

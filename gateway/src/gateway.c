@@ -640,6 +640,9 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     current_worker = w;
+    char name[16];
+    snprintf(name, sizeof(name), "psagw-w%u", w->index);
+    pthread_setname_np(pthread_self(), name);
     if (loop_run(w->loop) != 0)
         log_event(LOG_ERROR, "worker_failed", "worker=%u detail=\"epoll failed\"", w->index);
     return NULL;

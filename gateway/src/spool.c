@@ -56,7 +56,7 @@ struct spool {
     bool disk_only;       /* records after last_handed are only on disk */
     uint64_t last_handed; /* highest seq put in the handoff */
     uint64_t next_seq;
-    uint64_t records, bytes, drops_saved, written, deleted, commits;
+    uint64_t records, bytes, drops_saved, written, deleted, commits, commit_us, commit_max_us;
     _Atomic uint64_t drops; /* spool_submit counts as well */
     struct spool_stats pub; /* mu: the thread's figures as of its last round */
 };
@@ -405,6 +405,7 @@ static void hand_append(struct spool *sp, struct spool_item *it)
 static void *spool_thread(void *arg)
 {
     struct spool *sp = arg;
+    pthread_setname_np(pthread_self(), "psagw-spool");
     pthread_mutex_lock(&sp->mu);
     for (;;) {
         while (!sp->stop && sp->n_dels == 0 && !(sp->pend_head && !sp->blocked) &&
@@ -484,8 +485,17 @@ static void *spool_thread(void *arg)
             if (ok)
                 sp->drops_saved = sp->drops;
         }
-        if (ok)
+        if (ok) {
+            struct timespec c0, c1;
+            clock_gettime(CLOCK_MONOTONIC, &c0);
             ok = db_ok(sp, sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL), "commit");
+            clock_gettime(CLOCK_MONOTONIC, &c1);
+            uint64_t us = (uint64_t)(((int64_t)c1.tv_sec - c0.tv_sec) * 1000000 +
+                                     ((int64_t)c1.tv_nsec - c0.tv_nsec) / 1000);
+            sp->commit_us += us;
+            if (us > sp->commit_max_us)
+                sp->commit_max_us = us;
+        }
         if (!ok) {
             /* nothing of this batch is durable: no acks; the items go back to the queue and
              * the next round tries again (a full disk shows as back-pressure, not loss) */
@@ -571,6 +581,10 @@ static void *spool_thread(void *arg)
         sp->pub.written = sp->written;
         sp->pub.deleted = sp->deleted;
         sp->pub.commits = sp->commits;
+        sp->pub.commit_us = sp->commit_us;
+        if (sp->commit_max_us > sp->pub.commit_max_us)
+            sp->pub.commit_max_us = sp->commit_max_us;
+        sp->commit_max_us = 0;
     }
     pthread_mutex_unlock(&sp->mu);
     return NULL;
@@ -629,6 +643,7 @@ void spool_get_stats(struct spool *sp, struct spool_stats *st)
 {
     pthread_mutex_lock(&sp->mu);
     *st = sp->pub;
+    sp->pub.commit_max_us = 0;
     st->drops = sp->drops;
     st->pending = sp->n_pending;
     st->blocked = sp->blocked;

@@ -59,6 +59,8 @@ struct spool_stats {
     uint64_t written;    /* since start */
     uint64_t deleted;    /* since start: acknowledged by the cloud */
     uint64_t commits;    /* since start */
+    uint64_t commit_us;  /* since start: time spent in COMMIT (the sync), summed */
+    uint64_t commit_max_us; /* the longest COMMIT since the last look (spool_get_stats resets) */
     uint64_t pending;    /* items waiting for the next commit */
     bool blocked;        /* full, refusing records (SPOOL_FULL_BLOCK) */
 };

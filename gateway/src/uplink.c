@@ -1,14 +1,14 @@
 /*
  * uplink.c: the cloud connection (see uplink.h).
  *
- * One thread owns a libmosquitto client. Each connection attempt builds a fresh client with a
- * clean session and our own SSL_CTX (CA, client certificate and key checked with OpenSSL
- * first, so a bad file gets a clear message; TLS 1.2+, the server name checked against `sni`,
- * which is also sent as SNI; ALPN `x-amzn-mqtt-ca` on port 443 for AWS IoT). After CONNACK it
- * subscribes to the command filter again, then sends spooled records in spool order:
+ * One thread owns the connection (cloud_client.c, an MQTT client on the shared codec). Each
+ * attempt builds a fresh SSL_CTX (CA, client certificate and key checked with OpenSSL first, so
+ * a bad file gets a clear message; TLS 1.2+, the server name checked against `sni`, which is
+ * also sent as SNI; ALPN `x-amzn-mqtt-ca` on port 443 for AWS IoT) and a clean session; after
+ * CONNACK the command filter is subscribed again, then spooled records go in spool order:
  *
- *   - a window of records taken from the spool, each unsent, in flight (a libmosquitto
- *     message id) or acknowledged; the window's head leaves (and is deleted from the spool)
+ *   - a window of records taken from the spool, each unsent, in flight (a packet id) or
+ *     acknowledged; the window's head leaves (and is deleted from the spool)
  *     only once acknowledged, so a lost connection resends from the oldest unacknowledged one
  *     and per-device order holds (duplicates possible, loss not);
  *   - at most max_inflight unacknowledged, and the cloud's limits kept as sliding one-second
@@ -20,8 +20,6 @@
 #include "uplink.h"
 
 #include <errno.h>
-#include <mosquitto.h>
-#include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -37,6 +35,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "cloud_client.h"
 #include "cloud_topic.h"
 #include "log.h"
 
@@ -49,7 +48,7 @@ enum slot_state { SLOT_UNSENT, SLOT_INFLIGHT, SLOT_ACKED };
 struct slot {
     struct spool_item *it;
     enum slot_state state;
-    int mid;
+    uint16_t pid;
 };
 
 struct rate_event {
@@ -64,7 +63,8 @@ struct uplink {
     struct spool *sp;
     pthread_t thread;
     bool running;
-    int evfd;
+    int evfd;   /* wakes the thread: records ready, new config */
+    int stopfd; /* ends the thread, also in the middle of a connection attempt */
 
     pthread_mutex_t mu; /* next_cfg, stats */
     struct cloud_config *next_cfg;
@@ -73,10 +73,10 @@ struct uplink {
 
     /* the thread's own */
     struct cloud_config cfg;
-    struct mosquitto *mosq;
+    struct cloud_client *cc;
     SSL_CTX *ctx;
     enum up_state state;
-    uint64_t attempt_at_ms, connect_deadline_ms;
+    uint64_t attempt_at_ms;
     uint32_t backoff_s;
     char last_error[512];
     char cmd_filter[AWS_TOPIC_MAX_BYTES * 2];
@@ -84,7 +84,9 @@ struct uplink {
     size_t win_cap, win_head, win_n;
     size_t n_inflight;
     uint32_t inflight_limit; /* max_inflight, or less if the cloud's Receive Maximum is less */
-    uint32_t *slot_of_mid; /* libmosquitto message id -> ring index + 1 */
+    uint32_t *slot_of_pid; /* packet id -> ring index + 1 */
+    uint16_t next_pid;
+    uint64_t pause_until_us; /* the cloud said quota exceeded or busy */
     struct rate_event *rate; /* ring of recent publishes */
     size_t rate_cap, rate_head, rate_n;
     uint64_t rate_bytes;
@@ -163,25 +165,9 @@ static int ssl_error_text(char *buf, size_t cap)
     return snprintf(buf, cap, "%s", *tmp ? tmp : "unknown error");
 }
 
-static int sni_index = -1;
-
-/* Sends `sni` as the server name (libmosquitto sends the host it connects to). */
-static void info_cb(const SSL *ssl, int where, int ret)
-{
-    (void)ret;
-    if (!(where & SSL_CB_HANDSHAKE_START))
-        return;
-    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
-    const char *sni = SSL_CTX_get_ex_data(ctx, sni_index);
-    if (sni && *sni)
-        SSL_set_tlsext_host_name((SSL *)ssl, sni);
-}
-
 static SSL_CTX *make_ctx(const struct cloud_config *cfg, char *err, size_t errlen)
 {
     char why[256];
-    if (sni_index < 0)
-        sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         snprintf(err, errlen, "TLS context: out of memory");
@@ -195,9 +181,8 @@ static SSL_CTX *make_ctx(const struct cloud_config *cfg, char *err, size_t errle
     }
     if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
         ssl_error_text(why, sizeof(why));
-        snprintf(err, errlen, "cloud.ca_file %s: cannot load: %s%s", cfg->ca_file,
-                 access(cfg->ca_file, R_OK) != 0 ? strerror(errno) : "", 
-                 access(cfg->ca_file, R_OK) != 0 ? "" : why);
+        snprintf(err, errlen, "cloud.ca_file %s: cannot load: %s", cfg->ca_file,
+                 access(cfg->ca_file, R_OK) != 0 ? strerror(errno) : why);
         goto fail;
     }
     if (!*cfg->cert_file || !*cfg->key_file) {
@@ -245,10 +230,6 @@ static SSL_CTX *make_ctx(const struct cloud_config *cfg, char *err, size_t errle
         memcpy(wire + 1, alpn, l);
         SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)l + 1);
     }
-    if (*cfg->sni && strcmp(cfg->sni, cfg->host) != 0) {
-        SSL_CTX_set_ex_data(ctx, sni_index, (void *)cfg->sni);
-        SSL_CTX_set_info_callback(ctx, info_cb);
-    }
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -286,8 +267,6 @@ int uplink_check_config(const struct cloud_config *cfg, char *err, size_t errlen
     return 0;
 }
 
-/* ---- the window of records ---- */
-
 static struct slot *slot_at(struct uplink *u, size_t i)
 {
     return &u->win[(u->win_head + i) % u->win_cap];
@@ -306,7 +285,7 @@ static void window_fill(struct uplink *u)
         struct slot *s = slot_at(u, u->win_n++);
         s->it = it;
         s->state = SLOT_UNSENT;
-        s->mid = 0;
+        s->pid = 0;
     }
 }
 
@@ -403,74 +382,29 @@ static int rate_record(struct uplink *u, size_t bytes, uint64_t t)
     return 0;
 }
 
-/* ---- libmosquitto callbacks (on the uplink thread, inside mosquitto_loop) ---- */
 
-static void on_connect(struct mosquitto *m, void *arg, int rc, int flags,
-                       const mosquitto_property *props)
-{
-    (void)flags;
-    (void)props;
-    struct uplink *u = arg;
-    if (rc != 0) {
-        snprintf(u->last_error, sizeof(u->last_error), "CONNACK refused: %s (0x%02x)",
-                 u->cfg.mqtt_version == 5 ? mosquitto_reason_string(rc)
-                                          : mosquitto_connack_string(rc),
-                 (unsigned)rc);
-        log_event(LOG_ERROR, "cloud_refused", "host=%s port=%u client_id=%s reason=\"%s\"",
-                  u->cfg.host, u->cfg.port, u->cfg.client_id, u->last_error);
-        return; /* the broker closes; the loop sees it */
-    }
-    /* never more in flight than the cloud's Receive Maximum: libmosquitto would hold the rest
-     * and release them in a burst, breaking the rate limit at the cloud */
-    uint16_t recv_max = 0;
-    u->inflight_limit = u->cfg.max_inflight;
-    if (mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAX, &recv_max, false) &&
-        recv_max > 0 && recv_max < u->inflight_limit)
-        u->inflight_limit = recv_max;
-    u->state = UP_CONNECTED;
-    u->backoff_s = 0;
-    u->last_error[0] = '\0';
-    pthread_mutex_lock(&u->mu);
-    u->stats.connected = true;
-    u->stats.connects++;
-    pthread_mutex_unlock(&u->mu);
-    if (*u->cfg.command_topic) {
-        int src = mosquitto_subscribe_v5(m, NULL, u->cmd_filter, 1, 0, NULL);
-        if (src != MOSQ_ERR_SUCCESS)
-            log_event(LOG_ERROR, "cloud_subscribe_failed", "filter=%s detail=\"%s\"",
-                      u->cmd_filter, mosquitto_strerror(src));
-    }
-    log_event(LOG_INFO, "cloud_connected", "host=%s port=%u client_id=%s commands=%s "
-              "inflight_limit=%u backlog=%zu", u->cfg.host, u->cfg.port, u->cfg.client_id,
-              *u->cfg.command_topic ? u->cmd_filter : "-", u->inflight_limit, u->win_n);
-}
 
-static void on_subscribe(struct mosquitto *m, void *arg, int mid, int n, const int *granted,
-                         const mosquitto_property *props)
+/* ---- what the cloud sends (cloud_client callbacks, on the uplink thread) ---- */
+
+static void on_suback(void *arg, uint8_t reason)
 {
-    (void)m;
-    (void)mid;
-    (void)props;
     struct uplink *u = arg;
-    if (n >= 1 && granted[0] >= 0x80)
+    if (reason >= 0x80)
         log_event(LOG_ERROR, "cloud_subscribe_refused", "filter=%s reason_code=0x%02x",
-                  u->cmd_filter, (unsigned)granted[0]);
+                  u->cmd_filter, (unsigned)reason);
     else
         log_event(LOG_DEBUG, "cloud_subscribed", "filter=%s", u->cmd_filter);
 }
 
-static void on_publish(struct mosquitto *m, void *arg, int mid, int reason,
-                       const mosquitto_property *props)
+static void on_puback(void *arg, uint16_t pid, uint8_t reason)
 {
-    (void)m;
-    (void)props;
     struct uplink *u = arg;
-    if (mid < 0 || mid > 65535 || !u->slot_of_mid[mid])
+    if (!u->slot_of_pid[pid])
         return;
-    size_t ring = u->slot_of_mid[mid] - 1;
-    u->slot_of_mid[mid] = 0;
+    size_t ring = u->slot_of_pid[pid] - 1;
+    u->slot_of_pid[pid] = 0;
     struct slot *s = &u->win[ring];
-    if (s->state != SLOT_INFLIGHT || s->mid != mid)
+    if (s->state != SLOT_INFLIGHT || s->pid != pid)
         return;
     u->n_inflight--;
     if (reason == MQTT_RC_QUOTA_EXCEEDED || reason == MQTT_RC_SERVER_BUSY) {
@@ -478,7 +412,7 @@ static void on_publish(struct mosquitto *m, void *arg, int mid, int reason,
         s->state = SLOT_UNSENT;
         log_event(LOG_WARN, "cloud_throttled", "seq=%llu reason_code=0x%02x",
                   (unsigned long long)s->it->seq, (unsigned)reason);
-        u->attempt_at_ms = now_ms() + 1000;
+        u->pause_until_us = now_us() + 1000000u;
         return;
     }
     s->state = SLOT_ACKED;
@@ -487,74 +421,36 @@ static void on_publish(struct mosquitto *m, void *arg, int mid, int reason,
         log_event(LOG_ERROR, "cloud_rejected", "seq=%llu device=%s reason=%s reason_code=0x%02x "
                   "action=dropped", (unsigned long long)s->it->seq,
                   log_safe(s->it->device, strlen(s->it->device), dev, sizeof(dev)),
-                  mosquitto_reason_string(reason), (unsigned)reason);
+                  mqtt_reason_name(reason), (unsigned)reason);
         stat_add(u, &u->stats.rejected, 1);
     } else {
         stat_add(u, &u->stats.acked, 1);
     }
-    window_release(u);
 }
 
-static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg,
-                       const mosquitto_property *props)
+static void on_message(void *arg, const char *topic, size_t tlen, const uint8_t *payload,
+                       size_t len, uint8_t qos)
 {
-    (void)m;
-    (void)props;
     struct uplink *u = arg;
     stat_add(u, &u->stats.commands_in, 1);
     char id[DEVICE_ID_MAX + 1];
     const char *rest;
     size_t rest_len;
-    size_t tlen = strlen(msg->topic);
-    if (!cloud_command_parse(u->cmd_filter, msg->topic, tlen, id, sizeof(id), &rest,
-                             &rest_len)) {
+    if (!cloud_command_parse(u->cmd_filter, topic, tlen, id, sizeof(id), &rest, &rest_len)) {
         char t[LOG_SAFE_MAX];
         log_event(LOG_WARN, "command_dropped", "topic=%s reason=not_a_device_topic",
-                  log_safe(msg->topic, tlen, t, sizeof(t)));
+                  log_safe(topic, tlen, t, sizeof(t)));
         stat_add(u, &u->stats.commands_dropped, 1);
         return;
     }
-    int rc = broker_deliver_command(u->gw, id, rest, rest_len, msg->payload,
-                                    (size_t)msg->payloadlen, (uint8_t)(msg->qos > 1 ? 1 : msg->qos));
+    int rc = broker_deliver_command(u->gw, id, rest, rest_len, payload, len, qos);
     stat_add(u, rc == 0 ? &u->stats.commands_delivered : &u->stats.commands_dropped, 1);
-}
-
-static void on_log(struct mosquitto *m, void *arg, int level, const char *str)
-{
-    (void)m;
-    struct uplink *u = arg;
-    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
-        snprintf(u->last_error, sizeof(u->last_error), "%s", str);
-        log_event(LOG_WARN, "cloud_client", "detail=\"%s\"", str);
-    }
 }
 
 /* ---- connection life ---- */
 
-static void teardown(struct uplink *u, const char *why)
+static void backoff(struct uplink *u)
 {
-    if (!u->mosq)
-        return;
-    bool was_connected = u->state == UP_CONNECTED;
-    mosquitto_destroy(u->mosq);
-    u->mosq = NULL;
-    SSL_CTX_free(u->ctx);
-    u->ctx = NULL;
-    /* whatever was in flight is sent again on the next connection, oldest first */
-    for (size_t i = 0; i < u->win_n; i++) {
-        struct slot *s = slot_at(u, i);
-        if (s->state == SLOT_INFLIGHT) {
-            if (s->mid >= 0 && s->mid <= 65535)
-                u->slot_of_mid[s->mid] = 0;
-            s->state = SLOT_UNSENT;
-        }
-    }
-    u->n_inflight = 0;
-    u->state = UP_IDLE;
-    pthread_mutex_lock(&u->mu);
-    u->stats.connected = false;
-    u->stats.failures++;
-    pthread_mutex_unlock(&u->mu);
     /* jittered exponential backoff: min, 2min, 4min ... max, each drawn from [d/2, d] */
     uint32_t d = u->backoff_s ? u->backoff_s * 2 : u->cfg.reconnect_min;
     if (d > u->cfg.reconnect_max)
@@ -562,57 +458,37 @@ static void teardown(struct uplink *u, const char *why)
     u->backoff_s = d;
     uint64_t ms = (uint64_t)d * 500u + (uint64_t)(rand_r(&u->rng) % (d * 500u + 1));
     u->attempt_at_ms = now_ms() + ms;
-    log_event(was_connected ? LOG_WARN : LOG_ERROR, "cloud_disconnected",
-              "host=%s port=%u reason=\"%s%s%s\" retry_in_ms=%llu backlog=%zu", u->cfg.host,
-              u->cfg.port, why, *u->last_error ? ": " : "", u->last_error,
-              (unsigned long long)ms, u->win_n);
-    u->last_error[0] = '\0';
+    pthread_mutex_lock(&u->mu);
+    u->stats.failures++;
+    pthread_mutex_unlock(&u->mu);
 }
 
-/*
- * libmosquitto 2.0's asynchronous TLS connect does not notice a refused or failed TCP connect
- * (mosquitto_loop then reports success on a dead socket until the keep-alive), so each
- * attempt first checks that the endpoint accepts TCP at all, with its own timeout. Returns 0,
- * or -1 with the reason in err.
- */
-static int tcp_probe(const char *host, uint16_t port, int timeout_ms, char *err, size_t errlen)
+static void teardown(struct uplink *u, const char *why)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV}, *ai = NULL;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%u", port);
-    int rc = getaddrinfo(host, ps, &hints, &ai);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return -1;
+    bool was_connected = u->state == UP_CONNECTED;
+    if (u->cc) {
+        cloud_client_close(u->cc, false);
+        u->cc = NULL;
     }
-    int result = -1;
-    snprintf(err, errlen, "no address for %s", host);
-    for (struct addrinfo *a = ai; a && result != 0; a = a->ai_next) {
-        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        int e = 0;
-        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-            e = errno;
-            if (e == EINPROGRESS) {
-                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-                int n = poll(&pfd, 1, timeout_ms);
-                socklen_t l = sizeof(e);
-                if (n == 0)
-                    e = ETIMEDOUT;
-                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0)
-                    e = errno;
-            }
+    SSL_CTX_free(u->ctx);
+    u->ctx = NULL;
+    /* whatever was in flight is sent again on the next connection, oldest first */
+    for (size_t i = 0; i < u->win_n; i++) {
+        struct slot *s = slot_at(u, i);
+        if (s->state == SLOT_INFLIGHT) {
+            u->slot_of_pid[s->pid] = 0;
+            s->state = SLOT_UNSENT;
         }
-        close(fd);
-        if (e == 0)
-            result = 0;
-        else
-            snprintf(err, errlen, "TCP connect to %s:%u: %s", host, port, strerror(e));
     }
-    freeaddrinfo(ai);
-    return result;
+    u->n_inflight = 0;
+    u->state = UP_IDLE;
+    pthread_mutex_lock(&u->mu);
+    u->stats.connected = false;
+    pthread_mutex_unlock(&u->mu);
+    backoff(u);
+    log_event(was_connected ? LOG_WARN : LOG_ERROR, "cloud_disconnected",
+              "host=%s port=%u reason=\"%s\" retry_in_ms=%llu backlog=%zu", u->cfg.host,
+              u->cfg.port, why, (unsigned long long)(u->attempt_at_ms - now_ms()), u->win_n);
 }
 
 static void attempt(struct uplink *u)
@@ -620,77 +496,67 @@ static void attempt(struct uplink *u)
     char err[768];
     if (uplink_check_config(&u->cfg, err, sizeof(err)) != 0) {
         /* the devices go on being served and spooled; the next attempt re-reads the files */
-        log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling", err);
-        pthread_mutex_lock(&u->mu);
-        u->stats.failures++;
-        pthread_mutex_unlock(&u->mu);
-        uint32_t d = u->backoff_s ? u->backoff_s * 2 : u->cfg.reconnect_min;
-        u->backoff_s = d > u->cfg.reconnect_max ? u->cfg.reconnect_max : d;
-        u->attempt_at_ms = now_ms() + (uint64_t)u->backoff_s * 1000u;
-        return;
-    }
-    if (tcp_probe(u->cfg.host, u->cfg.port, 5000, err, sizeof(err)) != 0) {
-        u->mosq = NULL;
-        u->state = UP_IDLE;
-        pthread_mutex_lock(&u->mu);
-        u->stats.failures++;
-        pthread_mutex_unlock(&u->mu);
-        uint32_t d = u->backoff_s ? u->backoff_s * 2 : u->cfg.reconnect_min;
-        u->backoff_s = d > u->cfg.reconnect_max ? u->cfg.reconnect_max : d;
-        uint64_t ms = (uint64_t)u->backoff_s * 500u +
-                      (uint64_t)(rand_r(&u->rng) % (u->backoff_s * 500u + 1));
-        u->attempt_at_ms = now_ms() + ms;
-        log_event(LOG_ERROR, "cloud_disconnected", "host=%s port=%u reason=\"%s\" "
-                  "retry_in_ms=%llu backlog=%zu", u->cfg.host, u->cfg.port, err,
-                  (unsigned long long)ms, u->win_n);
+        backoff(u);
+        log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling "
+                  "retry_in_ms=%llu", err, (unsigned long long)(u->attempt_at_ms - now_ms()));
         return;
     }
     u->ctx = make_ctx(&u->cfg, err, sizeof(err));
-    u->mosq = mosquitto_new(u->cfg.client_id, true, u);
-    if (!u->ctx || !u->mosq) {
-        SSL_CTX_free(u->ctx);
-        u->ctx = NULL;
-        if (u->mosq)
-            mosquitto_destroy(u->mosq);
-        u->mosq = NULL;
-        u->attempt_at_ms = now_ms() + 1000;
+    if (!u->ctx) {
+        backoff(u);
         return;
     }
     cloud_command_filter(u->cfg.command_topic, gateway_name(&u->cfg), u->cmd_filter,
                          sizeof(u->cmd_filter));
-    mosquitto_int_option(u->mosq, MOSQ_OPT_PROTOCOL_VERSION,
-                         u->cfg.mqtt_version == 5 ? 5 : 4 /* MQTT_PROTOCOL_V5 : V311 */);
-    mosquitto_void_option(u->mosq, MOSQ_OPT_SSL_CTX, u->ctx);
-    mosquitto_int_option(u->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
-    mosquitto_int_option(u->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_int_option(u->mosq, MOSQ_OPT_SEND_MAXIMUM, 65535);
-    mosquitto_max_inflight_messages_set(u->mosq, 0);
-    mosquitto_connect_v5_callback_set(u->mosq, on_connect);
-    mosquitto_subscribe_v5_callback_set(u->mosq, on_subscribe);
-    mosquitto_publish_v5_callback_set(u->mosq, on_publish);
-    mosquitto_message_v5_callback_set(u->mosq, on_message);
-    mosquitto_log_callback_set(u->mosq, on_log);
+    if (!*u->cfg.command_topic)
+        u->cmd_filter[0] = '\0';
     u->state = UP_CONNECTING;
-    u->connect_deadline_ms = now_ms() + CONNECT_TIMEOUT_MS;
     log_event(LOG_INFO, "cloud_connecting", "host=%s port=%u sni=%s client_id=%s protocol=%s",
               u->cfg.host, u->cfg.port, *u->cfg.sni ? u->cfg.sni : u->cfg.host,
               u->cfg.client_id, u->cfg.mqtt_version == 5 ? "mqtt5" : "mqtt311");
-    int rc = mosquitto_connect_async(u->mosq, u->cfg.host, u->cfg.port, u->cfg.keepalive);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        char why[256];
-        snprintf(why, sizeof(why), "connect: %s",
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-        teardown(u, why);
+    static const struct cloud_client_cb cb_template = {on_puback, on_message, on_suback, NULL};
+    struct cloud_client_cb cb = cb_template;
+    cb.arg = u;
+    u->cc = cloud_client_connect(&u->cfg, u->ctx, u->cmd_filter, &cb, u->stopfd,
+                                 CONNECT_TIMEOUT_MS, err, sizeof(err));
+    if (!u->cc) {
+        teardown(u, err);
+        return;
+    }
+    /* never more in flight than the cloud's Receive Maximum */
+    u->inflight_limit = u->cfg.max_inflight;
+    if (cloud_client_receive_max(u->cc) < u->inflight_limit)
+        u->inflight_limit = cloud_client_receive_max(u->cc);
+    u->state = UP_CONNECTED;
+    u->backoff_s = 0;
+    pthread_mutex_lock(&u->mu);
+    u->stats.connected = true;
+    u->stats.connects++;
+    pthread_mutex_unlock(&u->mu);
+    log_event(LOG_INFO, "cloud_connected", "host=%s port=%u client_id=%s commands=%s "
+              "inflight_limit=%u backlog=%zu", u->cfg.host, u->cfg.port, u->cfg.client_id,
+              *u->cmd_filter ? u->cmd_filter : "-", u->inflight_limit, u->win_n);
+}
+
+static uint16_t take_pid(struct uplink *u)
+{
+    for (;;) {
+        if (++u->next_pid == 0)
+            u->next_pid = 1;
+        if (!u->slot_of_pid[u->next_pid])
+            return u->next_pid;
     }
 }
 
-/* Sends unsent records from the oldest, within the window and the limits. Returns the
- * microseconds until the rate limit lets the next one go (0: not limited now). */
+/* Queues unsent records from the oldest, within the window and the limits, and writes them.
+ * Returns the microseconds until the rate limit lets the next one go (0: not limited now). */
 static uint64_t pump(struct uplink *u)
 {
     if (u->state != UP_CONNECTED)
         return 0;
-    uint64_t t = now_us();
+    uint64_t t = now_us(), wait = 0;
+    if (u->pause_until_us > t)
+        return u->pause_until_us - t;
     for (size_t i = 0; i < u->win_n && u->n_inflight < u->inflight_limit; i++) {
         struct slot *s = slot_at(u, i);
         if (s->state != SLOT_UNSENT)
@@ -698,8 +564,9 @@ static uint64_t pump(struct uplink *u)
         struct spool_item *it = s->it;
         char topic[AWS_TOPIC_MAX_BYTES * 2];
         const char *why;
-        if (uplink_map_topic(&u->cfg, it->device, it->topic, it->topic_len, topic,
-                             sizeof(topic), &why) < 0) {
+        int tl = uplink_map_topic(&u->cfg, it->device, it->topic, it->topic_len, topic,
+                                  sizeof(topic), &why);
+        if (tl < 0) {
             char t1[LOG_SAFE_MAX], d1[LOG_SAFE_MAX];
             log_event(LOG_ERROR, "cloud_unroutable", "seq=%llu device=%s topic=%s reason=%s "
                       "action=dropped", (unsigned long long)it->seq,
@@ -710,40 +577,36 @@ static uint64_t pump(struct uplink *u)
             stat_add(u, &u->stats.unroutable, 1);
             continue;
         }
-        size_t bytes = strlen(topic) + it->payload_len;
-        uint64_t wait = rate_wait(u, bytes, t);
+        size_t bytes = (size_t)tl + it->payload_len;
+        wait = rate_wait(u, bytes, t);
         if (wait)
-            return wait;
-        int mid = 0;
-        int rc = mosquitto_publish_v5(u->mosq, &mid, topic, (int)it->payload_len, it->payload, 1,
-                                      false, NULL);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            if (rc == MOSQ_ERR_PAYLOAD_SIZE || rc == MOSQ_ERR_OVERSIZE_PACKET ||
-                rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_INVAL) {
-                char d1[LOG_SAFE_MAX];
-                log_event(LOG_ERROR, "cloud_unroutable", "seq=%llu device=%s reason=\"%s\" "
-                          "action=dropped", (unsigned long long)it->seq,
-                          log_safe(it->device, strlen(it->device), d1, sizeof(d1)),
-                          mosquitto_strerror(rc));
-                s->state = SLOT_ACKED;
-                stat_add(u, &u->stats.unroutable, 1);
-                continue;
-            }
-            return 0; /* the connection is going; the loop notices */
+            break;
+        uint16_t pid = take_pid(u);
+        if (cloud_client_publish(u->cc, pid, topic, (size_t)tl, it->payload, it->payload_len) !=
+            0) {
+            char d1[LOG_SAFE_MAX];
+            log_event(LOG_ERROR, "cloud_unroutable", "seq=%llu device=%s reason=\"%s\" "
+                      "action=dropped", (unsigned long long)it->seq,
+                      log_safe(it->device, strlen(it->device), d1, sizeof(d1)),
+                      cloud_client_error(u->cc));
+            s->state = SLOT_ACKED;
+            stat_add(u, &u->stats.unroutable, 1);
+            continue;
         }
         rate_record(u, bytes, t);
         s->state = SLOT_INFLIGHT;
-        s->mid = mid;
-        if (mid >= 0 && mid <= 65535)
-            u->slot_of_mid[mid] = (uint32_t)((u->win_head + i) % u->win_cap) + 1;
+        s->pid = pid;
+        u->slot_of_pid[pid] = (uint32_t)((u->win_head + i) % u->win_cap) + 1;
         u->n_inflight++;
         stat_add(u, &u->stats.published, 1);
     }
     window_release(u);
+    if (cloud_client_flush(u->cc) != 0)
+        teardown(u, cloud_client_error(u->cc));
     pthread_mutex_lock(&u->mu);
     u->stats.inflight = u->n_inflight;
     pthread_mutex_unlock(&u->mu);
-    return 0;
+    return wait;
 }
 
 static void take_new_config(struct uplink *u)
@@ -764,61 +627,73 @@ static void take_new_config(struct uplink *u)
     u->cfg = *n;
     free(n);
     if (reconnect) {
-        if (u->mosq)
+        if (u->cc)
             teardown(u, "configuration changed");
         u->backoff_s = 0;
         u->attempt_at_ms = 0; /* now */
     }
 }
 
+static bool stopping(struct uplink *u)
+{
+    pthread_mutex_lock(&u->mu);
+    bool stop = u->stop;
+    pthread_mutex_unlock(&u->mu);
+    return stop;
+}
+
 static void *uplink_thread(void *arg)
 {
     struct uplink *u = arg;
-    for (;;) {
-        pthread_mutex_lock(&u->mu);
-        bool stop = u->stop;
-        pthread_mutex_unlock(&u->mu);
-        if (stop)
-            break;
+    pthread_setname_np(pthread_self(), "psagw-uplink");
+    while (!stopping(u)) {
         take_new_config(u);
         window_fill(u);
-        uint64_t t = now_ms();
-        if (!u->mosq && t >= u->attempt_at_ms)
+        if (!u->cc && now_ms() >= u->attempt_at_ms)
             attempt(u);
-        if (u->mosq && u->state == UP_CONNECTING && t >= u->connect_deadline_ms)
-            teardown(u, "no CONNACK within 10 s (TLS or MQTT refused, or the host does not answer)");
         uint64_t wait_us = pump(u);
-        int timeout_ms = 50;
-        if (wait_us)
-            timeout_ms = (int)(wait_us / 1000u) + 1;
-        if (timeout_ms > 50)
-            timeout_ms = 50;
-        if (u->mosq) {
-            int rc = mosquitto_loop(u->mosq, u->n_inflight || wait_us ? timeout_ms : 20, 1);
-            if (rc != MOSQ_ERR_SUCCESS) {
-                char why[128];
-                snprintf(why, sizeof(why), "%s", rc == MOSQ_ERR_ERRNO ? strerror(errno)
-                                                 : mosquitto_strerror(rc));
-                teardown(u, why);
+        uint64_t timeout_ms = 1000;
+        struct pollfd p[3] = {{.fd = u->evfd, .events = POLLIN},
+                              {.fd = u->stopfd, .events = POLLIN},
+                              {.fd = -1}};
+        if (u->cc) {
+            uint64_t tick_ms;
+            if (cloud_client_tick(u->cc, now_ms(), &tick_ms) != 0) {
+                teardown(u, cloud_client_error(u->cc));
+                continue;
             }
+            timeout_ms = tick_ms;
+            p[2].fd = cloud_client_fd(u->cc);
+            p[2].events = POLLIN | (cloud_client_want_write(u->cc) ? POLLOUT : 0);
         } else {
-            uint64_t until = u->attempt_at_ms > t ? u->attempt_at_ms - t : 0;
-            struct pollfd pfd = {.fd = u->evfd, .events = POLLIN};
-            poll(&pfd, 1, until > 1000 ? 1000 : (int)until);
-            uint64_t v;
-            if (pfd.revents & POLLIN && read(u->evfd, &v, sizeof(v)) < 0)
-                (void)0;
+            uint64_t t = now_ms();
+            timeout_ms = u->attempt_at_ms > t ? u->attempt_at_ms - t : 0;
         }
+        if (wait_us && wait_us / 1000u + 1 < timeout_ms)
+            timeout_ms = wait_us / 1000u + 1;
+        if (timeout_ms > 1000)
+            timeout_ms = 1000;
+        if (poll(p, 3, (int)timeout_ms) < 0 && errno != EINTR)
+            break;
+        uint64_t v;
+        if ((p[0].revents & POLLIN) && read(u->evfd, &v, sizeof(v)) < 0)
+            (void)0;
+        if (u->cc && (p[2].revents & (POLLIN | POLLERR | POLLHUP)) &&
+            cloud_client_read(u->cc) != 0) {
+            teardown(u, cloud_client_error(u->cc));
+            continue;
+        }
+        window_release(u);
+        if (u->cc && (p[2].revents & POLLOUT) && cloud_client_flush(u->cc) != 0)
+            teardown(u, cloud_client_error(u->cc));
     }
-    if (u->mosq) {
-        if (u->state == UP_CONNECTED)
-            mosquitto_disconnect_v5(u->mosq, MQTT_RC_SUCCESS, NULL);
-        mosquitto_loop(u->mosq, 100, 1);
-        mosquitto_destroy(u->mosq);
-        u->mosq = NULL;
-        SSL_CTX_free(u->ctx);
-        u->ctx = NULL;
+    if (u->cc) {
+        cloud_client_flush(u->cc);
+        cloud_client_close(u->cc, true);
+        u->cc = NULL;
     }
+    SSL_CTX_free(u->ctx);
+    u->ctx = NULL;
     return NULL;
 }
 
@@ -832,11 +707,12 @@ struct uplink *uplink_new(struct gateway *gw, struct spool *sp, const struct clo
     u->cfg = *cfg;
     u->win_cap = cfg->max_inflight + WINDOW_SPARE;
     u->win = calloc(u->win_cap, sizeof(*u->win));
-    u->slot_of_mid = calloc(65536, sizeof(*u->slot_of_mid));
+    u->slot_of_pid = calloc(65536, sizeof(*u->slot_of_pid));
     u->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    u->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     u->rng = (unsigned)now_us();
     pthread_mutex_init(&u->mu, NULL);
-    if (!u->win || !u->slot_of_mid || u->evfd < 0) {
+    if (!u->win || !u->slot_of_pid || u->evfd < 0 || u->stopfd < 0) {
         uplink_free(u);
         return NULL;
     }
@@ -845,7 +721,6 @@ struct uplink *uplink_new(struct gateway *gw, struct spool *sp, const struct clo
 
 int uplink_start(struct uplink *u)
 {
-    mosquitto_lib_init();
     if (pthread_create(&u->thread, NULL, uplink_thread, u) != 0)
         return -1;
     u->running = true;
@@ -879,7 +754,9 @@ void uplink_stop(struct uplink *u)
     pthread_mutex_lock(&u->mu);
     u->stop = true;
     pthread_mutex_unlock(&u->mu);
-    uplink_wake(u);
+    uint64_t one = 1;
+    if (write(u->stopfd, &one, sizeof(one)) < 0)
+        (void)0;
     pthread_join(u->thread, NULL);
     u->running = false;
 }
@@ -892,11 +769,13 @@ void uplink_free(struct uplink *u)
     for (size_t i = 0; u->win && i < u->win_n; i++)
         spool_item_free(slot_at(u, i)->it);
     free(u->win);
-    free(u->slot_of_mid);
+    free(u->slot_of_pid);
     free(u->rate);
     free(u->next_cfg);
     if (u->evfd >= 0)
         close(u->evfd);
+    if (u->stopfd >= 0)
+        close(u->stopfd);
     pthread_mutex_destroy(&u->mu);
     free(u);
 }
