@@ -463,8 +463,10 @@ static void backoff(struct uplink *u)
     pthread_mutex_unlock(&u->mu);
 }
 
-static void teardown(struct uplink *u, const char *why)
+static void teardown(struct uplink *u, const char *reason)
 {
+    char why[512]; /* reason may point into the client freed below */
+    snprintf(why, sizeof(why), "%s", reason);
     bool was_connected = u->state == UP_CONNECTED;
     if (u->cc) {
         cloud_client_close(u->cc, false);
