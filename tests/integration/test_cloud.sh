@@ -117,6 +117,21 @@ check_acked_arrived "$WORK/s2.acks" s2
 ok "limit 20/s: at most $max publishes in any second at the cloud, 100 drained in ${span}s"
 stop_gateway || fail "gateway exit"
 
+# ---- bytes/s limit, and the uplink speaking MQTT 3.1.1
+: >"$GW_LOG"
+write_config 'max_publish_rate = 0;' 'max_bytes_rate = 1000;' 'protocol = "mqtt311";'
+start_gateway_conf
+expect_log "event=cloud_connected" 10
+LOADGEN_PAD=100 "$LOADGEN" seqpub 127.0.0.1 "$PSK_PORT" $PSK_B s2 24 0 >"$WORK/s2b.acks" || fail "seqpub s2 (bytes)"
+wait_observed " psagw/gw1/sensors/s2/seq s2:[0-9]*:p" 24 15 || fail "bytes-limited messages did not all arrive"
+# each message: topic (24 bytes) + payload (100) = 124 bytes; 1000 B/s allows 8 per second
+awk '$2 == "psagw/gw1/sensors/s2/seq" && $3 ~ /:p/ {print $1}' "$OBS_OUT" | sort -n >"$WORK/btimes"
+maxb=$(awk '{ t[NR] = $1 } END { m = 0; j = 1; for (i = 1; i <= NR; i++) { while (t[i] - t[j] >= 1.0) j++; if (i - j + 1 > m) m = i - j + 1 } print m }' "$WORK/btimes")
+[ "$maxb" -le 8 ] || fail "$maxb messages of 124 bytes within one second (limit 1000 B/s)"
+[ "$maxb" -ge 6 ] || fail "only $maxb per second: the byte limit is not used"
+ok "limit 1000 B/s: at most $maxb x 124 bytes in any second at the cloud, over MQTT 3.1.1"
+stop_gateway || fail "gateway exit"
+
 # ---- payload = "json": the gateway opens records with the group key
 PSADEV=${PSADEV:?PSADEV must point at the psadev binary}
 openssl rand -hex 32 >"$WORK/group.key"

@@ -46,6 +46,12 @@ wait_observed " psagw/gw1/sensors/s2/seq " 40 20 || fail "s2 backlog: $(observed
 check_acked_arrived "$WORK/o1.acks" s1
 check_acked_arrived "$WORK/o2.acks" s2
 ok "outage + SIGKILL while the cloud was down: all 80 acknowledged messages arrived, in order per device"
+# the command subscription is made again on the new connection
+sub_bg "$WORK/cmd_s2.txt" s2 $PSK_B -q 1 -t 'cmd/s2/#' -v
+cloud_pub psagw/gw1/cmd/s2/after-outage yes
+wait_for "$WORK/cmd_s2.txt" "cmd/s2/after-outage yes" 5 || fail "no command after the cloud came back"
+kill $SUB_PID
+ok "after reconnecting, commands from the cloud are delivered again (resubscribed)"
 for _ in $(seq 1 50); do
   "$PSAGW" spool stats --spool "$SPOOL" | grep -q "depth:       0 records" && break
   sleep 0.1
