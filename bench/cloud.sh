@@ -26,15 +26,8 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/n
 TOTAL=$((PUBLISHERS * MESSAGES))
 
 # certificates for the cloud, the gateway (and bridge) and the counter
-C=$DIR/certs; mkdir -p "$C"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
-  -keyout "$C/ca.key" -out "$C/ca.pem" 2>/dev/null
-for n in server gw counter; do
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" -keyout "$C/$n.key" -out "$C/$n.csr" 2>/dev/null
-  if [ $n = server ]; then printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$C/$n.ext"; else : >"$C/$n.ext"; fi
-  openssl x509 -req -in "$C/$n.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial -days 2 \
-    -extfile "$C/$n.ext" -out "$C/$n.pem" 2>/dev/null
-done
+C=$DIR/certs
+"$(dirname "$0")/../scripts/cloud-certs.sh" "$C" gw counter
 chmod 755 "$DIR" "$C"; chmod 644 "$C"/*
 
 CLOUD_PORT=$(free_port)

@@ -19,23 +19,8 @@ free_port() {
 # make_certs: ca, server (localhost / 127.0.0.1), gateway client gw1, observer, and a key that
 # belongs to no certificate (for the wrong-key test).
 make_certs() {
-  mkdir -p "$CLOUD_DIR"
-  local d=$CLOUD_DIR
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=psagw test cloud CA" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-  for name in server gw1 observer; do
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
-      -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
-    local ext=$d/$name.ext
-    if [ "$name" = server ]; then
-      printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$ext"
-    else
-      printf 'extendedKeyUsage=clientAuth\n' >"$ext"
-    fi
-    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-      -days 2 -extfile "$ext" -out "$d/$name.pem" 2>/dev/null
-  done
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/other.key" 2>/dev/null
+  "$(dirname "${BASH_SOURCE[0]}")/../../scripts/cloud-certs.sh" "$CLOUD_DIR" gw1 observer
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$CLOUD_DIR/other.key" 2>/dev/null
 }
 
 # start_cloud [port]: the broker, with persistence so the observer's session and queue
