@@ -126,7 +126,9 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
                    "topic not allowed by the ACL");
         return;
     }
-    bool to_cloud = cloud_routes(gw, topic, p->topic.len);
+    /* only authenticated devices speak to the cloud: an anonymous local tool could otherwise
+     * publish under a device's name */
+    bool to_cloud = !c->who.anonymous && cloud_routes(gw, topic, p->topic.len);
     if (to_cloud && cloud_take_publish(c, p, false) != 0)
         return; /* refused: the cloud could not take it */
     struct msg *m = msg_new(topic, p->topic.len, p->payload.data, p->payload.len,

@@ -107,7 +107,7 @@ write_config() {
 # start_gateway_conf: the gateway on $GW_CONF (ports from its log, as start_gateway does).
 start_gateway_conf() {
   "$PSAGW" serve --config "$GW_CONF" --workers 2 --log-level debug \
-    --attestation-default optional 2>>"$GW_LOG" &
+    --attestation-default optional ${GW_EXTRA:-} 2>>"$GW_LOG" &
   GW_PID=$!
   for _ in $(seq 1 100); do
     grep -q "event=started" "$GW_LOG" 2>/dev/null && break

@@ -36,13 +36,15 @@ ok "psagw cloud check refuses templates and limits beyond AWS IoT's"
 
 # ---- data up, commands down, verdicts up
 write_config 'max_publish_rate = 0;'
-start_gateway_conf
+GW_EXTRA=--allow-anonymous start_gateway_conf
 expect_log "event=cloud_connected" 10
+# an anonymous local tool using a device's name stays local
+mosquitto_pub -h 127.0.0.1 -p "$PLAIN_PORT" -i s1 -q 1 -t sensors/s1/seq -m anonymous || fail "anonymous publish"
 "$LOADGEN" seqpub 127.0.0.1 "$PSK_PORT" $PSK_A s1 5 0 >"$WORK/s1.acks" || fail "seqpub s1"
 wait_observed " psagw/gw1/sensors/s1/seq s1:" 5 || fail "sensor data did not reach the cloud"
 [ "$(awk '$2 == "psagw/gw1/sensors/s1/seq" {print $3}' "$OBS_OUT" | tr '\n' ' ')" = "s1:1 s1:2 s1:3 s1:4 s1:5 " ] ||
   fail "cloud got $(cat "$OBS_OUT")"
-ok "QoS 1 sensor data arrives at the cloud on psagw/gw1/sensors/<id>/<rest>, in order"
+ok "QoS 1 sensor data arrives at the cloud on psagw/gw1/sensors/<id>/<rest>, in order; an anonymous client's does not"
 
 # a binary record passes through byte for byte
 head -c 300 /dev/urandom >"$WORK/record.bin"
