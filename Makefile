@@ -13,7 +13,7 @@ JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
 .PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
-	demo bench fuzz footprint test-footprint clean
+	demo bench soak fuzz footprint test-footprint clean
 
 all: build
 
@@ -60,6 +60,9 @@ demo: build
 bench: build
 	@bench/run.sh $(BUILD)
 	@bench/cloud.sh $(BUILD)
+
+soak: build
+	@bench/soak.sh $(BUILD)
 
 fuzz: bootstrap
 	@scripts/fuzz.sh
