@@ -7,6 +7,10 @@
  * synchronous=FULL the WAL is fsync()ed at every COMMIT, so a committed record survives a
  * power cut, not only a crash of the process (https://www.sqlite.org/pragma.html#pragma_synchronous).
  *
+ * Checkpoints (copying the WAL back into the database file, with its own fsync) run on a
+ * second connection in a checkpoint thread, PASSIVE, not inside a COMMIT as SQLite's automatic
+ * checkpoint would: the devices' PUBACKs wait for the WAL's sync only.
+ *
  * Committed records go on to the uplink through `handoff` while it keeps up (no read back);
  * when the handoff is full, or after a restart, they stay on disk only (`disk_only`) and are
  * read back in spool order when the uplink asks. Sequence numbers are ours (max + 1 at open),
@@ -30,8 +34,17 @@
 #define HANDOFF_MAX 4096                /* records waiting in memory for the uplink */
 #define HANDOFF_BYTES_MAX (16u << 20)
 
+#define CHECKPOINT_FRAMES 1000 /* WAL pages that wake the checkpointer (else every 200 ms) */
+
 struct spool {
     sqlite3 *db;
+    sqlite3 *ckpt_db; /* the checkpoint thread's connection */
+    pthread_t ckpt_thread;
+    bool ckpt_running;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_stop, ckpt_due;
+    char path[1024];
     sqlite3_stmt *ins, *del, *sel, *oldest, *meta;
     pthread_t thread;
     bool running;
@@ -157,6 +170,9 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_f
         return NULL;
     }
     sp->db = db;
+    snprintf(sp->path, sizeof(sp->path), "%s", path);
+    pthread_mutex_init(&sp->ckpt_mu, NULL);
+    pthread_cond_init(&sp->ckpt_cv, NULL);
     sp->max_bytes = max_bytes;
     sp->when_full = when_full;
     sp->cb_copy = *cb;
@@ -590,8 +606,63 @@ static void *spool_thread(void *arg)
     return NULL;
 }
 
+/* SQLite calls this after each commit with the WAL's size in pages. Registering it also turns
+ * SQLite's automatic checkpoint (inside COMMIT) off. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    struct spool *sp = arg;
+    if (frames >= CHECKPOINT_FRAMES) {
+        pthread_mutex_lock(&sp->ckpt_mu);
+        sp->ckpt_due = true;
+        pthread_cond_signal(&sp->ckpt_cv);
+        pthread_mutex_unlock(&sp->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpoint_thread(void *arg)
+{
+    struct spool *sp = arg;
+    pthread_setname_np(pthread_self(), "psagw-ckpt");
+    pthread_mutex_lock(&sp->ckpt_mu);
+    while (!sp->ckpt_stop) {
+        if (!sp->ckpt_due) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&sp->ckpt_cv, &sp->ckpt_mu, &ts);
+        }
+        sp->ckpt_due = false;
+        pthread_mutex_unlock(&sp->ckpt_mu);
+        int rc = sqlite3_wal_checkpoint_v2(sp->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                           NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_event(LOG_WARN, "spool_error", "step=checkpoint detail=\"%s\"",
+                      sqlite3_errmsg(sp->ckpt_db));
+        pthread_mutex_lock(&sp->ckpt_mu);
+    }
+    pthread_mutex_unlock(&sp->ckpt_mu);
+    return NULL;
+}
+
 int spool_start(struct spool *sp)
 {
+    char err[256];
+    sp->ckpt_db = open_db(sp->path, SQLITE_OPEN_READWRITE, err, sizeof(err));
+    if (sp->ckpt_db) {
+        sqlite3_wal_hook(sp->db, wal_hook, sp);
+        if (pthread_create(&sp->ckpt_thread, NULL, checkpoint_thread, sp) == 0)
+            sp->ckpt_running = true;
+    }
+    if (!sp->ckpt_running) /* SQLite's own checkpoints, inside COMMIT, then */
+        log_event(LOG_WARN, "spool_error", "step=checkpoint_thread detail=\"%s\"",
+                  sp->ckpt_db ? "thread not started" : err);
     if (pthread_create(&sp->thread, NULL, spool_thread, sp) != 0)
         return -1;
     sp->running = true;
@@ -608,6 +679,14 @@ void spool_stop(struct spool *sp)
     pthread_mutex_unlock(&sp->mu);
     pthread_join(sp->thread, NULL);
     sp->running = false;
+    if (sp->ckpt_running) {
+        pthread_mutex_lock(&sp->ckpt_mu);
+        sp->ckpt_stop = true;
+        pthread_cond_signal(&sp->ckpt_cv);
+        pthread_mutex_unlock(&sp->ckpt_mu);
+        pthread_join(sp->ckpt_thread, NULL);
+        sp->ckpt_running = false;
+    }
 }
 
 static void free_list(struct spool_item *it)
@@ -629,6 +708,7 @@ void spool_close(struct spool *sp)
     sqlite3_finalize(sp->sel);
     sqlite3_finalize(sp->oldest);
     sqlite3_finalize(sp->meta);
+    sqlite3_close(sp->ckpt_db);
     sqlite3_close(sp->db);
     free_list(sp->pend_head);
     free_list(sp->hand_head);
@@ -636,6 +716,8 @@ void spool_close(struct spool *sp)
     free(sp->del_sizes);
     pthread_mutex_destroy(&sp->mu);
     pthread_cond_destroy(&sp->cv);
+    pthread_mutex_destroy(&sp->ckpt_mu);
+    pthread_cond_destroy(&sp->ckpt_cv);
     free(sp);
 }
 
