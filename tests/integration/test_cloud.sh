@@ -34,8 +34,35 @@ out=$("$PSAGW" cloud check --config "$GW_CONF" 2>&1) && fail "a payload limit ov
 echo "$out" | grep -q "max_payload: must be in 1..131072" || fail "payload message: $out"
 ok "psagw cloud check refuses templates and limits beyond AWS IoT's"
 
+# ---- SNI, the server name checked, ALPN: what openssl s_server sees of the uplink's handshake
+tls_probe() { # s_server-args... ; then the cloud keys as write_config lines
+  local port out=$WORK/s_server.out
+  port=$(free_port)
+  (sleep 4 | timeout 5 openssl s_server -accept "$port" -naccept 1 -cert "$CLOUD_DIR/server.pem" \
+     -key "$CLOUD_DIR/server.key" -Verify 1 -CAfile "$CLOUD_DIR/ca.pem" $1 >"$out" 2>&1 &)
+  sleep 0.3
+  shift
+  : >"$GW_LOG"
+  write_config "port = $port;" "$@"
+  "$PSAGW" serve --config "$GW_CONF" --attestation-default optional 2>>"$GW_LOG" &
+  local pid=$!
+  sleep 2
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+tls_probe "-servername localhost -cert2 $CLOUD_DIR/server.pem -key2 $CLOUD_DIR/server.key" \
+  'host = "127.0.0.1";' 'sni = "localhost";'
+grep -q 'Hostname in TLS extension: "localhost"' "$WORK/s_server.out" || fail "SNI not sent: $(cat "$WORK/s_server.out")"
+grep -q "subject=CN = gw1" "$WORK/s_server.out" || fail "client certificate not presented"
+tls_probe "-alpn x-amzn-mqtt-ca" 'alpn = "x-amzn-mqtt-ca";'
+grep -q "ALPN protocols advertised by the client: x-amzn-mqtt-ca" "$WORK/s_server.out" || fail "ALPN not offered"
+tls_probe "" 'sni = "wrong.example";'
+grep -q 'event=cloud_disconnected .*server certificate not accepted: hostname mismatch' "$GW_LOG" ||
+  fail "a server certificate for another name was accepted: $(grep cloud_ "$GW_LOG")"
+ok "the uplink sends SNI and ALPN, presents its certificate, and checks the server's name"
+
 # ---- data up, commands down, verdicts up
 write_config 'max_publish_rate = 0;'
+: >"$GW_LOG"
 GW_EXTRA=--allow-anonymous start_gateway_conf
 expect_log "event=cloud_connected" 10
 # an anonymous local tool using a device's name stays local
