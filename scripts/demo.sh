@@ -89,16 +89,22 @@ cloud_tls=(-h localhost -p "$CLOUD_PORT" --cafile "$DIR/cloud/ca.pem" --cert "$D
            --key "$DIR/cloud/observer.key")
 # what reaches the cloud: the topic and size of each record, verdicts in short
 # (records are binary: their topic and size only; verdicts are JSON: the verdict and reason)
-mosquitto_sub "${cloud_tls[@]}" -i cloud-observer -c -q 1 -t 'psagw/+/sensors/#' -F '%t %l' > "$DIR/cloud-records.out" 2>/dev/null &
+stdbuf -oL mosquitto_sub "${cloud_tls[@]}" -i cloud-observer -c -q 1 -t 'psagw/+/sensors/#' -F '%t %l' > "$DIR/cloud-records.out" 2>/dev/null &
 OBSERVER=$!
-mosquitto_sub "${cloud_tls[@]}" -i cloud-verdicts -c -q 1 -t 'psagw/+/attest/#' -F '%t %l %p' > "$DIR/cloud-verdicts.out" 2>/dev/null &
+stdbuf -oL mosquitto_sub "${cloud_tls[@]}" -i cloud-verdicts -c -q 1 -t 'psagw/+/attest/#' -F '%t %l %p' > "$DIR/cloud-verdicts.out" 2>/dev/null &
 OBSERVER2=$!
 SIDE_PIDS=($OBSERVER $OBSERVER2)
 tail --pid="$OBSERVER" -q -n +1 -f "$DIR/cloud-records.out" "$DIR/cloud-verdicts.out" \
-  | awk '{ if ($1 ~ /attest/) { v = $0; sub(/.*"verdict":"/, "", v); sub(/".*/, "", v);
-                                 r = $0; sub(/.*"reason":"/, "", r); sub(/".*/, "", r);
-                                 print "  [cloud] " $1 " verdict=" v " reason=\"" r "\"" }
-           else print "  [cloud] " $1 " (" $2 " bytes, sealed record as sent)"; fflush() }' &
+  | while IFS= read -r line; do
+      topic=${line%% *}
+      case $topic in
+        */attest/*)
+          v=${line#*\"verdict\":\"}; v=${v%%\"*}
+          r=${line#*\"reason\":\"}; r=${r%%\"*}
+          echo "  [cloud] $topic verdict=$v reason=\"$r\"" ;;
+        *) rest=${line#* }; echo "  [cloud] $topic (${rest%% *} bytes, sealed record as sent)" ;;
+      esac
+    done &
 SIDE_PIDS+=($!)
 echo "  cloud broker on localhost:$CLOUD_PORT (require_certificate true); the gateway is thing demo-gw"
 
