@@ -45,7 +45,7 @@ struct spool {
     pthread_cond_t ckpt_cv;
     bool ckpt_stop, ckpt_due;
     char path[1024];
-    sqlite3_stmt *ins, *del, *sel, *oldest, *meta;
+    sqlite3_stmt *ins, *del, *del_upto, *sel, *oldest, *meta;
     pthread_t thread;
     bool running;
     const struct spool_callbacks *cb;
@@ -58,9 +58,9 @@ struct spool {
     enum spool_when_full when_full;
     struct spool_item *pend_head, *pend_tail; /* submitted, not yet written */
     size_t pend_bytes, n_pending;
-    uint64_t *dels;      /* delivered seqs to delete */
-    size_t *del_sizes;
-    size_t n_dels, cap_dels;
+    uint64_t done_upto;    /* the uplink delivered every record up to this seq */
+    uint64_t deleted_upto; /* and those are deleted up to this one */
+    uint64_t n_done;       /* deliveries reported since the last deletion */
     struct spool_item *hand_head, *hand_tail; /* committed, for spool_take */
     size_t n_hand, hand_bytes;
     bool want_fill;       /* the uplink's handoff ran low */
@@ -185,9 +185,10 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_f
         ("SELECT seq, created_ms, device, topic, payload FROM spool WHERE seq > ? ORDER BY seq "
          "LIMIT ?"),
         "SELECT seq, length(topic) + length(payload) FROM spool ORDER BY seq LIMIT 64",
-        "UPDATE spool_meta SET value = ? WHERE key = 'drops'"};
-    sqlite3_stmt **st[] = {&sp->ins, &sp->del, &sp->sel, &sp->oldest, &sp->meta};
-    for (size_t i = 0; i < 5; i++) {
+        "UPDATE spool_meta SET value = ? WHERE key = 'drops'",
+        "DELETE FROM spool WHERE seq <= ? RETURNING length(topic) + length(payload)"};
+    sqlite3_stmt **st[] = {&sp->ins, &sp->del, &sp->sel, &sp->oldest, &sp->meta, &sp->del_upto};
+    for (size_t i = 0; i < 6; i++) {
         if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
             SQLITE_OK) {
             snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(db));
@@ -292,23 +293,11 @@ struct spool_item *spool_take(struct spool *sp, size_t max)
 
 void spool_done(struct spool *sp, uint64_t seq, size_t bytes)
 {
+    (void)bytes; /* the deletion counts what it removes */
     pthread_mutex_lock(&sp->mu);
-    if (sp->n_dels == sp->cap_dels) {
-        size_t cap = sp->cap_dels ? sp->cap_dels * 2 : 1024;
-        uint64_t *d = realloc(sp->dels, cap * sizeof(*d));
-        size_t *s = d ? realloc(sp->del_sizes, cap * sizeof(*s)) : NULL;
-        if (d)
-            sp->dels = d;
-        if (!s) {
-            /* not deleted now: it is sent again after a restart (at least once) */
-            pthread_mutex_unlock(&sp->mu);
-            return;
-        }
-        sp->del_sizes = s;
-        sp->cap_dels = cap;
-    }
-    sp->dels[sp->n_dels] = seq;
-    sp->del_sizes[sp->n_dels++] = bytes;
+    if (seq > sp->done_upto)
+        sp->done_upto = seq;
+    sp->n_done++;
     pthread_cond_signal(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
 }
@@ -347,6 +336,20 @@ static bool delete_seq(struct spool *sp, uint64_t seq, size_t bytes)
         sp->bytes -= bytes <= sp->bytes ? bytes : sp->bytes;
     }
     return true;
+}
+
+/* Deletes every record up to `upto` (delivered in order): one statement per commit. */
+static bool delete_upto(struct spool *sp, uint64_t upto)
+{
+    sqlite3_bind_int64(sp->del_upto, 1, (sqlite3_int64)upto);
+    int rc;
+    while ((rc = sqlite3_step(sp->del_upto)) == SQLITE_ROW) {
+        uint64_t sz = (uint64_t)sqlite3_column_int64(sp->del_upto, 0);
+        sp->records--;
+        sp->bytes -= sz <= sp->bytes ? sz : sp->bytes;
+    }
+    sqlite3_reset(sp->del_upto);
+    return db_ok(sp, rc, "delete");
 }
 
 /* SPOOL_FULL_DROP_OLDEST: deletes the oldest records until `need` more bytes fit. */
@@ -424,10 +427,11 @@ static void *spool_thread(void *arg)
     pthread_setname_np(pthread_self(), "psagw-spool");
     pthread_mutex_lock(&sp->mu);
     for (;;) {
-        while (!sp->stop && sp->n_dels == 0 && !(sp->pend_head && !sp->blocked) &&
+        while (!sp->stop && sp->done_upto == sp->deleted_upto &&
+               !(sp->pend_head && !sp->blocked) &&
                !(sp->want_fill && sp->disk_only))
             pthread_cond_wait(&sp->cv, &sp->mu);
-        if (sp->stop && sp->n_dels == 0 && (!sp->pend_head || sp->blocked))
+        if (sp->stop && sp->done_upto == sp->deleted_upto && (!sp->pend_head || sp->blocked))
             break;
         /* take a batch of pending items and the deletions */
         struct spool_item *batch = sp->pend_head, *cut = NULL;
@@ -444,21 +448,16 @@ static void *spool_thread(void *arg)
             sp->pend_bytes -= batch_bytes;
             sp->n_pending -= n;
         }
-        uint64_t *dels = sp->dels;
-        size_t *del_sizes = sp->del_sizes, n_dels = sp->n_dels;
-        sp->dels = NULL;
-        sp->del_sizes = NULL;
-        sp->n_dels = sp->cap_dels = 0;
+        uint64_t upto = sp->done_upto, n_done = sp->n_done;
+        bool deleting = upto > sp->deleted_upto;
+        sp->n_done = 0;
         uint64_t max_bytes = sp->max_bytes;
         enum spool_when_full when_full = sp->when_full;
         pthread_mutex_unlock(&sp->mu);
 
         bool ok = db_ok(sp, sqlite3_exec(sp->db, "BEGIN", NULL, NULL, NULL), "begin");
-        for (size_t i = 0; ok && i < n_dels; i++)
-            ok = delete_seq(sp, dels[i], del_sizes[i]);
-        sp->deleted += n_dels;
-        free(dels);
-        free(del_sizes);
+        if (ok && deleting)
+            ok = delete_upto(sp, upto);
         /* write the batch in order; stop at the first record that does not fit (block) */
         struct spool_item *done = NULL, **done_tail = &done, *it = batch, *rest = NULL;
         size_t n_written = 0;
@@ -530,6 +529,10 @@ static void *spool_thread(void *arg)
             sp->cb->durable(sp->cb->arg, done);
 
         pthread_mutex_lock(&sp->mu);
+        if (ok && deleting) {
+            sp->deleted_upto = upto;
+            sp->deleted += n_done;
+        }
         /* what did not fit goes back to the front of the queue, still in order */
         if (rest) {
             size_t rn = 0, rb = 0;
@@ -705,6 +708,7 @@ void spool_close(struct spool *sp)
     spool_stop(sp);
     sqlite3_finalize(sp->ins);
     sqlite3_finalize(sp->del);
+    sqlite3_finalize(sp->del_upto);
     sqlite3_finalize(sp->sel);
     sqlite3_finalize(sp->oldest);
     sqlite3_finalize(sp->meta);
@@ -712,8 +716,6 @@ void spool_close(struct spool *sp)
     sqlite3_close(sp->db);
     free_list(sp->pend_head);
     free_list(sp->hand_head);
-    free(sp->dels);
-    free(sp->del_sizes);
     pthread_mutex_destroy(&sp->mu);
     pthread_cond_destroy(&sp->cv);
     pthread_mutex_destroy(&sp->ckpt_mu);

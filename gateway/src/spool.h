@@ -99,7 +99,8 @@ void spool_item_free(struct spool_item *it);
 int spool_submit(struct spool *sp, struct spool_item *it);
 
 /* The uplink: takes up to max committed records in spool order (a list; the caller frees
- * each with spool_item_free), and reports one delivered to the cloud. */
+ * each with spool_item_free), and reports them delivered to the cloud, in spool order (a
+ * report for `seq` means every record up to it is done: one range deletion per commit). */
 struct spool_item *spool_take(struct spool *sp, size_t max);
 void spool_done(struct spool *sp, uint64_t seq, size_t bytes);
 
