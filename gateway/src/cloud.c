@@ -62,7 +62,8 @@ int cloud_init(struct gateway *gw, char *err, size_t errlen)
             record_keys_load(k->group_key_file, gw->record_keys, err, errlen) != 0)
             return -1;
     }
-    gw->spool = spool_open(k->spool, k->spool_max_bytes, k->spool_when_full, &cb, err, errlen);
+    gw->spool = spool_open(k->spool, k->spool_max_bytes, k->spool_memory_max,
+                           k->spool_when_full, &cb, err, errlen);
     if (!gw->spool)
         return -1;
     struct spool_stats st;
@@ -152,7 +153,8 @@ void cloud_reload(struct gateway *gw, const struct cloud_config *next)
     }
     if (!ok)
         log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling", why);
-    spool_set_limits(gw->spool, next->spool_max_bytes, next->spool_when_full);
+    spool_set_limits(gw->spool, next->spool_max_bytes, next->spool_memory_max,
+                     next->spool_when_full);
     uplink_reconfigure(gw->uplink, next);
 }
 
@@ -233,16 +235,30 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p, bool ack_on
         it->ack.conn_gen = c->gen;
         it->ack.packet_id = p->packet_id;
         it->ack.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
-        c->spool_waiting++;
     }
-    if (!ack_only)
-        gw->metrics.cloud_spooled++;
-    if (spool_submit(gw->spool, it) != 0) {
-        char id[LOG_SAFE_MAX];
+    char id[LOG_SAFE_MAX];
+    switch (spool_submit(gw->spool, it)) {
+    case 0:
+        /* the ack is released by the spool thread, which needs the broker lock held here */
+        if (p->qos > 0)
+            c->spool_waiting++;
+        if (!ack_only)
+            gw->metrics.cloud_spooled++;
+        return 0;
+    case -1:
         log_event(LOG_WARN, "spool_drop", "id=%s qos=0 reason=spool_full",
                   log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
+        return 0;
+    default:
+        /* spool full and its queue in memory too: the message is not acknowledged; closing
+         * the connection makes the device send it again after it reconnects */
+        gw->metrics.cloud_refused++;
+        log_event(LOG_WARN, "spool_refused", "id=%s reason=spool_full_and_queue_full "
+                  "action=disconnect", log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
+        conn_close(c, c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : -1,
+                   "the spool is full; send again later");
+        return -1;
     }
-    return 0;
 }
 
 void cloud_attest_verdict(struct gateway *gw, const char *id, const char *json, size_t len)

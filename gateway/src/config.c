@@ -33,6 +33,7 @@ static void cloud_defaults(struct cloud_config *k)
     snprintf(k->attest_topic, sizeof(k->attest_topic), "psagw/{gateway}/attest/{id}");
     snprintf(k->spool, sizeof(k->spool), "%s", CONFIG_DEFAULT_SPOOL);
     k->spool_max_bytes = 256ull << 20;
+    k->spool_memory_max = 64ull << 20;
 }
 
 void config_defaults(struct config *c)
@@ -379,7 +380,8 @@ static int read_cloud(struct reader *r, struct config *c, const config_setting_t
         "gateway", "protocol", "keepalive", "max_publish_rate", "max_bytes_rate", "max_payload",
         "max_inflight", "reconnect_min", "reconnect_max", "routes", "command_topic",
         "attest_topic", "group_key_file", "spool", NULL};
-    static const char *const spool_keys[] = {"path", "max_bytes", "when_full", NULL};
+    static const char *const spool_keys[] = {"path", "max_bytes", "memory_max_bytes",
+                                             "when_full", NULL};
     struct cloud_config *k = &c->cloud;
     if (!config_setting_is_group(g))
         return fail(r, g, "must be a group: cloud = { host = ...; ... };");
@@ -454,6 +456,16 @@ static int read_cloud(struct reader *r, struct config *c, const config_setting_t
             if (v < 1024 * 1024)
                 return fail(r, mb, "must be at least 1048576 (1 MiB)");
             k->spool_max_bytes = (uint64_t)v;
+        }
+        config_setting_t *mm = config_setting_get_member(sp, "memory_max_bytes");
+        if (mm) {
+            if (config_setting_type(mm) != CONFIG_TYPE_INT &&
+                config_setting_type(mm) != CONFIG_TYPE_INT64)
+                return fail(r, mm, "must be an integer (bytes)");
+            long long v = config_setting_get_int64(mm);
+            if (v < 65536)
+                return fail(r, mm, "must be at least 65536");
+            k->spool_memory_max = (uint64_t)v;
         }
         if (*when_full) {
             if (strcmp(when_full, "block") == 0)

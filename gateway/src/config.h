@@ -89,6 +89,7 @@ struct cloud_config {
     char group_key_file[1024]; /* for payload = "json" */
     char spool[1024];
     uint64_t spool_max_bytes;
+    uint64_t spool_memory_max; /* queued in memory while the spool is full, then refused */
     enum spool_when_full spool_when_full;
 };
 

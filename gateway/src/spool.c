@@ -30,7 +30,6 @@
 #include "log.h"
 
 #define BATCH_MAX 8192                  /* items per commit */
-#define PENDING_BYTES_MAX (64u << 20)   /* droppable items are refused beyond this */
 #define HANDOFF_MAX 4096                /* records waiting in memory for the uplink */
 #define HANDOFF_BYTES_MAX (16u << 20)
 
@@ -55,6 +54,7 @@ struct spool {
     pthread_cond_t cv;
     bool stop;
     uint64_t max_bytes;
+    uint64_t memory_max;  /* bytes queued in memory before records are refused */
     enum spool_when_full when_full;
     struct spool_item *pend_head, *pend_tail; /* submitted, not yet written */
     size_t pend_bytes, n_pending;
@@ -148,8 +148,9 @@ static sqlite3 *open_db(const char *path, int flags, char *err, size_t errlen)
     return db;
 }
 
-struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_full when_full,
-                         const struct spool_callbacks *cb, char *err, size_t errlen)
+struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_max,
+                         enum spool_when_full when_full, const struct spool_callbacks *cb,
+                         char *err, size_t errlen)
 {
     mode_t old = umask(077); /* the file holds device data: 0600, like the registry */
     sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errlen);
@@ -174,6 +175,7 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_f
     pthread_mutex_init(&sp->ckpt_mu, NULL);
     pthread_cond_init(&sp->ckpt_cv, NULL);
     sp->max_bytes = max_bytes;
+    sp->memory_max = memory_max;
     sp->when_full = when_full;
     sp->cb_copy = *cb;
     sp->cb = &sp->cb_copy;
@@ -236,10 +238,12 @@ static void recount(struct spool *sp)
     sqlite3_finalize(q);
 }
 
-void spool_set_limits(struct spool *sp, uint64_t max_bytes, enum spool_when_full when_full)
+void spool_set_limits(struct spool *sp, uint64_t max_bytes, uint64_t memory_max,
+                      enum spool_when_full when_full)
 {
     pthread_mutex_lock(&sp->mu);
     sp->max_bytes = max_bytes;
+    sp->memory_max = memory_max;
     sp->when_full = when_full;
     sp->blocked = false; /* try again under the new limit */
     pthread_cond_signal(&sp->cv);
@@ -250,11 +254,18 @@ int spool_submit(struct spool *sp, struct spool_item *it)
 {
     size_t sz = it->topic_len + it->payload_len;
     pthread_mutex_lock(&sp->mu);
-    if (it->droppable && (sp->blocked || sp->pend_bytes + sz > PENDING_BYTES_MAX)) {
+    if (it->droppable && (sp->blocked || sp->pend_bytes + sz > sp->memory_max)) {
         sp->drops++;
         pthread_mutex_unlock(&sp->mu);
         free(it);
         return -1;
+    }
+    if (it->has_record && sp->blocked && sp->pend_bytes + sz > sp->memory_max) {
+        /* full, and the queue in memory at its bound too: not taken (and so never
+         * acknowledged); the caller makes the device send it again later */
+        pthread_mutex_unlock(&sp->mu);
+        free(it);
+        return -2;
     }
     it->next = NULL;
     if (sp->pend_tail)

@@ -77,13 +77,15 @@ struct spool_callbacks {
 };
 
 /* Opens (creates 0600) the file, checks it, counts what is in it. No thread yet. */
-struct spool *spool_open(const char *path, uint64_t max_bytes, enum spool_when_full when_full,
-                         const struct spool_callbacks *cb, char *err, size_t errlen);
+struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_max,
+                         enum spool_when_full when_full, const struct spool_callbacks *cb,
+                         char *err, size_t errlen);
 int spool_start(struct spool *sp);
 /* Commits what is pending (if it can), stops the thread. */
 void spool_stop(struct spool *sp);
 void spool_close(struct spool *sp);
-void spool_set_limits(struct spool *sp, uint64_t max_bytes, enum spool_when_full when_full);
+void spool_set_limits(struct spool *sp, uint64_t max_bytes, uint64_t memory_max,
+                      enum spool_when_full when_full);
 
 /* One allocation holding the strings and payload (device/topic may be NULL for ack-only). */
 struct spool_item *spool_item_new(const char *device, const char *topic, size_t topic_len,
@@ -94,7 +96,10 @@ void spool_item_free(struct spool_item *it);
 /*
  * Queues an item for the next commit; never blocks. A droppable item is refused (freed,
  * counted as a drop, returns -1) when the spool is blocked or the queue in memory is over its
- * bound; anything else is always taken.
+ * bound. A record that is not droppable is refused (freed, returns -2) only when the spool is
+ * blocked and that queue is at its bound as well (memory_max): it was never acknowledged, so
+ * nothing is lost; the caller has the device send it again. Acknowledgements alone are always
+ * taken.
  */
 int spool_submit(struct spool *sp, struct spool_item *it);
 

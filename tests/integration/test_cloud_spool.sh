@@ -12,9 +12,9 @@ start_observer
 add_device s1 sensor $PSK_A --attestation off
 for i in 0 1; do add_device "bp0000$i" sensor $PSK_B --attestation off; done
 GW_PORT=$(free_port)
-spool_config() { # when_full
+spool_config() { # when_full [more spool keys]
   write_config 'max_publish_rate = 0;'
-  sed -i "s|spool = { path = \"$SPOOL\"; };|spool = { path = \"$SPOOL\"; max_bytes = 1048576; when_full = \"$1\"; };|" "$GW_CONF"
+  sed -i "s|spool = { path = \"$SPOOL\"; };|spool = { path = \"$SPOOL\"; max_bytes = 1048576; when_full = \"$1\"; ${2:-} };|" "$GW_CONF"
 }
 depth() { "$PSAGW" spool stats --spool "$SPOOL" | sed -n 's/^depth: *\([0-9]*\).*/\1/p'; }
 
@@ -55,6 +55,25 @@ for seq in $(seq 1 40); do
 done
 wait_observed " psagw/gw1/sensors/bp0000[01]/bench " 600 30 || fail "ackbench messages: $(observed_count ' psagw/gw1/sensors/bp')/600"
 ok "cloud back: the spool drains, the devices resume, all 40 + 600 messages arrive"
+stop_gateway || fail "gateway exit"
+
+# ---- block, with the queue in memory bounded too: a device whose message cannot even be
+# queued is disconnected (0x97 in MQTT 5) and sends it again later; nothing acknowledged is lost
+: >"$GW_LOG"
+rm -f "$SPOOL" "$SPOOL-wal" "$SPOOL-shm"
+spool_config block 'memory_max_bytes = 65536;'
+stop_cloud
+start_gateway_conf
+LOADGEN_PAD=50000 "$LOADGEN" seqpub 127.0.0.1 "$PSK_PORT" $PSK_A s1 30 0 >"$WORK/m.acks" 2>"$WORK/m.err" &
+pub_pid=$!
+expect_log "event=spool_refused id=s1 reason=spool_full_and_queue_full action=disconnect" 20
+gateway_alive
+start_cloud "$CLOUD_PORT"
+wait $pub_pid || fail "publisher did not finish: $(tail -3 "$WORK/m.err")"
+[ "$(grep -c '^acked' "$WORK/m.acks")" -eq 30 ] || fail "not all 30 acknowledged in the end"
+for _ in $(seq 1 100); do [ "$(depth)" -eq 0 ] && break; sleep 0.1; done
+[ "$(depth)" -eq 0 ] || fail "spool not drained"
+ok "spool and its memory queue full: the device is disconnected and resends; all 30 delivered afterwards"
 stop_gateway || fail "gateway exit"
 
 # ---- drop_oldest: devices are never held back; drops are counted and kept
