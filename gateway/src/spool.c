@@ -30,6 +30,8 @@
 #include "log.h"
 
 #define BATCH_MAX 8192                  /* items per commit */
+#define DELETE_BATCH 4096               /* deliveries that make a commit of their own */
+#define DELETE_DELAY_MS 100             /* or the time they wait for one */
 #define HANDOFF_MAX 4096                /* records waiting in memory for the uplink */
 #define HANDOFF_BYTES_MAX (16u << 20)
 
@@ -302,14 +304,18 @@ struct spool_item *spool_take(struct spool *sp, size_t max)
     return n ? head : NULL;
 }
 
-void spool_done(struct spool *sp, uint64_t seq, size_t bytes)
+void spool_done(struct spool *sp, uint64_t upto, uint64_t count)
 {
-    (void)bytes; /* the deletion counts what it removes */
     pthread_mutex_lock(&sp->mu);
-    if (seq > sp->done_upto)
-        sp->done_upto = seq;
-    sp->n_done++;
-    pthread_cond_signal(&sp->cv);
+    bool first = sp->done_upto == sp->deleted_upto; /* the thread may sleep without a timeout */
+    if (upto > sp->done_upto)
+        sp->done_upto = upto;
+    sp->n_done += count;
+    /* deletions alone are not worth an fsync each: the thread is woken for the first ones (it
+     * then waits DELETE_DELAY_MS for company), when they pile up, or when they free a full
+     * spool; records arriving meanwhile take them along */
+    if (first || sp->blocked || sp->n_done >= DELETE_BATCH)
+        pthread_cond_signal(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
 }
 
@@ -438,10 +444,27 @@ static void *spool_thread(void *arg)
     pthread_setname_np(pthread_self(), "psagw-spool");
     pthread_mutex_lock(&sp->mu);
     for (;;) {
-        while (!sp->stop && sp->done_upto == sp->deleted_upto &&
-               !(sp->pend_head && !sp->blocked) &&
-               !(sp->want_fill && sp->disk_only))
-            pthread_cond_wait(&sp->cv, &sp->mu);
+        struct timespec deadline = {0, 0};
+        for (;;) {
+            bool deletes = sp->done_upto > sp->deleted_upto;
+            if (sp->stop || (sp->pend_head && !sp->blocked) || (sp->want_fill && sp->disk_only) ||
+                (deletes && (sp->blocked || sp->n_done >= DELETE_BATCH)))
+                break;
+            if (!deletes) {
+                pthread_cond_wait(&sp->cv, &sp->mu);
+                continue;
+            }
+            if (deadline.tv_sec == 0) {
+                clock_gettime(CLOCK_REALTIME, &deadline);
+                deadline.tv_nsec += DELETE_DELAY_MS * 1000000L;
+                if (deadline.tv_nsec >= 1000000000L) {
+                    deadline.tv_sec++;
+                    deadline.tv_nsec -= 1000000000L;
+                }
+            }
+            if (pthread_cond_timedwait(&sp->cv, &sp->mu, &deadline) == ETIMEDOUT)
+                break;
+        }
         if (sp->stop && sp->done_upto == sp->deleted_upto && (!sp->pend_head || sp->blocked))
             break;
         /* take a batch of pending items and the deletions */

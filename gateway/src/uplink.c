@@ -292,16 +292,20 @@ static void window_fill(struct uplink *u)
 /* Acknowledged records leave the head of the window, in order, and are deleted from the spool. */
 static void window_release(struct uplink *u)
 {
+    uint64_t last = 0, n = 0;
     while (u->win_n > 0) {
         struct slot *s = slot_at(u, 0);
         if (s->state != SLOT_ACKED)
             break;
-        spool_done(u->sp, s->it->seq, s->it->topic_len + s->it->payload_len);
+        last = s->it->seq;
+        n++;
         spool_item_free(s->it);
         s->it = NULL;
         u->win_head = (u->win_head + 1) % u->win_cap;
         u->win_n--;
     }
+    if (n)
+        spool_done(u->sp, last, n);
 }
 
 static void stat_add(struct uplink *u, uint64_t *field, uint64_t n)
