@@ -481,7 +481,8 @@ struct cloud_client *cloud_client_connect(const struct cloud_config *cfg, SSL_CT
                 goto fail;
             }
             if (c->version == MQTT_V5) {
-                if (mqtt_props_has(&ca->props, MQTT_PROP_RECEIVE_MAX))
+                if (mqtt_props_has(&ca->props, MQTT_PROP_RECEIVE_MAX) &&
+                    ca->props.receive_max > 0) /* 0 is a protocol error: ignored */
                     c->recv_max = ca->props.receive_max;
                 if (mqtt_props_has(&ca->props, MQTT_PROP_MAX_PACKET_SIZE))
                     c->max_packet = ca->props.max_packet_size;
