@@ -33,6 +33,35 @@ static int load_config(const char *path, struct config *cfg, const char *who)
     return 0;
 }
 
+/* The uplink's status file (<spool>.uplink, written by the daemon every few seconds), or NULL. */
+static json_t *uplink_status(const char *spool)
+{
+    char path[1100];
+    snprintf(path, sizeof(path), "%s.uplink", spool);
+    return json_load_file(path, 0, NULL);
+}
+
+static void print_uplink(const json_t *u, int64_t now)
+{
+    const char *state = json_string_value(json_object_get(u, "state"));
+    const char *host = json_string_value(json_object_get(u, "host"));
+    const char *err = json_string_value(json_object_get(u, "last_error"));
+    json_int_t port = json_integer_value(json_object_get(u, "port"));
+    json_int_t since = json_integer_value(json_object_get(u, "since_ms"));
+    json_int_t updated = json_integer_value(json_object_get(u, "updated_ms"));
+    printf("uplink:      %s (%s:%lld) for %.0f s\n", state ? state : "?", host ? host : "?",
+           (long long)port, since ? (double)(now - since) / 1000.0 : 0.0);
+    if (err && *err)
+        printf("last error:  %s\n", err);
+    printf("sent:        %lld acknowledged by the cloud, %lld in flight, %lld refused by it\n",
+           (long long)json_integer_value(json_object_get(u, "acked")),
+           (long long)json_integer_value(json_object_get(u, "inflight")),
+           (long long)json_integer_value(json_object_get(u, "rejected")));
+    double age = (double)(now - updated) / 1000.0;
+    if (age > 15 && strcmp(state ? state : "", "stopped") != 0)
+        printf("note:        this status is %.0f s old: is the daemon running?\n", age);
+}
+
 static int spool_stats_cmd(int argc, char **argv)
 {
     static const struct option opts[] = {{"spool", required_argument, NULL, 's'},
@@ -77,10 +106,14 @@ static int spool_stats_cmd(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     double age = st.oldest_ms ? (double)(now - st.oldest_ms) / 1000.0 : 0.0;
+    json_t *up = uplink_status(path);
     if (json) {
         json_t *j = json_pack("{s:s, s:I, s:I, s:f, s:I}", "spool", path, "depth",
                               (json_int_t)st.records, "bytes", (json_int_t)st.bytes,
                               "oldest_age_s", age, "drops", (json_int_t)st.drops);
+        if (j && up)
+            json_object_set(j, "uplink", up);
+        json_decref(up);
         char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
         if (text)
             printf("%s\n", text);
@@ -96,6 +129,9 @@ static int spool_stats_cmd(int argc, char **argv)
     else
         printf("oldest age:  - (empty)\n");
     printf("drops:       %llu\n", (unsigned long long)st.drops);
+    if (up)
+        print_uplink(up, now);
+    json_decref(up);
     return 0;
 }
 

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,9 @@ struct uplink {
     uint64_t attempt_at_ms;
     uint32_t backoff_s;
     char last_error[512];
+    const char *status;      /* connected, connecting, disconnected, config_error */
+    int64_t status_since_ms; /* wall clock */
+    uint64_t status_written_ms;
     char cmd_filter[AWS_TOPIC_MAX_BYTES * 2];
     struct slot *win;  /* ring */
     size_t win_cap, win_head, win_n;
@@ -451,6 +455,61 @@ static void on_message(void *arg, const char *topic, size_t tlen, const uint8_t 
     stat_add(u, rc == 0 ? &u->stats.commands_delivered : &u->stats.commands_dropped, 1);
 }
 
+/* ---- the status file psagw spool stats shows ---- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Writes <spool>.uplink (JSON, 0600, replaced atomically): the connection's state, since when,
+ * the last error and the counters. Every state change, and every 5 s. */
+static void write_status(struct uplink *u)
+{
+    char path[1100], tmp[1110], err[512];
+    snprintf(path, sizeof(path), "%s.uplink", u->cfg.spool);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    size_t o = 0; /* the error text without quotes or backslashes, for JSON */
+    for (const char *p = u->last_error; *p && o + 1 < sizeof(err); p++)
+        err[o++] = *p == '"' || *p == '\\' || (unsigned char)*p < 0x20 ? '\'' : *p;
+    err[o] = '\0';
+    struct uplink_stats st;
+    uplink_get_stats(u, &st);
+    mode_t old = umask(077);
+    FILE *f = fopen(tmp, "w");
+    umask(old);
+    if (!f)
+        return;
+    fprintf(f,
+            "{\"state\":\"%s\",\"host\":\"%s\",\"port\":%u,\"since_ms\":%lld,"
+            "\"last_error\":\"%s\",\"backlog_in_memory\":%zu,\"inflight\":%zu,"
+            "\"published\":%llu,\"acked\":%llu,\"rejected\":%llu,\"connects\":%llu,"
+            "\"failures\":%llu,\"commands_delivered\":%llu,\"updated_ms\":%lld}\n",
+            u->status, u->cfg.host, u->cfg.port, (long long)u->status_since_ms, err, u->win_n,
+            u->n_inflight, (unsigned long long)st.published, (unsigned long long)st.acked,
+            (unsigned long long)st.rejected, (unsigned long long)st.connects,
+            (unsigned long long)st.failures, (unsigned long long)st.commands_delivered,
+            (long long)wall_ms());
+    if (fclose(f) == 0)
+        rename(tmp, path);
+    else
+        unlink(tmp);
+    u->status_written_ms = now_ms();
+}
+
+static void set_status(struct uplink *u, const char *status, const char *error)
+{
+    if (error)
+        snprintf(u->last_error, sizeof(u->last_error), "%s", error);
+    if (u->status != status) {
+        u->status = status;
+        u->status_since_ms = wall_ms();
+    }
+    write_status(u);
+}
+
 /* ---- connection life ---- */
 
 static void backoff(struct uplink *u)
@@ -492,6 +551,7 @@ static void teardown(struct uplink *u, const char *reason)
     u->stats.connected = false;
     pthread_mutex_unlock(&u->mu);
     backoff(u);
+    set_status(u, "disconnected", why);
     log_event(was_connected ? LOG_WARN : LOG_ERROR, "cloud_disconnected",
               "host=%s port=%u reason=\"%s\" retry_in_ms=%llu backlog=%zu", u->cfg.host,
               u->cfg.port, why, (unsigned long long)(u->attempt_at_ms - now_ms()), u->win_n);
@@ -503,6 +563,7 @@ static void attempt(struct uplink *u)
     if (uplink_check_config(&u->cfg, err, sizeof(err)) != 0) {
         /* the devices go on being served and spooled; the next attempt re-reads the files */
         backoff(u);
+        set_status(u, "config_error", err);
         log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling "
                   "retry_in_ms=%llu", err, (unsigned long long)(u->attempt_at_ms - now_ms()));
         return;
@@ -517,6 +578,7 @@ static void attempt(struct uplink *u)
     if (!*u->cfg.command_topic)
         u->cmd_filter[0] = '\0';
     u->state = UP_CONNECTING;
+    set_status(u, "connecting", NULL);
     log_event(LOG_INFO, "cloud_connecting", "host=%s port=%u sni=%s client_id=%s protocol=%s",
               u->cfg.host, u->cfg.port, *u->cfg.sni ? u->cfg.sni : u->cfg.host,
               u->cfg.client_id, u->cfg.mqtt_version == 5 ? "mqtt5" : "mqtt311");
@@ -539,6 +601,7 @@ static void attempt(struct uplink *u)
     u->stats.connected = true;
     u->stats.connects++;
     pthread_mutex_unlock(&u->mu);
+    set_status(u, "connected", NULL);
     log_event(LOG_INFO, "cloud_connected", "host=%s port=%u client_id=%s commands=%s "
               "inflight_limit=%u backlog=%zu", u->cfg.host, u->cfg.port, u->cfg.client_id,
               *u->cmd_filter ? u->cmd_filter : "-", u->inflight_limit, u->win_n);
@@ -652,9 +715,12 @@ static void *uplink_thread(void *arg)
 {
     struct uplink *u = arg;
     pthread_setname_np(pthread_self(), "psagw-uplink");
+    set_status(u, "connecting", NULL);
     while (!stopping(u)) {
         take_new_config(u);
         window_fill(u);
+        if (now_ms() - u->status_written_ms >= 5000)
+            write_status(u);
         if (!u->cc && now_ms() >= u->attempt_at_ms)
             attempt(u);
         uint64_t wait_us = pump(u);
@@ -700,6 +766,7 @@ static void *uplink_thread(void *arg)
     }
     SSL_CTX_free(u->ctx);
     u->ctx = NULL;
+    set_status(u, "stopped", NULL);
     return NULL;
 }
 

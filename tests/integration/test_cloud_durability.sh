@@ -35,7 +35,9 @@ echo "$stats" | grep -q "depth:       80 records" || fail "spool while the cloud
 echo "$stats" | grep -q "oldest age:  [0-9]" || fail "no oldest age: $stats"
 "$PSAGW" spool stats --spool "$SPOOL" --json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["depth"]==80 and d["drops"]==0 and d["bytes"]>0, d' ||
   fail "spool stats --json"
-ok "cloud down: 80 messages acknowledged and spooled ($(echo "$stats" | grep bytes: | tr -s ' '))"
+echo "$stats" | grep -q "^uplink:      disconnected (localhost:$CLOUD_PORT)" || fail "uplink state: $stats"
+echo "$stats" | grep -q -E "^last error:  (TCP connect to localhost:$CLOUD_PORT: Connection refused|read: connection closed by the cloud)" || fail "last error: $stats"
+ok "cloud down: 80 messages acknowledged and spooled ($(echo "$stats" | grep bytes: | tr -s ' ')); spool stats shows the uplink down and why"
 kill -KILL "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; GW_PID=
 restart_gateway_log
 start_gateway_conf
@@ -46,6 +48,8 @@ wait_observed " psagw/gw1/sensors/s2/seq " 40 20 || fail "s2 backlog: $(observed
 check_acked_arrived "$WORK/o1.acks" s1
 check_acked_arrived "$WORK/o2.acks" s2
 ok "outage + SIGKILL while the cloud was down: all 80 acknowledged messages arrived, in order per device"
+"$PSAGW" spool stats --spool "$SPOOL" --json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["uplink"]["state"]=="connected", d' ||
+  fail "spool stats --json: uplink not connected: $("$PSAGW" spool stats --spool "$SPOOL" --json)"
 # the command subscription is made again on the new connection
 sub_bg "$WORK/cmd_s2.txt" s2 $PSK_B -q 1 -t 'cmd/s2/#' -v
 cloud_pub psagw/gw1/cmd/s2/after-outage yes
