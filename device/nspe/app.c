@@ -30,6 +30,7 @@ static int session_open(const struct app_cfg *o, struct mqtt_client *m, unsigned
     char err[256];
     m->in_len = 0;
     m->pending = 0;
+    m->deferred = 0;
     m->tls = tls_connect(o->host, o->port, m->id, NULL, err, sizeof(err));
     if (m->tls && mqtt_client_connect(m, true, 60) == 0) {
         printf("connected id=%s cipher=%s attested=%d\n", m->id, tls_cipher(m->tls), m->attested);

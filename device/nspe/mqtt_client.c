@@ -19,31 +19,34 @@ static int send_packet(struct mqtt_client *c, const uint8_t *buf, size_t len)
     return tls_write_all(c->tls, buf, len);
 }
 
-static void consume(struct mqtt_client *c, size_t len)
+/* Removes len bytes at offset `at` of c->in. */
+static void consume_at(struct mqtt_client *c, size_t at, size_t len)
 {
-    memmove(c->in, c->in + len, c->in_len - len);
+    memmove(c->in + at, c->in + at + len, c->in_len - at - len);
     c->in_len -= len;
 }
 
-/* Reads until one whole packet is in c->in; returns its length, 0 on timeout, -1 on close. */
-static int read_packet(struct mqtt_client *c, int timeout_ms, size_t *len)
+static void consume(struct mqtt_client *c, size_t len)
 {
-    if (c->pending) { /* the packet mqtt_client_poll returned last time: done with now */
-        consume(c, c->pending);
-        c->pending = 0;
-    }
+    consume_at(c, 0, len);
+}
+
+/* Reads until one whole packet is in c->in at offset `at`; returns 1 (its length in *len),
+ * 0 on timeout, -1 on close. */
+static int read_packet_at(struct mqtt_client *c, size_t at, int timeout_ms, size_t *len)
+{
     for (;;) {
         uint8_t first;
         uint32_t rem;
         size_t hlen;
-        if (c->in_len > 0) {
-            int rc = mqtt_fixed_header(c->in, c->in_len, &first, &rem, &hlen);
-            if (rc == MQTT_OK && c->in_len >= hlen + rem) {
+        if (c->in_len > at) {
+            int rc = mqtt_fixed_header(c->in + at, c->in_len - at, &first, &rem, &hlen);
+            if (rc == MQTT_OK && c->in_len - at >= hlen + rem) {
                 *len = hlen + rem;
                 return 1;
             }
             if ((rc != MQTT_OK && rc != MQTT_ERR_INCOMPLETE) ||
-                (rc == MQTT_OK && hlen + rem > sizeof(c->in)))
+                (rc == MQTT_OK && at + hlen + rem > sizeof(c->in)))
                 return -1;
         }
         int n = tls_read(c->tls, c->in + c->in_len, sizeof(c->in) - c->in_len, timeout_ms);
@@ -53,6 +56,21 @@ static int read_packet(struct mqtt_client *c, int timeout_ms, size_t *len)
             return -1;
         c->in_len += (size_t)n;
     }
+}
+
+/* Drops the packet mqtt_client_poll returned last time (the caller is done with it). */
+static void release_pending(struct mqtt_client *c)
+{
+    if (c->pending) {
+        consume(c, c->pending);
+        c->pending = 0;
+    }
+}
+
+static int read_packet(struct mqtt_client *c, int timeout_ms, size_t *len)
+{
+    release_pending(c);
+    return read_packet_at(c, 0, timeout_ms, len);
 }
 
 
@@ -155,25 +173,30 @@ int mqtt_client_publish(struct mqtt_client *c, const char *topic, const uint8_t 
         return -1;
     if (qos == 0)
         return 0;
+    release_pending(c);
     for (;;) { /* wait for the PUBACK of this packet id */
-        size_t plen;
-        if (read_packet(c, 30000, &plen) <= 0)
+        size_t plen, at = c->deferred;
+        if (read_packet_at(c, at, 30000, &plen) <= 0)
             return -1;
-        uint8_t type = c->in[0] >> 4;
+        uint8_t type = c->in[at] >> 4;
         struct mqtt_packet a;
-        int rc = mqtt_decode(c->in, plen, MQTT_V5, &a);
+        int rc = mqtt_decode(c->in + at, plen, MQTT_V5, &a);
         if (rc == MQTT_OK && type == MQTT_PUBACK && a.u.ack.packet_id == p.packet_id) {
             int reason = a.u.ack.reason;
             keep_reason(c, &a.u.ack.props);
-            consume(c, plen);
+            consume_at(c, at, plen);
             return reason < 0x80 ? 0 : -1;
         }
         if (rc == MQTT_OK && type == MQTT_DISCONNECT) {
             keep_reason(c, &a.u.reason.props);
-            consume(c, plen);
+            consume_at(c, at, plen);
             return -1;
         }
-        consume(c, plen); /* other traffic meanwhile is not this simple client's business */
+        if (rc == MQTT_OK && type == MQTT_PUBLISH && at + plen <= sizeof(c->in) / 2) {
+            c->deferred += plen; /* a command meanwhile: kept for the next poll */
+            continue;
+        }
+        consume_at(c, at, plen); /* anything else meanwhile (or no room) is dropped */
     }
 }
 
@@ -207,9 +230,11 @@ int mqtt_client_poll(struct mqtt_client *c, int timeout_ms, const uint8_t **topi
             timeout_ms = (int)(due - now);
     }
     size_t len;
-    int rc = read_packet(c, timeout_ms, &len);
+    int rc = read_packet(c, c->deferred ? 0 : timeout_ms, &len);
     if (rc <= 0)
         return rc;
+    if (c->deferred) /* the packet at the start is one that waited */
+        c->deferred = c->deferred > len ? c->deferred - len : 0;
     uint8_t type = c->in[0] >> 4;
     struct mqtt_packet p;
     if (mqtt_decode(c->in, len, MQTT_V5, &p) != MQTT_OK)

@@ -49,6 +49,8 @@ struct mqtt_client {
     uint8_t in[2048];
     size_t in_len;
     size_t pending; /* bytes of the packet mqtt_client_poll returned last, still in `in` */
+    size_t deferred; /* PUBLISHes that came while a publish waited for its PUBACK: at the start
+                      * of `in` (after `pending`), returned by the next polls */
     uint16_t next_pid;
     uint16_t keep_alive;  /* seconds, as sent in CONNECT */
     uint64_t last_tx_ms;  /* when we last sent anything (PINGREQ is due at keep_alive / 2) */
