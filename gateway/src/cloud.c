@@ -155,7 +155,7 @@ void cloud_reload(struct gateway *gw, const struct cloud_config *next)
         log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling", why);
     spool_set_limits(gw->spool, next->spool_max_bytes, next->spool_memory_max,
                      next->spool_when_full);
-    uplink_reconfigure(gw->uplink, next);
+    uplink_reconfigure(gw->uplink, &gw->cfg.cloud); /* with the spool path in use */
 }
 
 bool cloud_routes(struct gateway *gw, const char *topic, size_t len)
