@@ -322,12 +322,14 @@ int cloud_init(struct gateway *gw, char *err, size_t errlen);
 void cloud_stop(struct gateway *gw); /* at shutdown, after the workers */
 void cloud_free(struct gateway *gw);
 void cloud_reload(struct gateway *gw, const struct cloud_config *next);
-/* handle_publish: takes a PUBLISH that routes to the cloud, or (ack_only) just its ack when
+/* The cloud route a device topic takes (with the levels for {rest}), or NULL (broker lock). */
+const struct cloud_route *cloud_route(struct gateway *gw, const char *topic, size_t len,
+                                      const char **rest, size_t *rest_len);
+/* handle_publish: takes a PUBLISH for the cloud `route`, or (route NULL) just its ack when
  * earlier acks of the connection still wait for the spool. Returns 0 when the ack will be sent
  * by the spool, -1 after refusing the message (reply sent or connection closed). */
-int cloud_take_publish(struct conn *c, const struct mqtt_publish *p, bool ack_only);
-/* Does this PUBLISH go to the cloud? (broker lock) */
-bool cloud_routes(struct gateway *gw, const char *topic, size_t len);
+int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
+                       const struct cloud_route *route, const char *rest, size_t rest_len);
 /* An attestation verdict as JSON, spooled for attest_topic. */
 void cloud_attest_verdict(struct gateway *gw, const char *id, const char *json, size_t len);
 void cloud_log_stats(struct gateway *gw);

@@ -158,9 +158,10 @@ void cloud_reload(struct gateway *gw, const struct cloud_config *next)
     uplink_reconfigure(gw->uplink, &gw->cfg.cloud); /* with the spool path in use */
 }
 
-bool cloud_routes(struct gateway *gw, const char *topic, size_t len)
+const struct cloud_route *cloud_route(struct gateway *gw, const char *topic, size_t len,
+                                      const char **rest, size_t *rest_len)
 {
-    return gw->spool && len > 0 && topic[0] != '$' && uplink_routes(&gw->cfg.cloud, topic, len);
+    return gw->spool ? uplink_route_for(&gw->cfg.cloud, topic, len, rest, rest_len) : NULL;
 }
 
 /* Refuses a message the cloud would refuse: MQTT 5 gets a negative ack, 3.1.1 (which has none
@@ -183,31 +184,27 @@ static int refuse(struct conn *c, const struct mqtt_publish *p, uint8_t reason, 
     return -1;
 }
 
-int cloud_take_publish(struct conn *c, const struct mqtt_publish *p, bool ack_only)
+int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
+                       const struct cloud_route *rt, const char *rest, size_t rest_len)
 {
     struct gateway *gw = c->gw;
     struct session *s = c->session;
+    bool ack_only = rt == NULL;
+    const uint8_t *payload = p->payload.data;
+    size_t payload_len = p->payload.len;
+    char json[512];
     if (!ack_only) {
         const struct cloud_config *k = &gw->cfg.cloud;
         if (p->payload.len > k->max_payload)
             return refuse(c, p, MQTT_RC_PACKET_TOO_LARGE,
                           "payload over the cloud's limit (cloud.max_payload)");
-        if (gw->cloud_topics_ok) {
-            char topic[AWS_TOPIC_MAX_BYTES * 2];
-            const char *why = NULL;
-            if (uplink_map_topic(k, s->id, (const char *)p->topic.data, p->topic.len, topic,
-                                 sizeof(topic), &why) < 0 && why)
-                return refuse(c, p, MQTT_RC_TOPIC_NAME_INVALID, why);
-        }
-    }
-    const uint8_t *payload = p->payload.data;
-    size_t payload_len = p->payload.len;
-    char json[512];
-    if (!ack_only) {
-        const struct cloud_route *rt = uplink_route_for(&gw->cfg.cloud,
-                                                        (const char *)p->topic.data, p->topic.len);
-        if (rt && rt->payload == CLOUD_PAYLOAD_JSON) {
-            const char *why = "no group key";
+        char topic[AWS_TOPIC_MAX_BYTES * 2];
+        const char *why = NULL;
+        if (gw->cloud_topics_ok && uplink_route_topic(k, rt, s->id, rest, rest_len, topic,
+                                                      sizeof(topic), &why) < 0)
+            return refuse(c, p, MQTT_RC_TOPIC_NAME_INVALID, why ? why : "bad template");
+        if (rt->payload == CLOUD_PAYLOAD_JSON) {
+            why = "no group key";
             int n = gw->record_keys
                         ? record_to_json(gw->record_keys, s->id, (const char *)p->topic.data,
                                          p->topic.len, p->payload.data, p->payload.len, json,

@@ -378,6 +378,18 @@ static int tcp_connect(struct cloud_client *c, const char *host, uint16_t port, 
     return fd;
 }
 
+/* Connect phase: after an SSL call failed with error e, waits for what it wants. 0 to try
+ * again; -1 (the error set, prefixed with `step`) on a real error, timeout or stop. */
+static int wait_ssl(struct cloud_client *c, int e, uint64_t deadline, int stop_fd,
+                    const char *step)
+{
+    char why[256];
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        return fail(c, step, ssl_reason(c, e, why, sizeof(why)));
+    int w = wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, stop_fd);
+    return w > 0 ? 0 : fail(c, step, w == 0 ? "timed out" : "stopped");
+}
+
 /* Writes `out` completely before the deadline (connect phase). */
 static int flush_blocking(struct cloud_client *c, uint64_t deadline, int stop_fd)
 {
@@ -429,17 +441,8 @@ struct cloud_client *cloud_client_connect(const struct cloud_config *cfg, SSL_CT
         if (r == 1)
             break;
         int e = SSL_get_error(c->ssl, r);
-        int w = e == SSL_ERROR_WANT_READ    ? wait_fd(c->fd, POLLIN, deadline, stop_fd)
-                : e == SSL_ERROR_WANT_WRITE ? wait_fd(c->fd, POLLOUT, deadline, stop_fd)
-                                            : -2;
-        if (w == -2) {
-            fail(c, "TLS handshake", ssl_reason(c, e, why, sizeof(why)));
+        if (wait_ssl(c, e, deadline, stop_fd, "TLS handshake") != 0)
             goto fail;
-        }
-        if (w <= 0) {
-            fail(c, "TLS handshake", w == 0 ? "timed out" : "stopped");
-            goto fail;
-        }
     }
     if (queue_connect(c, cfg) != 0 || flush_blocking(c, deadline, stop_fd) != 0)
         goto fail;
@@ -494,17 +497,8 @@ struct cloud_client *cloud_client_connect(const struct cloud_config *cfg, SSL_CT
             break;
         }
         int e = SSL_get_error(c->ssl, n);
-        int w = e == SSL_ERROR_WANT_READ    ? wait_fd(c->fd, POLLIN, deadline, stop_fd)
-                : e == SSL_ERROR_WANT_WRITE ? wait_fd(c->fd, POLLOUT, deadline, stop_fd)
-                                            : -2;
-        if (w == -2) {
-            fail(c, "waiting for CONNACK", ssl_reason(c, e, why, sizeof(why)));
+        if (wait_ssl(c, e, deadline, stop_fd, "waiting for CONNACK") != 0)
             goto fail;
-        }
-        if (w <= 0) {
-            fail(c, "no CONNACK", w == 0 ? "timed out" : "stopped");
-            goto fail;
-        }
     }
     if (cmd_filter && *cmd_filter && queue_subscribe(c, cmd_filter) != 0)
         goto fail;

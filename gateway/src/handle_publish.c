@@ -101,7 +101,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     if (p->qos == 2 && qos2_pending(s, p->packet_id)) {
         /* a resend of a QoS 2 message we already routed */
         if (c->spool_waiting > 0)
-            cloud_take_publish(c, p, true);
+            cloud_take_publish(c, p, NULL, NULL, 0);
         else
             conn_send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS, NULL);
         return;
@@ -128,8 +128,12 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     }
     /* only authenticated devices speak to the cloud: an anonymous local tool could otherwise
      * publish under a device's name */
-    bool to_cloud = !c->who.anonymous && cloud_routes(gw, topic, p->topic.len);
-    if (to_cloud && cloud_take_publish(c, p, false) != 0)
+    const char *rest = NULL;
+    size_t rest_len = 0;
+    const struct cloud_route *route =
+        c->who.anonymous ? NULL : cloud_route(gw, topic, p->topic.len, &rest, &rest_len);
+    bool to_cloud = route != NULL;
+    if (to_cloud && cloud_take_publish(c, p, route, rest, rest_len) != 0)
         return; /* refused: the cloud could not take it */
     struct msg *m = msg_new(topic, p->topic.len, p->payload.data, p->payload.len,
                             p->qos > 1 ? 1 : p->qos, p->retain,
@@ -147,7 +151,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     if (p->qos == 0 || to_cloud)
         return; /* to_cloud: the spool sends the ack once the message is durable */
     if (c->spool_waiting > 0) /* earlier acks still wait for the spool: keep the order */
-        cloud_take_publish(c, p, true);
+        cloud_take_publish(c, p, NULL, NULL, 0);
     else
         conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS,
                       NULL);

@@ -150,6 +150,33 @@ static sqlite3 *open_db(const char *path, int flags, char *err, size_t errlen)
     return db;
 }
 
+/* What the file holds, in one query (open, after a failed transaction, and for the CLI). */
+struct file_counts {
+    uint64_t records, bytes, max_seq, drops;
+    int64_t oldest_ms;
+};
+
+static int read_counts(sqlite3 *db, struct file_counts *fc)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0), "
+                           "coalesce(max(seq), 0), coalesce(min(created_ms), 0), "
+                           "(SELECT value FROM spool_meta WHERE key = 'drops') FROM spool",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+        fc->records = (uint64_t)sqlite3_column_int64(q, 0);
+        fc->bytes = (uint64_t)sqlite3_column_int64(q, 1);
+        fc->max_seq = (uint64_t)sqlite3_column_int64(q, 2);
+        fc->oldest_ms = sqlite3_column_int64(q, 3);
+        fc->drops = (uint64_t)sqlite3_column_int64(q, 4);
+        rc = 0;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
 struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_max,
                          enum spool_when_full when_full, const struct spool_callbacks *cb,
                          char *err, size_t errlen)
@@ -200,23 +227,16 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_m
             return NULL;
         }
     }
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0), "
-                           "coalesce(max(seq), 0), (SELECT value FROM spool_meta WHERE key = "
-                           "'drops') FROM spool",
-                           -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_ROW) {
+    struct file_counts fc;
+    if (read_counts(db, &fc) != 0) {
         snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(db));
-        sqlite3_finalize(q);
         spool_close(sp);
         return NULL;
     }
-    sp->records = (uint64_t)sqlite3_column_int64(q, 0);
-    sp->bytes = (uint64_t)sqlite3_column_int64(q, 1);
-    sp->next_seq = (uint64_t)sqlite3_column_int64(q, 2) + 1;
-    sp->drops = sp->drops_saved = (uint64_t)sqlite3_column_int64(q, 3);
-    sqlite3_finalize(q);
+    sp->records = fc.records;
+    sp->bytes = fc.bytes;
+    sp->next_seq = fc.max_seq + 1;
+    sp->drops = sp->drops_saved = fc.drops;
     sp->pub.records = sp->records;
     sp->pub.bytes = sp->bytes;
     sp->pub.drops = sp->drops;
@@ -228,16 +248,11 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_m
 /* The counters from the file, after a failed transaction (spool thread). */
 static void recount(struct spool *sp)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(sp->db,
-                           "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0) "
-                           "FROM spool",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW) {
-        sp->records = (uint64_t)sqlite3_column_int64(q, 0);
-        sp->bytes = (uint64_t)sqlite3_column_int64(q, 1);
+    struct file_counts fc;
+    if (read_counts(sp->db, &fc) == 0) {
+        sp->records = fc.records;
+        sp->bytes = fc.bytes;
     }
-    sqlite3_finalize(q);
 }
 
 void spool_set_limits(struct spool *sp, uint64_t max_bytes, uint64_t memory_max,
@@ -780,23 +795,16 @@ int spool_file_stats(const char *path, struct spool_stats *st, char *err, size_t
     sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE, err, errlen);
     if (!db)
         return -1;
-    sqlite3_stmt *q = NULL;
-    int rc = -1;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT count(*), coalesce(sum(length(topic) + length(payload)), 0), "
-                           "coalesce(min(created_ms), 0), (SELECT value FROM spool_meta WHERE "
-                           "key = 'drops') FROM spool",
-                           -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_ROW) {
+    struct file_counts fc;
+    int rc = read_counts(db, &fc);
+    if (rc != 0) {
         snprintf(err, errlen, "spool %s: %s (is it a psagw spool?)", path, sqlite3_errmsg(db));
     } else {
-        st->records = (uint64_t)sqlite3_column_int64(q, 0);
-        st->bytes = (uint64_t)sqlite3_column_int64(q, 1);
-        st->oldest_ms = sqlite3_column_int64(q, 2);
-        st->drops = (uint64_t)sqlite3_column_int64(q, 3);
-        rc = 0;
+        st->records = fc.records;
+        st->bytes = fc.bytes;
+        st->oldest_ms = fc.oldest_ms;
+        st->drops = fc.drops;
     }
-    sqlite3_finalize(q);
     sqlite3_close(db);
     return rc;
 }

@@ -117,21 +117,22 @@ static const char *gateway_name(const struct cloud_config *cfg)
 }
 
 const struct cloud_route *uplink_route_for(const struct cloud_config *cfg, const char *topic,
-                                           size_t len)
+                                           size_t len, const char **rest, size_t *rest_len)
 {
-    const char *rest;
-    size_t rest_len;
     if (len > 0 && topic[0] == '$')
         return NULL;
     for (size_t i = 0; i < cfg->n_routes; i++)
-        if (cloud_route_match(cfg->routes[i].match, topic, len, &rest, &rest_len))
+        if (cloud_route_match(cfg->routes[i].match, topic, len, rest, rest_len))
             return &cfg->routes[i];
     return NULL;
 }
 
-bool uplink_routes(const struct cloud_config *cfg, const char *topic, size_t len)
+int uplink_route_topic(const struct cloud_config *cfg, const struct cloud_route *route,
+                       const char *device, const char *rest, size_t rest_len, char *out,
+                       size_t cap, const char **why)
 {
-    return uplink_route_for(cfg, topic, len) != NULL;
+    return cloud_topic_expand(route->topic, gateway_name(cfg), device, rest, rest_len, out, cap,
+                              why);
 }
 
 int uplink_map_topic(const struct cloud_config *cfg, const char *device, const char *topic,
@@ -145,16 +146,10 @@ int uplink_map_topic(const struct cloud_config *cfg, const char *device, const c
         return cloud_topic_expand(cfg->attest_topic, gateway_name(cfg), device, NULL, 0, out,
                                   cap, why);
     }
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        const char *rest;
-        size_t rest_len;
-        if (topic_len > 0 && topic[0] == '$')
-            break;
-        if (cloud_route_match(cfg->routes[i].match, topic, topic_len, &rest, &rest_len))
-            return cloud_topic_expand(cfg->routes[i].topic, gateway_name(cfg), device, rest,
-                                      rest_len, out, cap, why);
-    }
-    return -1;
+    const char *rest;
+    size_t rest_len;
+    const struct cloud_route *rt = uplink_route_for(cfg, topic, topic_len, &rest, &rest_len);
+    return rt ? uplink_route_topic(cfg, rt, device, rest, rest_len, out, cap, why) : -1;
 }
 
 /* ---- TLS ---- */

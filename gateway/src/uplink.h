@@ -47,14 +47,17 @@ void uplink_get_stats(struct uplink *u, struct uplink_stats *st);
  * against AWS IoT's limits, CA/cert/key files and that the key matches the certificate. */
 int uplink_check_config(const struct cloud_config *cfg, char *err, size_t errlen);
 
-/* Maps a device topic to its cloud topic with the first route that matches; -1 if no route
- * matches (*why NULL) or the result breaks a limit (*why says which). */
+/* The first route that takes this device topic (none for '$' topics), with the levels its
+ * trailing '#' matched in rest/rest_len; NULL if none does. */
+const struct cloud_route *uplink_route_for(const struct cloud_config *cfg, const char *topic,
+                                           size_t len, const char **rest, size_t *rest_len);
+/* The cloud topic of a route for a device and its rest; -1 with *why if it breaks a limit. */
+int uplink_route_topic(const struct cloud_config *cfg, const struct cloud_route *route,
+                       const char *device, const char *rest, size_t rest_len, char *out,
+                       size_t cap, const char **why);
+/* Maps a spooled device topic (or the verdict topic) to its cloud topic with the first route
+ * that matches; -1 if none does (*why NULL) or the result breaks a limit (*why says which). */
 int uplink_map_topic(const struct cloud_config *cfg, const char *device, const char *topic,
                      size_t topic_len, char *out, size_t cap, const char **why);
-/* Does any route take this device topic? */
-bool uplink_routes(const struct cloud_config *cfg, const char *topic, size_t len);
-/* The first route that takes this device topic, or NULL. */
-const struct cloud_route *uplink_route_for(const struct cloud_config *cfg, const char *topic,
-                                           size_t len);
 
 #endif
