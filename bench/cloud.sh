@@ -8,6 +8,7 @@
 # Usage: bench/cloud.sh [BUILD_DIR]   env: PUBLISHERS (20), MESSAGES (10000 per publisher),
 # WINDOW (32 unacknowledged per publisher)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
 LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
@@ -19,10 +20,6 @@ DIR=$(mktemp -d /tmp/psagw-cloudbench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT
-TICK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 TOTAL=$((PUBLISHERS * MESSAGES))
 
 # certificates for the cloud, the gateway (and bridge) and the counter

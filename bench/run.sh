@@ -8,6 +8,7 @@
 # Usage: bench/run.sh [BUILD_DIR]   env: CONNECTS (2000), IDLE (10000), MESSAGES (20000 per
 # publisher), PUBLISHERS (10)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
 LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
@@ -26,11 +27,8 @@ if [ "$(ulimit -n)" -lt $((IDLE + 100)) ]; then
   IDLE=$(( $(ulimit -n) - 200 ))
   echo "note: open-file limit $(ulimit -n); idle connections lowered to $IDLE"
 fi
-TICK=$(getconf CLK_TCK)
 PAGE=$(getconf PAGESIZE)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '{print $2 * '"$PAGE"' / 1024}' "/proc/$1/statm"; }
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # identities: bench00000.. (publishers and idle clients), benchsub (subscriber)
 total=$(( IDLE > CONNECTS ? IDLE : CONNECTS ))
@@ -75,7 +73,6 @@ CONF
   mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.log" &
   echo $!
 }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 declare -A R
 measure() { # name server_pid port

@@ -12,6 +12,7 @@
 # env: DEVICES (20 publishing), INTERVAL_MS (50), IDLE (1000 held connections), OUTAGE (120 s),
 #      STORM (10000)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
 LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
@@ -32,8 +33,6 @@ cleanup() {
 }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 say() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 conns() { grep 'event=stats' "$DIR/gw.log" | tail -1 | sed -n 's/.*event=stats connections=\([0-9]*\).*/\1/p'; }
 

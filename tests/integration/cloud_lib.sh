@@ -104,19 +104,10 @@ write_config() {
   } >"$GW_CONF"
 }
 
-# start_gateway_conf: the gateway on $GW_CONF (ports from its log, as start_gateway does).
+# start_gateway_conf: the gateway on $GW_CONF (lib.sh's launch_gateway).
 start_gateway_conf() {
-  "$PSAGW" serve --config "$GW_CONF" --workers 2 --log-level debug \
-    --attestation-default optional ${GW_EXTRA:-} 2>>"$GW_LOG" &
-  GW_PID=$!
-  for _ in $(seq 1 100); do
-    grep -q "event=started" "$GW_LOG" 2>/dev/null && break
-    kill -0 "$GW_PID" 2>/dev/null || fail "gateway did not start: $(tail -5 "$GW_LOG")"
-    sleep 0.05
-  done
-  grep -q "event=started" "$GW_LOG" || fail "gateway did not start in time"
-  PSK_PORT=$(grep 'event=listening' "$GW_LOG" | grep 'type=tls-psk' | tail -1 | sed 's/.* port=\([0-9]*\).*/\1/')
-  PLAIN_PORT=$(grep 'event=listening' "$GW_LOG" | grep 'type=plain' | tail -1 | sed 's/.* port=\([0-9]*\).*/\1/')
+  launch_gateway --config "$GW_CONF" --workers 2 --log-level debug \
+    --attestation-default optional ${GW_EXTRA:-}
 }
 
 # observed_count PATTERN: lines the observer has that match.

@@ -33,17 +33,25 @@ ok() { echo "ok - $*"; }
 # paths (delivery, takeover, revocation) are exercised.
 start_gateway() {
   : > "$GW_LOG"
-  "$PSAGW" serve --registry "$REG" --listen 127.0.0.1:0 --listen-plain 127.0.0.1:0 \
-    --workers 2 --log-level debug --attestation-default optional "$@" 2>>"$GW_LOG" &
+  launch_gateway --registry "$REG" --listen 127.0.0.1:0 --listen-plain 127.0.0.1:0 \
+    --workers 2 --log-level debug --attestation-default optional "$@"
+}
+
+# launch_gateway [psagw serve args...]: starts psagw (log appended to $GW_LOG), waits for this
+# run's event=started and reads PSK_PORT and PLAIN_PORT from this run's listening lines.
+launch_gateway() {
+  local from
+  from=$(( $(wc -l < "$GW_LOG" 2>/dev/null || echo 0) + 1 ))
+  "$PSAGW" serve "$@" 2>>"$GW_LOG" &
   GW_PID=$!
   for _ in $(seq 1 100); do
-    grep -q "event=started" "$GW_LOG" 2>/dev/null && break
-    kill -0 "$GW_PID" 2>/dev/null || fail "gateway did not start: $(cat "$GW_LOG")"
+    tail -n +"$from" "$GW_LOG" | grep -q "event=started" && break
+    kill -0 "$GW_PID" 2>/dev/null || fail "gateway did not start: $(tail -n +"$from" "$GW_LOG")"
     sleep 0.05
   done
-  grep -q "event=started" "$GW_LOG" || fail "gateway did not start in time"
-  PSK_PORT=$(grep 'event=listening' "$GW_LOG" | grep 'type=tls-psk' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
-  PLAIN_PORT=$(grep 'event=listening' "$GW_LOG" | grep 'type=plain' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
+  tail -n +"$from" "$GW_LOG" | grep -q "event=started" || fail "gateway did not start in time"
+  PSK_PORT=$(tail -n +"$from" "$GW_LOG" | grep 'event=listening' | grep 'type=tls-psk' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
+  PLAIN_PORT=$(tail -n +"$from" "$GW_LOG" | grep 'event=listening' | grep 'type=plain' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
 }
 
 stop_gateway() {
