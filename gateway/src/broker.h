@@ -18,6 +18,7 @@
 #include "psagw/iat.h"
 #include "psagw/mqtt.h"
 #include "registry.h"
+#include "tls_record.h"
 
 #define PSK_FP_LEN 8 /* bytes of SHA-256(PSK) kept to notice a changed key */
 
@@ -107,7 +108,17 @@ struct conn {
     struct loop_timer resume; /* reading again what TLS read ahead (see on_readable) */
     struct gateway *gw;
     const struct listener_config *listener;
-    SSL *ssl; /* NULL on a plain listener */
+    bool tls;     /* a TLS listener's connection */
+    SSL *ssl;     /* the handshake; after it only where tls_record.c cannot take over */
+    struct tls_rec *rec;     /* our record layer after a TLS 1.2 AEAD handshake (tls_record.h) */
+    struct tls_hs_wire *hs;  /* the handshake's byte streams, freed once it is done */
+    const char *tls_version; /* static strings from OpenSSL, for logs */
+    const char *tls_cipher;
+    bool peer_closed;        /* close_notify or a fatal alert arrived */
+    uint8_t *rx;             /* raw bytes of a TLS record still arriving */
+    size_t rx_len;
+    uint8_t *tx;             /* protected bytes the socket did not take yet */
+    size_t tx_len, tx_off, tx_cap;
     enum conn_state state;
     char peer[64];
     struct principal who;
@@ -180,6 +191,10 @@ struct listener {
 };
 
 #define READ_CHUNK 16384
+/* raw TLS input: a record still arriving (at most one, <= 18 KB) plus one full read */
+#define TLS_IN_CAP (2 * (TLS_REC_HEADER + TLS_REC_MAX_CIPHERTEXT))
+/* protected output per send(): four full records */
+#define TLS_OUT_CAP (4 * (TLS_REC_MAX_PLAIN + TLS_REC_OVERHEAD))
 
 /* One event loop on one thread, with its own listening sockets (SO_REUSEPORT), connections,
  * timers and registry connection. */
@@ -201,6 +216,8 @@ struct worker {
     struct loop_io wake_io;   /* eventfd */
     struct loop_timer tick_timer;
     uint8_t scratch[READ_CHUNK];
+    uint8_t tls_in[TLS_IN_CAP];
+    uint8_t tls_out[TLS_OUT_CAP];
 };
 
 struct gateway {

@@ -74,6 +74,7 @@ static void listener_defaults(struct listener_config *l, enum listener_type type
     l->type = type;
     l->tls13 = true;
     l->max_record_size = 16384;
+    l->own_record_layer = true;
     snprintf(l->ciphers, sizeof(l->ciphers), "%s", CONFIG_DEFAULT_CIPHERS);
     snprintf(l->ciphersuites, sizeof(l->ciphersuites), "%s", CONFIG_DEFAULT_CIPHERSUITES);
 }
@@ -307,7 +308,7 @@ static int read_listener(struct reader *r, struct config *c, const config_settin
 {
     static const char *const keys[] = {"address", "type", "tls13", "allow_null_cipher",
                                        "allow_non_loopback", "max_record_size", "ciphers",
-                                       "ciphersuites", NULL};
+                                       "ciphersuites", "record_layer", NULL};
     if (!config_setting_is_group(s))
         return fail(r, s, "each listener is a group { address = ...; }");
     if (check_keys(r, s, keys))
@@ -338,6 +339,13 @@ static int read_listener(struct reader *r, struct config *c, const config_settin
         get_str(r, s, "ciphers", l->ciphers, sizeof(l->ciphers)) ||
         get_str(r, s, "ciphersuites", l->ciphersuites, sizeof(l->ciphersuites)))
         return -1;
+    char layer[16] = "psagw";
+    if (get_str(r, s, "record_layer", layer, sizeof(layer)))
+        return -1;
+    if (strcmp(layer, "psagw") != 0 && strcmp(layer, "openssl") != 0)
+        return fail(r, config_setting_get_member(s, "record_layer"),
+                    "must be \"psagw\" or \"openssl\"");
+    l->own_record_layer = strcmp(layer, "psagw") == 0;
     c->n_listeners++;
     return 0;
 }

@@ -29,6 +29,11 @@
 
 static void conn_io(struct loop *l, struct loop_io *io, uint32_t events);
 
+/* What the TLS handshake sent and received, followed record by record (tls_record.h). */
+struct tls_hs_wire {
+    struct tls_rec_wire in, out;
+};
+
 static void connect_deadline(struct loop *l, struct loop_timer *t)
 {
     (void)l;
@@ -59,13 +64,24 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->io.fd = fd;
     if (l->tls) {
+        /* the handshake runs over memory BIOs: we move the bytes, and follow them record by
+         * record so our record layer can take over with the right sequence numbers */
+        c->tls = true;
         c->ssl = SSL_new(l->tls);
-        if (!c->ssl) {
+        c->hs = calloc(1, sizeof(*c->hs));
+        BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+        if (!c->ssl || !c->hs || !rb || !wb) {
+            BIO_free(rb);
+            BIO_free(wb);
+            SSL_free(c->ssl);
+            free(c->hs);
             close(fd);
             free(c);
             return;
         }
-        SSL_set_fd(c->ssl, fd);
+        BIO_set_mem_eof_return(rb, -1); /* empty: "retry", not end of file */
+        SSL_set_bio(c->ssl, rb, wb);
+        SSL_set_read_ahead(c->ssl, 0); /* OpenSSL stops at the last handshake record */
         SSL_set_accept_state(c->ssl);
         SSL_set_ex_data(c->ssl, tls_conn_index(), c);
         c->state = CONN_TLS_HANDSHAKE;
@@ -225,23 +241,120 @@ static int send_disconnect(struct conn *c, uint8_t reason, const char *reason_st
                                        &need_));
 }
 
+static bool output_pending(const struct conn *c)
+{
+    return c->wbuf_off < c->wbuf_len || c->tx_off < c->tx_len;
+}
+
+/* Sends the protected bytes kept in tx: 1 all sent, 0 the socket is full, -1 error. */
+static int send_tx(struct conn *c)
+{
+    while (c->tx_off < c->tx_len) {
+        ssize_t n = send(c->io.fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->tx_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return 0;
+        return -1;
+    }
+    free(c->tx);
+    c->tx = NULL;
+    c->tx_len = c->tx_off = c->tx_cap = 0;
+    return 1;
+}
+
+/* Sends protected bytes p[0..n) after those already waiting; what the socket does not take is
+ * kept in tx. Returns 1 all sent, 0 some kept, -1 error. */
+static int send_raw(struct conn *c, const uint8_t *p, size_t n)
+{
+    size_t sent = 0;
+    if (c->tx_off == c->tx_len) {
+        while (sent < n) {
+            ssize_t k = send(c->io.fd, p + sent, n - sent, MSG_NOSIGNAL);
+            if (k > 0) {
+                sent += (size_t)k;
+                continue;
+            }
+            if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                break;
+            return -1;
+        }
+        if (sent == n)
+            return 1;
+    }
+    if (c->tx_off > 0) {
+        memmove(c->tx, c->tx + c->tx_off, c->tx_len - c->tx_off);
+        c->tx_len -= c->tx_off;
+        c->tx_off = 0;
+    }
+    if (grow(&c->tx, &c->tx_cap, c->tx_len, n - sent, 4096) != 0)
+        return -1;
+    memcpy(c->tx + c->tx_len, p + sent, n - sent);
+    c->tx_len += n - sent;
+    return 0;
+}
+
+/* Moves what OpenSSL wrote into its memory BIO onto the wire: 1 all sent, 0 some kept, -1. */
+static int ssl_drain(struct conn *c)
+{
+    BIO *wb = SSL_get_wbio(c->ssl);
+    uint8_t *buf = c->w->tls_out;
+    int rc = c->tx_off < c->tx_len ? send_tx(c) : 1;
+    int n;
+    if (rc < 0)
+        return -1;
+    while ((n = BIO_read(wb, buf, (int)TLS_OUT_CAP)) > 0) {
+        if (c->hs)
+            tls_rec_wire_feed(&c->hs->out, buf, (size_t)n);
+        if ((rc = send_raw(c, buf, (size_t)n)) < 0)
+            return -1;
+    }
+    return rc;
+}
+
+/* A fatal alert (or close_notify) from our record layer, best effort. */
+static void send_alert(struct conn *c, uint8_t description)
+{
+    uint8_t rec[TLS_REC_OVERHEAD + 2];
+    size_t n = tls_rec_alert(c->rec, description, rec, sizeof(rec));
+    if (n)
+        send_raw(c, rec, n);
+}
+
+/* Plaintext handed to OpenSSL per SSL_write, so that its output fits tls_out */
+#define SSL_WRITE_STEP (2 * TLS_REC_MAX_PLAIN)
+
 /* Writes wbuf; returns 1 when all of it is written, 0 when the socket is full, -1 on error. */
 static int write_some(struct conn *c)
 {
+    int rc = c->tx_off < c->tx_len ? send_tx(c) : 1;
+    if (rc <= 0)
+        return rc;
     while (c->wbuf_off < c->wbuf_len) {
         size_t left = c->wbuf_len - c->wbuf_off;
+        if (c->rec) {
+            size_t taken = 0;
+            size_t n = tls_rec_seal(c->rec, c->wbuf + c->wbuf_off, left, c->w->tls_out,
+                                    TLS_OUT_CAP, &taken);
+            if (n == 0)
+                return -1;
+            c->wbuf_off += taken;
+            if ((rc = send_raw(c, c->w->tls_out, n)) <= 0)
+                return rc;
+            continue;
+        }
         if (c->ssl) {
             ERR_clear_error();
             int n = SSL_write(c->ssl, c->wbuf + c->wbuf_off,
-                              (int)(left > INT32_MAX ? INT32_MAX : left));
-            if (n > 0) {
-                c->wbuf_off += (size_t)n;
-                continue;
-            }
-            int e = SSL_get_error(c->ssl, n);
-            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-                return 0;
-            return -1;
+                              (int)(left > SSL_WRITE_STEP ? SSL_WRITE_STEP : left));
+            if (n <= 0)
+                return -1; /* a memory BIO takes everything: this is a real failure */
+            c->wbuf_off += (size_t)n;
+            if ((rc = ssl_drain(c)) <= 0)
+                return rc;
+            continue;
         }
         ssize_t n = send(c->io.fd, c->wbuf + c->wbuf_off, left, MSG_NOSIGNAL);
         if (n > 0) {
@@ -278,7 +391,7 @@ static bool take_output(struct conn *c)
 static int flush(struct conn *c)
 {
     for (;;) {
-        if (c->wbuf_off == c->wbuf_len && !take_output(c)) {
+        if (!output_pending(c) && !take_output(c)) {
             want(c, EPOLLIN);
             return 0;
         }
@@ -355,24 +468,122 @@ static int keep_tail(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Reads what is there. Returns >0 bytes, 0 when nothing more now, -1 closed or failed. */
-static ssize_t read_some(struct conn *c, uint8_t *buf, size_t cap)
+static const char *alert_name(uint8_t description)
 {
-    if (c->ssl) {
-        ERR_clear_error();
-        int n = SSL_read(c->ssl, buf, (int)cap);
-        if (n > 0)
-            return n;
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_READ)
-            return 0;
-        if (e == SSL_ERROR_WANT_WRITE) {
-            want(c, EPOLLIN | EPOLLOUT);
-            return 0;
-        }
-        return -1;
+    switch (description) {
+    case TLS_ALERT_BAD_RECORD_MAC:
+        return "bad_record_mac";
+    case TLS_ALERT_RECORD_OVERFLOW:
+        return "record_overflow";
+    case TLS_ALERT_DECODE_ERROR:
+        return "decode_error";
+    case TLS_ALERT_NO_RENEGOTIATION:
+        return "renegotiation_refused";
+    default:
+        return "unexpected_message";
     }
-    ssize_t n = recv(c->io.fd, buf, cap, 0);
+}
+
+/* Keeps raw[0..n), a record still arriving, for the next read. */
+static int keep_rx(struct conn *c, const uint8_t *raw, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (!(c->rx = malloc(n)))
+        return -1;
+    memcpy(c->rx, raw, n);
+    c->rx_len = n;
+    return 0;
+}
+
+/* Our record layer: reads, opens the complete records, keeps a partial one. The plaintext is
+ * put at *data (the worker's tls_in). Returns as read_some. */
+static ssize_t read_records(struct conn *c, uint8_t **data)
+{
+    uint8_t *buf = c->w->tls_in;
+    size_t have = c->rx_len;
+    if (c->peer_closed)
+        return -1;
+    if (have) {
+        memcpy(buf, c->rx, have);
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+    }
+    for (;;) {
+        ssize_t n = recv(c->io.fd, buf + have, TLS_IN_CAP - have, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return keep_rx(c, buf, have) == 0 ? 0 : -1;
+        if (n <= 0)
+            return -1; /* closed without close_notify, or failed */
+        have += (size_t)n;
+        size_t used = 0, plain = 0;
+        uint8_t alert = 0;
+        int rc = tls_rec_open(c->rec, buf, have, &used, &plain, &alert);
+        if (rc == TLS_REC_ERROR) {
+            char id[LOG_SAFE_MAX];
+            c->gw->metrics.tls_record_errors++;
+            log_event(LOG_WARN, "tls_record_error", "peer=%s id=%s reason=%s", c->peer,
+                      c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
+                                   : "-",
+                      alert_name(alert));
+            send_alert(c, alert);
+            return -1;
+        }
+        if (rc == TLS_REC_CLOSED)
+            c->peer_closed = true;
+        else if (keep_rx(c, buf + used, have - used) != 0)
+            return -1;
+        if (plain > 0) {
+            *data = buf;
+            return (ssize_t)plain;
+        }
+        if (c->peer_closed)
+            return -1;
+        /* only part of a record so far: read on while the socket has more */
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+        memmove(buf, buf + used, have - used);
+        have -= used;
+    }
+}
+
+/* OpenSSL's record layer over the memory BIOs (TLS 1.3, CBC and NULL suites, or a listener
+ * with record_layer = "openssl"). */
+static ssize_t read_ssl(struct conn *c, uint8_t **data)
+{
+    uint8_t *buf = c->w->scratch;
+    for (;;) {
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, buf, READ_CHUNK);
+        int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+        if (ssl_drain(c) < 0) /* TLS 1.3 tickets and key updates, close_notify replies */
+            return -1;
+        if (n > 0) {
+            *data = buf;
+            return n;
+        }
+        if (e != SSL_ERROR_WANT_READ)
+            return -1;
+        ssize_t k = recv(c->io.fd, c->w->tls_in, TLS_IN_CAP, 0);
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return 0;
+        if (k <= 0 || BIO_write(SSL_get_rbio(c->ssl), c->w->tls_in, (int)k) != (int)k)
+            return -1;
+    }
+}
+
+/* Reads what is there. Returns >0 bytes at *data, 0 when nothing more now, -1 closed or
+ * failed. */
+static ssize_t read_some(struct conn *c, uint8_t **data)
+{
+    if (c->rec)
+        return read_records(c, data);
+    if (c->ssl)
+        return read_ssl(c, data);
+    *data = c->w->scratch;
+    ssize_t n = recv(c->io.fd, *data, READ_CHUNK, 0);
     if (n > 0)
         return n;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -413,27 +624,27 @@ static void handle_kept(struct conn *c)
 
 static void on_readable(struct conn *c)
 {
-    uint8_t *scratch = c->w->scratch;
     if (c->read_paused)
         return;
     if (c->in_len > 0) {
         handle_kept(c);
         if (c->state == CONN_CLOSED || c->read_paused) {
-            want(c, c->wbuf_off < c->wbuf_len ? EPOLLOUT : 0);
+            want(c, output_pending(c) ? EPOLLOUT : 0);
             return;
         }
     }
     for (int rounds = 0; c->state != CONN_CLOSED; rounds++) {
         if (c->read_paused) {
-            want(c, c->wbuf_off < c->wbuf_len ? EPOLLOUT : 0);
+            want(c, output_pending(c) ? EPOLLOUT : 0);
             return;
         }
         if (rounds == READ_ROUNDS) {
-            if (c->ssl && SSL_has_pending(c->ssl))
+            if (c->ssl && (SSL_has_pending(c->ssl) || BIO_ctrl_pending(SSL_get_rbio(c->ssl))))
                 loop_timer_start(c->w->loop, &c->resume, 0, resume_reading);
             return;
         }
-        ssize_t n = read_some(c, scratch, READ_CHUNK);
+        uint8_t *scratch;
+        ssize_t n = read_some(c, &scratch);
         if (n == 0)
             return;
         if (n < 0) {
@@ -462,25 +673,76 @@ static const char *tls_failure_reason(void)
     return r ? r : "connection_closed";
 }
 
+/* The largest record payload we send: the listener's limit and the device's
+ * max_fragment_length (RFC 6066: 1..4 = 2^9..2^12). */
+static size_t max_send_plain(const struct conn *c)
+{
+    size_t max = c->listener->max_record_size;
+    uint8_t mfl = SSL_SESSION_get_max_fragment_length(SSL_get_session(c->ssl));
+    if (mfl >= TLSEXT_max_fragment_length_512 && mfl <= TLSEXT_max_fragment_length_4096 &&
+        (size_t)256 << mfl < max)
+        max = (size_t)256 << mfl;
+    return max;
+}
+
+/* After a TLS 1.2 AEAD handshake our record layer takes over and the SSL is freed. */
+static void take_over_records(struct conn *c)
+{
+    char *unread = NULL;
+    long unread_len = BIO_get_mem_data(SSL_get_rbio(c->ssl), &unread);
+    const char *why = "listener_record_layer_openssl";
+    struct tls_rec *rec = NULL;
+    if (c->listener->own_record_layer && unread_len >= 0 &&
+        tls_rec_take(c->ssl, &c->hs->in, &c->hs->out, (const uint8_t *)unread,
+                     (size_t)unread_len, max_send_plain(c), &rec, &why) == TLS_REC_OK &&
+        keep_rx(c, (const uint8_t *)unread, (size_t)unread_len) == 0) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        c->rec = rec;
+        c->gw->metrics.tls_record_layer_own++;
+    } else {
+        tls_rec_free(rec);
+        log_event(LOG_DEBUG, "tls_record_layer", "peer=%s layer=openssl reason=%s", c->peer, why);
+    }
+    free(c->hs);
+    c->hs = NULL;
+}
+
+/* Moves what arrived into OpenSSL's read BIO (and the handshake's stream); false at EOF. */
+static bool handshake_input(struct conn *c)
+{
+    BIO *rb = SSL_get_rbio(c->ssl);
+    for (;;) {
+        ssize_t n = recv(c->io.fd, c->w->tls_in, TLS_IN_CAP, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return true;
+        if (n <= 0 || BIO_write(rb, c->w->tls_in, (int)n) != (int)n)
+            return false;
+        tls_rec_wire_feed(&c->hs->in, c->w->tls_in, (size_t)n);
+        if ((size_t)n < TLS_IN_CAP)
+            return true;
+    }
+}
+
 static void on_handshake(struct conn *c)
 {
+    bool open = handshake_input(c);
     ERR_clear_error();
     int rc = SSL_do_handshake(c->ssl);
-    if (rc != 1) {
-        int e = SSL_get_error(c->ssl, rc);
-        if (e == SSL_ERROR_WANT_READ) {
-            want(c, EPOLLIN);
-            return;
-        }
-        if (e == SSL_ERROR_WANT_WRITE) {
-            want(c, EPOLLIN | EPOLLOUT);
+    int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
+    int sent = ssl_drain(c); /* our next flight, or the alert of a failure */
+    if (rc != 1 || sent < 0) {
+        if (e == SSL_ERROR_WANT_READ && open && sent >= 0) {
+            want(c, sent == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
             return;
         }
         char words[96], reason[128], id[LOG_SAFE_MAX];
         /* after a refused PSK, TLS 1.3 falls back to certificates and fails on that; the
          * refusal is the real reason */
         snprintf(words, sizeof(words), "%s",
-                 c->psk_refusal ? c->psk_refusal : tls_failure_reason());
+                 c->psk_refusal   ? c->psk_refusal
+                 : !open || sent < 0 ? "connection_closed"
+                                     : tls_failure_reason());
         for (char *sp = words; *sp; sp++)
             if (*sp == ' ')
                 *sp = '_'; /* OpenSSL's "binder does not verify" -> one log token */
@@ -504,12 +766,16 @@ static void on_handshake(struct conn *c)
     if (resumed)
         c->gw->metrics.tls_resumed++;
     char id[LOG_SAFE_MAX];
-    log_event(LOG_DEBUG, "tls_handshake", "peer=%s identity=%s version=%s cipher=%s resumed=%d",
-              c->peer, log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
-              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl), resumed);
+    c->tls_version = SSL_get_version(c->ssl);
+    c->tls_cipher = SSL_get_cipher_name(c->ssl);
+    take_over_records(c);
+    log_event(LOG_DEBUG, "tls_handshake",
+              "peer=%s identity=%s version=%s cipher=%s resumed=%d record_layer=%s", c->peer,
+              log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), c->tls_version,
+              c->tls_cipher, resumed, c->rec ? "psagw" : "openssl");
     c->state = CONN_WAIT_CONNECT;
-    want(c, EPOLLIN);
-    on_readable(c); /* the CONNECT may already be in the TLS buffer */
+    want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    on_readable(c); /* the CONNECT may have come with the client's Finished */
 }
 
 static void conn_io(struct loop *l, struct loop_io *io, uint32_t events)
@@ -556,7 +822,7 @@ void conn_close(struct conn *c, int reason, const char *reason_string)
     broker_unlock(gw);
 
     /* best effort: what is buffered (a CONNACK or DISCONNECT with the reason) goes out now */
-    if (c->wbuf_off < c->wbuf_len || take_output(c))
+    if (output_pending(c) || take_output(c))
         while (write_some(c) > 0 && take_output(c))
             ;
     if (reason >= 0)
@@ -567,8 +833,12 @@ void conn_close(struct conn *c, int reason, const char *reason_string)
                   reason_string ? "\"" : "");
     else if (was_connected)
         log_event(LOG_INFO, "disconnect", "peer=%s id=%s reason=connection_lost", c->peer, who);
-    if (c->ssl && SSL_is_init_finished(c->ssl))
+    if (c->rec) {
+        send_alert(c, TLS_ALERT_CLOSE_NOTIFY);
+    } else if (c->ssl && SSL_is_init_finished(c->ssl)) {
         SSL_shutdown(c->ssl);
+        ssl_drain(c);
+    }
     loop_io_remove(w->loop, &c->io);
     close(c->io.fd);
     loop_timer_cancel(w->loop, &c->timer);
@@ -635,6 +905,10 @@ static void free_dead(struct worker *w)
         struct conn *c = w->dead_list;
         w->dead_list = c->next_dead;
         SSL_free(c->ssl);
+        tls_rec_free(c->rec);
+        free(c->hs);
+        free(c->rx);
+        free(c->tx);
         acl_principal_clear(&c->who);
         if (c->aliases) {
             for (uint32_t i = 0; i <= c->alias_max; i++)

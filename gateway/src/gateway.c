@@ -273,7 +273,7 @@ static void recheck_connections(struct worker *w, const struct idset *only)
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         /* attesting connections too: a device revoked mid-exchange does not get in */
-        if (!c->ssl || (c->state != CONN_CONNECTED && c->state != CONN_AUTHENTICATING))
+        if (!c->tls || (c->state != CONN_CONNECTED && c->state != CONN_AUTHENTICATING))
             continue;
         if (only && !idset_has(only, c->who.id))
             continue; /* unchanged in the registry: no SQLite read for it */
@@ -645,6 +645,7 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     if (loop_run(w->loop) != 0)
         log_event(LOG_ERROR, "worker_failed", "worker=%u detail=\"epoll failed\"", w->index);
+    tls_rec_thread_done();
     return NULL;
 }
 

@@ -98,7 +98,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t 
     c->version = p->version;
     char idbuf[DEVICE_ID_MAX + 1];
 
-    if (c->ssl) {
+    if (c->tls) {
         /* the device's identity is the PSK identity; nobody speaks for another device (an
          * empty client id is given the identity, in connect_accept) */
         if (p->client_id.len != 0 && (p->client_id.len != strlen(c->who.id) ||
@@ -324,6 +324,6 @@ void connect_accept(struct conn *c, const struct mqtt_connect *p)
               c->peer, log_safe(s->id, strlen(s->id), safe, sizeof(safe)),
               c->who.anonymous ? "anonymous" : device_role_name(c->who.role),
               c->version == MQTT_V5 ? "5.0" : "3.1.1", p->clean_start, present, c->keep_alive,
-              p->will, c->ssl ? SSL_get_version(c->ssl) : "none", c->attested);
+              p->will, c->tls ? c->tls_version : "none", c->attested);
     session_flush(gw, s);
 }

@@ -14,6 +14,8 @@
     X(tls_handshakes_ok)                                                                          \
     X(tls_handshakes_failed)                                                                      \
     X(tls_resumed)                                                                                \
+    X(tls_record_layer_own)                                                                       \
+    X(tls_record_errors)                                                                          \
     X(psk_unknown_identity)                                                                       \
     X(psk_revoked)                                                                                \
     X(mqtt_connects_ok)                                                                           \

@@ -1,0 +1,107 @@
+/*
+ * tls_record.h: the TLS 1.2 AEAD record layer psagw runs itself once OpenSSL has done the
+ * handshake (docs/tls-record-layer.md).
+ *
+ * OpenSSL 3's per-connection state is about 11 KB (the SSL object alone is 7.6 KB), twice the
+ * memory budget of an idle device. After a TLS 1.2 handshake with an AEAD suite the connection
+ * needs only its two traffic keys, two implicit IVs and two sequence numbers: this module takes
+ * those from the finished handshake (RFC 5246 section 6.3 key expansion from the master secret),
+ * the SSL is freed, and records are protected here (RFC 5246 6.2.3.3 with RFC 5288 GCM, RFC 6655
+ * CCM and CCM_8, RFC 7905 ChaCha20-Poly1305).
+ *
+ * To know the sequence numbers and the explicit nonce OpenSSL used, the handshake runs over
+ * memory BIOs and the bytes each way pass through a struct tls_rec_wire, which follows the
+ * record headers (the records after ChangeCipherSpec are the ones under the new keys).
+ */
+#ifndef PSAGW_TLS_RECORD_H
+#define PSAGW_TLS_RECORD_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TLS_REC_HEADER 5
+#define TLS_REC_MAX_PLAIN 16384
+/* RFC 5246 6.2.3: TLSCiphertext.length <= 2^14 + 2048 */
+#define TLS_REC_MAX_CIPHERTEXT (TLS_REC_MAX_PLAIN + 2048)
+/* header + explicit nonce + tag: the most a record adds to its plaintext here */
+#define TLS_REC_OVERHEAD (TLS_REC_HEADER + 8 + 16)
+
+#define TLS_REC_CHANGE_CIPHER_SPEC 20
+#define TLS_REC_ALERT 21
+#define TLS_REC_HANDSHAKE 22
+#define TLS_REC_APPLICATION_DATA 23
+
+/* Alert descriptions we send (RFC 5246 7.2) */
+#define TLS_ALERT_CLOSE_NOTIFY 0
+#define TLS_ALERT_UNEXPECTED_MESSAGE 10
+#define TLS_ALERT_BAD_RECORD_MAC 20
+#define TLS_ALERT_RECORD_OVERFLOW 22
+#define TLS_ALERT_DECODE_ERROR 50
+#define TLS_ALERT_NO_RENEGOTIATION 100
+
+/* One direction of a handshake's byte stream, followed record by record. */
+struct tls_rec_wire {
+    uint8_t hdr[TLS_REC_HEADER];
+    uint8_t hdr_len;           /* bytes of the current header seen */
+    uint32_t body_left;        /* bytes of the current record's body still to come */
+    bool ccs;                  /* ChangeCipherSpec seen: later records use the new keys */
+    uint64_t protected_records; /* records whose header came after the ChangeCipherSpec */
+    uint8_t first_nonce[8];    /* the first 8 body bytes of the first protected record */
+    uint8_t first_nonce_len;
+};
+
+/* Feeds bytes of one direction, in order. */
+void tls_rec_wire_feed(struct tls_rec_wire *w, const uint8_t *p, size_t n);
+
+struct tls_rec; /* opaque: keys, IVs, sequence numbers; about 150 bytes */
+
+enum tls_rec_result {
+    TLS_REC_OK = 0,
+    TLS_REC_UNSUPPORTED = -1, /* not TLS 1.2 with an AEAD suite: keep OpenSSL's record layer */
+    TLS_REC_ERROR = -2,       /* a record failed: the alert to send is in *alert */
+    TLS_REC_CLOSED = -3,      /* the peer sent close_notify */
+};
+
+/*
+ * Takes over the record layer of a server SSL whose TLS 1.2 handshake has just finished, with
+ * the two streams it saw (`in`: from the client, every byte OpenSSL read; `out`: to the client)
+ * and `unread`, the bytes received but not yet read by OpenSSL. max_plain is the largest record
+ * payload to send (the listener's limit and the peer's max_fragment_length). On TLS_REC_OK *out_rec
+ * is set (free with tls_rec_free) and the SSL may be freed; `why` names an unsupported case.
+ */
+int tls_rec_take(SSL *ssl, const struct tls_rec_wire *in, const struct tls_rec_wire *out,
+                 const uint8_t *unread, size_t unread_len, size_t max_plain,
+                 struct tls_rec **out_rec, const char **why);
+
+void tls_rec_free(struct tls_rec *r);
+
+/*
+ * Opens the complete records at buf[0..len) in place: their plaintext is moved to buf[0..),
+ * *plain_len bytes, and *used is the raw bytes taken (a record still arriving is left after
+ * them). Returns TLS_REC_OK, TLS_REC_CLOSED (close_notify; plaintext before it is still
+ * returned) or TLS_REC_ERROR with the alert to send in *alert.
+ */
+int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size_t *plain_len,
+                 uint8_t *alert);
+
+/*
+ * Protects plaintext[0..len) as application data records into out[0..cap). Stops when out is
+ * full; *taken is the plaintext consumed, the return value the bytes written (0 on a failure of
+ * the cipher, which the caller treats as fatal: *taken is 0 then too).
+ */
+size_t tls_rec_seal(struct tls_rec *r, const uint8_t *plaintext, size_t len, uint8_t *out,
+                    size_t cap, size_t *taken);
+
+/* Writes an alert record (fatal unless close_notify) into out (cap >= TLS_REC_OVERHEAD + 2);
+ * returns its length or 0. */
+size_t tls_rec_alert(struct tls_rec *r, uint8_t description, uint8_t *out, size_t cap);
+
+/* Frees the calling thread's cipher contexts (at the end of a worker thread). */
+void tls_rec_thread_done(void);
+
+/* The largest record payload this connection sends. */
+size_t tls_rec_max_plain(const struct tls_rec *r);
+
+#endif
