@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# psagw's own TLS 1.2 record layer (gateway/src/tls_record.c) with real clients: after a TLS 1.2
+# AEAD handshake the gateway frees OpenSSL's connection state and protects records itself.
+# mosquitto_pub/mosquitto_sub (OpenSSL clients) move a 100 KB message (many records, split
+# across reads) and small ones through it for each suite; CBC and TLS 1.3 stay on OpenSSL's
+# record layer, as does a listener with record_layer = "openssl". A client that sends a record
+# with a broken tag is refused with an alert, and the gateway logs why.
+. "$(dirname "$0")/lib.sh"
+
+add_device dev-1 sensor $PSK_A
+add_device mon-1 monitor $PSK_B
+# mosquitto's clients ignore --tls-version with --psk and take TLS 1.3 where offered: the
+# first listener offers TLS 1.2 only, the second 1.3 as well
+cat > $WORK/gw.conf <<CONF
+registry = "$REG";
+log_level = "debug";
+attestation_default = "optional";
+listeners = ( { address = "127.0.0.1:0"; tls13 = false; }, { address = "127.0.0.1:0"; } );
+CONF
+: > $GW_LOG
+launch_gateway --config $WORK/gw.conf
+PORT12=$PSK_PORT
+PORT13=$(grep 'event=listening' $GW_LOG | grep 'type=tls-psk' | sed -n 2p | sed 's/.* port=\([0-9]*\).*/\1/')
+
+head -c 75000 /dev/urandom | base64 -w0 > $WORK/big
+check_suite() { # tls_version cipher expected_layer [negotiated cipher]
+  local v=$1 c=$2 layer=$3 n got_c=${4:-$2}
+  PSK_PORT=$PORT12
+  [ "$v" = tlsv1.3 ] && PSK_PORT=$PORT13
+  n=$(grep -c "identity=mon-1 version=.*cipher=$got_c .*record_layer=$layer" $GW_LOG || true)
+  sub_bg $WORK/got mon-1 $PSK_B --tls-version $v --ciphers "$c" -t 'sensors/dev-1/big' -C 2
+  pub dev-1 $PSK_A --tls-version $v --ciphers "$c" -q 1 -t sensors/dev-1/big -f $WORK/big \
+    || fail "$v $c: publish failed"
+  pub dev-1 $PSK_A --tls-version $v --ciphers "$c" -q 0 -t sensors/dev-1/big -m small-$c \
+    || fail "$v $c: small publish failed"
+  wait "$SUB_PID" || fail "$v $c: subscriber did not get both messages"
+  head -1 $WORK/got | tr -d '\n' | cmp -s - $WORK/big || fail "$v $c: the 100 KB message arrived changed"
+  sed -n 2p $WORK/got | grep -qx "small-$c" || fail "$v $c: small message: $(sed -n 2p $WORK/got)"
+  [ "$(grep -c "identity=mon-1 version=.*cipher=$got_c .*record_layer=$layer" $GW_LOG)" -gt "$n" ] \
+    || fail "$v $c: not on the $layer record layer"
+  ok "$v $c: 100 KB and small messages both ways, record layer $layer"
+}
+check_suite tlsv1.2 PSK-AES128-CCM psagw
+check_suite tlsv1.2 PSK-AES128-CCM8 psagw
+check_suite tlsv1.2 PSK-AES128-GCM-SHA256 psagw
+check_suite tlsv1.2 ECDHE-PSK-CHACHA20-POLY1305 psagw
+check_suite tlsv1.2 ECDHE-PSK-AES128-CBC-SHA256 openssl
+check_suite tlsv1.3 PSK-AES128-GCM-SHA256 openssl TLS_AES_128_GCM_SHA256
+
+# a record with a broken tag: the gateway answers with a bad_record_mac alert and says so
+"$TLS_TAMPER" 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper 2>&1 \
+  || fail "tamper client: $(cat $WORK/tamper)"
+grep -q "alert=bad record mac" $WORK/tamper || fail "no bad_record_mac alert: $(cat $WORK/tamper)"
+expect_log "event=tls_record_error peer=127.0.0.1:[0-9]* id=dev-1 reason=bad_record_mac"
+gateway_alive
+ok "a tampered record is refused with a bad_record_mac alert, logged"
+stop_gateway
+
+# record_layer = "openssl": the same AEAD suite stays with OpenSSL
+cat > $WORK/openssl.conf <<CONF
+registry = "$REG";
+log_level = "debug";
+attestation_default = "optional";
+listeners = ( { address = "127.0.0.1:0"; tls13 = false; record_layer = "openssl"; } );
+CONF
+: > $GW_LOG
+launch_gateway --config $WORK/openssl.conf
+PORT12=$PSK_PORT
+check_suite tlsv1.2 PSK-AES128-CCM openssl
+stop_gateway
+printf 'listeners = ( { address = "127.0.0.1:0"; record_layer = "mine"; } );\n' > $WORK/bad.conf
+out=$("$PSAGW" serve --config $WORK/bad.conf 2>&1 || true)
+echo "$out" | grep -q 'bad.conf:1: record_layer: must be "psagw" or "openssl"' \
+  || fail "bad record_layer: $out"
+ok "record_layer = \"openssl\" keeps OpenSSL's record layer; a wrong value is refused"
