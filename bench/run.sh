@@ -148,12 +148,22 @@ done
 P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
 measure mosquitto $MQ $P2
 kill $MQ; wait $MQ 2>/dev/null || true
+# the floor: a one-thread blocking OpenSSL server that does nothing but the handshake, a fixed
+# CONNACK and the close (bench/connect_floor.c), for the same connects
+P4=$(free_port)
+"$(dirname "$LOADGEN")/connect_floor" $P4 $PSK > "$DIR/floor.out" & FL=$!; PIDS+=($FL); wait_port $P4
+c0=$(cpu_ticks $FL)
+"$LOADGEN" connect 127.0.0.1 $P4 $PSK bench $CONNECTS > /dev/null
+c1=$(cpu_ticks $FL)
+FLOOR_US=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$CONNECTS 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
+kill $FL; wait $FL 2>/dev/null || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
 printf '\n%-44s %12s %12s %10s %10s\n' "figure" "psagw" "mosquitto" "ratio" "target"
 row() { printf '%-44s %12s %12s %10s %10s\n' "$1" "${R[psagw.$2]}" "${R[mosquitto.$2]}" "$(ratio "${R[psagw.$2]}" "${R[mosquitto.$2]}")" "$3"; }
 row "server CPU per connect (us)" connect_us "<= 60"
 row "connects per second (client-bound)" connect_rate ""
+printf '%-44s %12s %12s %10s %10s\n' "  floor: handshake + CONNACK + close only (us)" "$FLOOR_US" "" "" ""
 row "server CPU per connect with PSA-IAT (us)" attest_connect_us "<= 80"
 row "attested connects failed" attest_failed "0"
 row "attested storm: $IDLE devices at once (s)" attest_storm_s "<= 5"

@@ -54,9 +54,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
         close(fd);
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    /* TCP_NODELAY and SO_KEEPALIVE come from the listening socket (gateway.c) */
     c->w = w;
     c->gw = gw;
     c->kill_reason = -1;
@@ -839,8 +837,7 @@ void conn_close(struct conn *c, int reason, const char *reason_string)
         SSL_shutdown(c->ssl);
         ssl_drain(c);
     }
-    loop_io_remove(w->loop, &c->io);
-    close(c->io.fd);
+    loop_io_close(w->loop, &c->io);
     loop_timer_cancel(w->loop, &c->timer);
     loop_timer_cancel(w->loop, &c->resume);
     loop_timer_cancel(w->loop, &c->att_timer);

@@ -94,6 +94,13 @@ void loop_io_remove(struct loop *l, struct loop_io *io)
     io->events = 0;
 }
 
+void loop_io_close(struct loop *l, struct loop_io *io)
+{
+    (void)l;
+    close(io->fd);
+    io->events = 0;
+}
+
 static void heap_swap(struct loop *l, size_t a, size_t b)
 {
     struct loop_timer *t = l->heap[a];
