@@ -6,7 +6,10 @@
 # latency p50/p99, the server's CPU per message, and when the cloud had everything.
 #
 # Usage: bench/cloud.sh [BUILD_DIR]   env: PUBLISHERS (20), MESSAGES (10000 per publisher),
-# WINDOW (32 unacknowledged per publisher)
+# WINDOW (32 unacknowledged per publisher), LOADGEN_RATE (messages/s per publisher: an open
+# loop at a fixed offered load instead of WINDOW; latency counts from each message's scheduled
+# time), SPOOL_DIR (where psagw's spool goes; default the run's directory on this disk: a
+# tmpfs such as /dev/shm shows what the disk's fsync adds)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
@@ -93,7 +96,7 @@ cloud = {
   host = "localhost"; port = $CLOUD_PORT; client_id = "gw";
   ca_file = "$C/ca.pem"; cert_file = "$C/gw.pem"; key_file = "$C/gw.key";
   max_publish_rate = 0; max_bytes_rate = 0; max_inflight = 100;
-  spool = { path = "$DIR/spool.db"; };
+  spool = { path = "${SPOOL_DIR:-$DIR}/spool.db"; };
 };
 EOF
 "$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>"$DIR/psagw.log" &
@@ -136,7 +139,10 @@ run_one mosquitto $MQ $MQ_PORT
 kill $MQ; wait $MQ 2>/dev/null || true
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
-echo "device -> cloud, QoS 1: $PUBLISHERS devices x $MESSAGES messages (64 B), window $WINDOW, $(nproc) cores"
+LOAD="window $WINDOW"
+[ -n "${LOADGEN_RATE:-}" ] && LOAD="open loop, $LOADGEN_RATE messages/s each ($((PUBLISHERS * ${LOADGEN_RATE%.*})) offered)"
+echo "device -> cloud, QoS 1: $PUBLISHERS devices x $MESSAGES messages (64 B), $LOAD, $(nproc) cores"
+[ -n "${SPOOL_DIR:-}" ] && echo "psagw's spool in $SPOOL_DIR"
 echo "psagw: every message committed to its SQLite spool (WAL, synchronous=FULL) before the PUBACK;"
 echo "mosquitto: bridge, acknowledges from memory (a crash loses what the cloud has not got)"
 printf '\n%-44s %12s %12s %10s %12s\n' "figure" "psagw" "mosquitto" "ratio" "target"

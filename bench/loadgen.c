@@ -24,6 +24,9 @@
  *   loadgen ackbench HOST PORT PSKHEX PREFIX PUBLISHERS MESSAGES WINDOW
  *       PUBLISHERS devices each send MESSAGES 64-byte QoS 1 messages to sensors/<id>/bench with
  *       up to WINDOW unacknowledged; prints messages/s and PUBACK latency p50/p99/max.
+ *       With LOADGEN_RATE=R each device instead sends R messages a second on a fixed schedule
+ *       (open loop: not held back by PUBACKs, WINDOW ignored) and the latency counts from each
+ *       message's scheduled time, so a client that falls behind does not hide the delay.
  *
  * With LOADGEN_IAK=HEX in the environment every client connects with MQTT 5 and attests:
  * CONNECT with the authentication method PSA-IAT, then it answers the gateway's challenge
@@ -37,6 +40,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -570,8 +574,22 @@ struct ack_job {
     char id[ID_LEN];
     long messages;
     int window;
+    double rate; /* > 0: open loop, messages per second */
     double *lat; /* seconds, one per message */
 };
+
+/* Waits until the client has input or `until` (monotonic seconds) passes; true if input. */
+static bool wait_input(struct client *c, double until)
+{
+    if (SSL_pending(c->ssl) > 0)
+        return true;
+    double left = until - now_s();
+    if (left < 0)
+        left = 0;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    struct timespec ts = {.tv_sec = (time_t)left, .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+    return ppoll(&pfd, 1, &ts, NULL) > 0;
+}
 
 static void *ack_publisher(void *arg)
 {
@@ -588,8 +606,18 @@ static void *ack_publisher(void *arg)
     uint8_t buf[256];
     long sent = 0, acked = 0;
     uint16_t pid = 0;
+    double next = now_s(), interval = j->rate > 0 ? 1.0 / j->rate : 0;
+    /* open loop: never more in flight than packet ids (a pid is reused only once acked) */
+    long window = j->rate > 0 ? 60000 : j->window;
     while (acked < j->messages) {
-        while (sent < j->messages && sent - acked < j->window) {
+        if (j->rate > 0) {
+            if (sent < j->messages && now_s() < next && c.in_len < 4 &&
+                !wait_input(&c, next))
+                continue; /* nothing to read yet and the next message is not due */
+            if (sent == j->messages && c.in_len < 4)
+                wait_input(&c, now_s() + 1.0);
+        }
+        while (sent < j->messages && sent - acked < window && (j->rate <= 0 || now_s() >= next)) {
             if (++pid == 0)
                 pid = 1;
             struct mqtt_publish p = {.qos = 1, .packet_id = pid,
@@ -597,11 +625,14 @@ static void *ack_publisher(void *arg)
                                      .payload = {payload, sizeof(payload)}};
             size_t n;
             mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
-            sent_at[pid] = now_s();
+            sent_at[pid] = j->rate > 0 ? next : now_s();
             seq_of[pid] = sent;
             send_all(&c, buf, n);
             sent++;
+            next += interval;
         }
+        if (j->rate > 0 && c.in_len < 4 && SSL_pending(c.ssl) == 0 && !wait_input(&c, now_s()))
+            continue; /* paced: read only what is there */
         const uint8_t *pk;
         size_t len;
         if (read_packet(&c, &pk, &len) != MQTT_PUBACK)
@@ -635,6 +666,7 @@ static int run_ackbench(const char *prefix, int pubs, long messages, int window)
         make_id(jobs[i].id, prefix, i);
         jobs[i].messages = messages;
         jobs[i].window = window;
+        jobs[i].rate = getenv("LOADGEN_RATE") ? atof(getenv("LOADGEN_RATE")) : 0;
         jobs[i].lat = lat + (size_t)i * (size_t)messages;
         pthread_create(&th[i], NULL, ack_publisher, &jobs[i]);
     }
