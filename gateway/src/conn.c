@@ -706,31 +706,35 @@ static void take_over_records(struct conn *c)
     c->hs = NULL;
 }
 
-/* Moves what arrived into OpenSSL's read BIO (and the handshake's stream); false at EOF. */
-static bool handshake_input(struct conn *c)
+/* OpenSSL reads the handshake as it comes; more than this waiting unread is not a handshake */
+#define HANDSHAKE_UNREAD_MAX (4 * TLS_IN_CAP)
+
+/* Moves one read of what arrived into OpenSSL's read BIO (and the handshake's stream). One
+ * read per call: epoll is level-triggered and brings the rest after OpenSSL has consumed this.
+ * Returns NULL, or why the handshake cannot go on. */
+static const char *handshake_input(struct conn *c)
 {
     BIO *rb = SSL_get_rbio(c->ssl);
-    for (;;) {
-        ssize_t n = recv(c->io.fd, c->w->tls_in, TLS_IN_CAP, 0);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return true;
-        if (n <= 0 || BIO_write(rb, c->w->tls_in, (int)n) != (int)n)
-            return false;
-        tls_rec_wire_feed(&c->hs->in, c->w->tls_in, (size_t)n);
-        if ((size_t)n < TLS_IN_CAP)
-            return true;
-    }
+    if (BIO_ctrl_pending(rb) > HANDSHAKE_UNREAD_MAX)
+        return "handshake_input_too_large";
+    ssize_t n = recv(c->io.fd, c->w->tls_in, TLS_IN_CAP, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return NULL;
+    if (n <= 0 || BIO_write(rb, c->w->tls_in, (int)n) != (int)n)
+        return "connection_closed";
+    tls_rec_wire_feed(&c->hs->in, c->w->tls_in, (size_t)n);
+    return NULL;
 }
 
 static void on_handshake(struct conn *c)
 {
-    bool open = handshake_input(c);
+    const char *input_ended = handshake_input(c);
     ERR_clear_error();
     int rc = SSL_do_handshake(c->ssl);
     int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
     int sent = ssl_drain(c); /* our next flight, or the alert of a failure */
     if (rc != 1 || sent < 0) {
-        if (e == SSL_ERROR_WANT_READ && open && sent >= 0) {
+        if (e == SSL_ERROR_WANT_READ && !input_ended && sent >= 0) {
             want(c, sent == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
             return;
         }
@@ -738,9 +742,10 @@ static void on_handshake(struct conn *c)
         /* after a refused PSK, TLS 1.3 falls back to certificates and fails on that; the
          * refusal is the real reason */
         snprintf(words, sizeof(words), "%s",
-                 c->psk_refusal   ? c->psk_refusal
-                 : !open || sent < 0 ? "connection_closed"
-                                     : tls_failure_reason());
+                 c->psk_refusal ? c->psk_refusal
+                 : input_ended  ? input_ended
+                 : sent < 0     ? "connection_closed"
+                                : tls_failure_reason());
         for (char *sp = words; *sp; sp++)
             if (*sp == ' ')
                 *sp = '_'; /* OpenSSL's "binder does not verify" -> one log token */
