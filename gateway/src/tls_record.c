@@ -53,6 +53,7 @@ static const struct {
 };
 
 struct tls_rec {
+    uint64_t id; /* unique per record layer: which one a thread's cipher context is keyed for */
     enum tls_rec_alg alg;
     uint16_t max_plain;
     uint64_t read_seq, write_seq;
@@ -112,6 +113,10 @@ static void fetch_algorithms(void)
 }
 
 static _Thread_local EVP_CIPHER_CTX *thread_ctx[ALG_COUNT][2];
+/* the tls_rec id each context holds the key of: a burst of records of one connection (a read
+ * or a flush) sets the key once and then only the nonce */
+static _Thread_local uint64_t thread_keyed[ALG_COUNT][2];
+static _Atomic uint64_t next_id = 1;
 
 void tls_rec_thread_done(void)
 {
@@ -119,6 +124,7 @@ void tls_rec_thread_done(void)
         for (int e = 0; e < 2; e++) {
             EVP_CIPHER_CTX_free(thread_ctx[a][e]);
             thread_ctx[a][e] = NULL;
+            thread_keyed[a][e] = 0;
         }
 }
 
@@ -256,6 +262,7 @@ int tls_rec_take(SSL *ssl, const struct tls_rec_wire *in, const struct tls_rec_w
         *why = "key_expansion_failed";
         return TLS_REC_ERROR;
     }
+    r->id = next_id++;
     r->alg = a;
     memcpy(r->read_key, block, kl);
     memcpy(r->write_key, block + kl, kl);
@@ -310,6 +317,19 @@ static void record_aad(uint64_t seq, uint8_t type, size_t plain_len, uint8_t aad
     aad[12] = (uint8_t)plain_len;
 }
 
+/* Sets the nonce, and the key unless the context still holds this connection's. */
+static int rekey(EVP_CIPHER_CTX *ctx, const struct tls_rec *r, int enc, const uint8_t nonce[12])
+{
+    uint64_t *keyed = &thread_keyed[r->alg][enc];
+    const uint8_t *key = *keyed == r->id ? NULL : enc ? r->write_key : r->read_key;
+    if (!EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc)) {
+        *keyed = 0;
+        return 0;
+    }
+    *keyed = r->id;
+    return 1;
+}
+
 /* Encrypts p[0..len) in place and writes the tag; 0 on success. */
 static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t aad[13],
                      uint8_t *p, size_t len, uint8_t *tag)
@@ -317,7 +337,7 @@ static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t a
     EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 1);
     bool ccm = alg_info[r->alg].ccm;
     int outl, tl = alg_info[r->alg].tag_len;
-    if (!ctx || !EVP_CipherInit_ex(ctx, NULL, NULL, r->write_key, nonce, 1) ||
+    if (!ctx || !rekey(ctx, r, 1, nonce) ||
         (ccm && !EVP_CipherUpdate(ctx, NULL, &outl, NULL, (int)len)) ||
         !EVP_CipherUpdate(ctx, NULL, &outl, aad, 13) ||
         (len && !EVP_CipherUpdate(ctx, p, &outl, p, (int)len)) ||
@@ -334,7 +354,7 @@ static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t a
     EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 0);
     bool ccm = alg_info[r->alg].ccm;
     int outl, tl = alg_info[r->alg].tag_len;
-    if (!ctx || !EVP_CipherInit_ex(ctx, NULL, NULL, r->read_key, nonce, 0) ||
+    if (!ctx || !rekey(ctx, r, 0, nonce) ||
         !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, tl, (void *)tag))
         return -1;
     if (ccm) /* CCM checks the tag in the one update that carries the data */

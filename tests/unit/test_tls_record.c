@@ -438,6 +438,35 @@ static void malformed_headers_refused(void **state)
     pair_free(&p);
 }
 
+static void connections_interleaved(void **state)
+{
+    (void)state;
+    /* one thread's cipher contexts serve every connection: keys must never leak across */
+    struct pair p = {0}, q = {0};
+    const char *why = NULL;
+    pair_ctx(&p, "PSK-AES128-CCM", TLS1_2_VERSION);
+    pair_ctx(&q, "PSK-AES128-CCM", TLS1_2_VERSION);
+    handshake(&p, NULL, NULL);
+    handshake(&q, NULL, NULL);
+    assert_int_equal(take(&p, &why), TLS_REC_OK);
+    assert_int_equal(take(&q, &why), TLS_REC_OK);
+    for (int i = 0; i < 3; i++) {
+        char m[32];
+        int n = snprintf(m, sizeof(m), "to-p-%d", i);
+        send_to_client(&p, (const uint8_t *)m, (size_t)n, TLS_REC_MAX_PLAIN);
+        n = snprintf(m, sizeof(m), "to-q-%d", i);
+        send_to_client(&q, (const uint8_t *)m, (size_t)n, TLS_REC_MAX_PLAIN);
+        assert_int_equal(SSL_write(q.cli, "from-q", 6), 6);
+        pump(&q);
+        expect_from_client(&q, (const uint8_t *)"from-q", 6, 1 << 17);
+        assert_int_equal(SSL_write(p.cli, "from-p", 6), 6);
+        pump(&p);
+        expect_from_client(&p, (const uint8_t *)"from-p", 6, 1 << 17);
+    }
+    pair_free(&p);
+    pair_free(&q);
+}
+
 static void other_suites_left_to_openssl(void **state)
 {
     (void)state;
@@ -471,6 +500,7 @@ int main(void)
         cmocka_unit_test(fatal_alert_reaches_client),
         cmocka_unit_test(renegotiation_refused),
         cmocka_unit_test(malformed_headers_refused),
+        cmocka_unit_test(connections_interleaved),
         cmocka_unit_test(other_suites_left_to_openssl),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
