@@ -73,8 +73,7 @@ int main(int argc, char **argv)
     }
     /* the CONNECT is protected into a memory BIO, tampered with, and sent by hand */
     BIO *mem = BIO_new(BIO_s_mem());
-    BIO_up_ref(SSL_get_rbio(ssl));
-    SSL_set_bio(ssl, SSL_get_rbio(ssl), mem);
+    SSL_set_bio(ssl, SSL_get_rbio(ssl), mem); /* the read side stays the socket */
     static const unsigned char connect_pkt[] = {0x10, 0x11, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60,
                                                 0,    5,    'd', 'e', 'v', '-', '1'};
     if (SSL_write(ssl, connect_pkt, (int)sizeof(connect_pkt)) != (int)sizeof(connect_pkt))
@@ -88,10 +87,15 @@ int main(int argc, char **argv)
         return 1;
     unsigned char buf[256];
     int r = SSL_read(ssl, buf, sizeof(buf));
+    int rc = 0;
     if (r > 0) {
         printf("the gateway answered with data: %d bytes\n", r);
-        return 1;
+        rc = 1;
+    } else {
+        printf("read_result=%d error=%d\n", r, SSL_get_error(ssl, r));
     }
-    printf("read_result=%d error=%d\n", r, SSL_get_error(ssl, r));
-    return 0;
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    return rc;
 }
