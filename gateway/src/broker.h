@@ -111,7 +111,7 @@ struct conn {
     bool tls;     /* a TLS listener's connection */
     SSL *ssl;     /* the handshake; after it only where tls_record.c cannot take over */
     struct tls_rec *rec;     /* our record layer after a TLS 1.2 AEAD handshake (tls_record.h) */
-    struct tls_hs_wire *hs;  /* the handshake's byte streams, freed once it is done */
+    struct tls_rec_handshake *hs; /* what the record layer needs of the handshake, then freed */
     const char *tls_version; /* static strings from OpenSSL, for logs */
     const char *tls_cipher;
     bool peer_closed;        /* close_notify or a fatal alert arrived */

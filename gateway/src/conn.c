@@ -29,11 +29,6 @@
 
 static void conn_io(struct loop *l, struct loop_io *io, uint32_t events);
 
-/* What the TLS handshake sent and received, followed record by record (tls_record.h). */
-struct tls_hs_wire {
-    struct tls_rec_wire in, out;
-};
-
 static void connect_deadline(struct loop *l, struct loop_timer *t)
 {
     (void)l;
@@ -691,7 +686,7 @@ static void take_over_records(struct conn *c)
     const char *why = "listener_record_layer_openssl";
     struct tls_rec *rec = NULL;
     if (c->listener->own_record_layer && unread_len >= 0 &&
-        tls_rec_take(c->ssl, &c->hs->in, &c->hs->out, (const uint8_t *)unread,
+        tls_rec_take(c->ssl, c->hs, (const uint8_t *)unread,
                      (size_t)unread_len, max_send_plain(c), &rec, &why) == TLS_REC_OK &&
         keep_rx(c, (const uint8_t *)unread, (size_t)unread_len) == 0) {
         SSL_free(c->ssl);
@@ -702,6 +697,7 @@ static void take_over_records(struct conn *c)
         tls_rec_free(rec);
         log_event(LOG_DEBUG, "tls_record_layer", "peer=%s layer=openssl reason=%s", c->peer, why);
     }
+    tls_rec_handshake_clear(c->hs);
     free(c->hs);
     c->hs = NULL;
 }
@@ -908,6 +904,8 @@ static void free_dead(struct worker *w)
         w->dead_list = c->next_dead;
         SSL_free(c->ssl);
         tls_rec_free(c->rec);
+        if (c->hs)
+            tls_rec_handshake_clear(c->hs);
         free(c->hs);
         free(c->rx);
         free(c->tx);

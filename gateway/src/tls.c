@@ -14,6 +14,9 @@
  *   2.0 loses it and refuses resumed PSK clients).
  * - The largest record we send is per listener (SSL_CTX_set_max_send_fragment); a device's
  *   max_fragment_length extension (RFC 6066) is honoured by OpenSSL itself.
+ * - With the listener's own record layer (the default), OpenSSL's keylog and message callbacks
+ *   hand the TLS 1.3 traffic secrets and the count of records written to tls_record.c, which
+ *   protects the records after the handshake; the secrets are never logged.
  */
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -144,6 +147,29 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
     return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
 }
 
+/* The TLS 1.3 application traffic secrets, for our record layer (tls_record.h); never logged */
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+    struct conn *c = SSL_get_ex_data(ssl, conn_index);
+    if (c && c->hs)
+        tls_rec_handshake_keylog(c->hs, line);
+}
+
+/* Counts the records OpenSSL writes (their headers), for the TLS 1.3 sequence numbers */
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                   SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)buf;
+    (void)len;
+    (void)arg;
+    if (!write_p || content_type != SSL3_RT_HEADER)
+        return;
+    struct conn *c = SSL_get_ex_data(ssl, conn_index);
+    if (c && c->hs)
+        tls_rec_handshake_record_written(c->hs);
+}
+
 static void tls_error(char *err, size_t errlen, const char *what, const char *detail)
 {
     unsigned long e = ERR_get_error();
@@ -186,6 +212,10 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
+    if (l->own_record_layer) {
+        SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+        SSL_CTX_set_msg_callback(ctx, msg_cb);
+    }
     /* read whole records at once: a handshake costs a third of the read() calls */
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -1,18 +1,25 @@
 /*
- * tls_record.c: psagw's own TLS 1.2 AEAD record layer, after OpenSSL's handshake (see
- * tls_record.h for why, docs/tls-record-layer.md for the rules followed).
+ * tls_record.c: psagw's own TLS record layer after OpenSSL's handshake, TLS 1.2 with AEAD
+ * suites and TLS 1.3 (see tls_record.h for why, docs/tls-record-layer.md for the rules).
  *
- * Keys (RFC 5246 6.3): key_block = PRF(master_secret, "key expansion", server_random +
+ * TLS 1.2 keys (RFC 5246 6.3): key_block = PRF(master_secret, "key expansion", server_random +
  * client_random), cut into client MAC key, server MAC key (both empty for AEAD suites), client
  * write key, server write key, client IV, server IV. The server reads with the client's.
  *
- * Records (RFC 5246 6.2.3.3): additional data = seq_num(8) + type(1) + version(2) + length(2)
- * of the plaintext. GCM (RFC 5288) and CCM (RFC 6655): nonce = the 4-byte implicit IV + an
- * 8-byte explicit nonce sent before the ciphertext; ChaCha20-Poly1305 (RFC 7905): nonce = the
- * 12-byte IV XOR the sequence number, nothing explicit. Our explicit nonce for sequence number
- * s is the one OpenSSL sent with the Finished (s = 0) plus s: OpenSSL's own rule (it sends the
- * sequence number with CCM, a random start counted up with GCM), so no nonce repeats under a
- * key across the hand-over.
+ * TLS 1.2 records (RFC 5246 6.2.3.3): additional data = seq_num(8) + type(1) + version(2) +
+ * length(2) of the plaintext. GCM (RFC 5288) and CCM (RFC 6655): nonce = the 4-byte implicit IV
+ * + an 8-byte explicit nonce sent before the ciphertext; ChaCha20-Poly1305 (RFC 7905): nonce =
+ * the 12-byte IV XOR the sequence number, nothing explicit. Our explicit nonce for sequence
+ * number s is the one OpenSSL sent with the Finished (s = 0) plus s: OpenSSL's own rule (it
+ * sends the sequence number with CCM, a random start counted up with GCM), so no nonce repeats
+ * under a key across the hand-over.
+ *
+ * TLS 1.3 (RFC 8446): key = HKDF-Expand-Label(traffic_secret, "key", "", key_length), iv = the
+ * same with "iv" and 12 (7.3); records carry the content type after the content, the additional
+ * data is the record header and the nonce the IV XOR the sequence number (5.2, 5.3). A KeyUpdate
+ * (4.6.3) moves a direction to HKDF-Expand-Label(secret, "traffic upd", "", Hash.length) and its
+ * sequence number back to 0; one asking for an update is answered with ours before our next
+ * data; we update our own keys before 2^23 records (5.5 allows 2^24.5 with AES-GCM).
  *
  * Cipher contexts: one per cipher and direction per thread, re-keyed for each record, so a
  * connection holds raw keys only (about 150 bytes in all instead of OpenSSL's ~11 KB).
@@ -55,12 +62,61 @@ static const struct {
 struct tls_rec {
     uint64_t id; /* unique per record layer: which one a thread's cipher context is keyed for */
     enum tls_rec_alg alg;
+    bool tls13;
+    bool sha384;               /* TLS 1.3: the suite's hash (else SHA-256) */
+    bool key_update_due;       /* TLS 1.3: the client asked for ours */
     uint16_t max_plain;
     uint64_t read_seq, write_seq;
-    uint64_t write_nonce_base; /* explicit nonce of write_seq 0 (GCM, CCM) */
+    uint64_t write_nonce_base; /* TLS 1.2: explicit nonce of write_seq 0 (GCM, CCM) */
     uint8_t read_key[32], write_key[32];
     uint8_t read_iv[12], write_iv[12];
+    uint8_t read_secret[TLS_REC_SECRET_MAX], write_secret[TLS_REC_SECRET_MAX]; /* TLS 1.3 */
 };
+
+/* TLS 1.3: our keys are replaced before this many records (RFC 8446 5.5) */
+#define TLS13_KEY_UPDATE_AFTER (1ull << 23)
+#define TLS13_MAX_CIPHERTEXT (TLS_REC_MAX_PLAIN + 256)
+#define TLS13_KEY_UPDATE 24 /* handshake message type */
+
+/* ---- what a handshake tells us ---- */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+void tls_rec_handshake_keylog(struct tls_rec_handshake *h, const char *line)
+{
+    uint8_t *secret;
+    uint8_t *len;
+    if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
+        secret = h->client_secret;
+        len = &h->client_secret_len;
+    } else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0) {
+        secret = h->server_secret;
+        len = &h->server_secret_len;
+    } else {
+        return;
+    }
+    const char *hex = strchr(line + 24, ' '); /* after the client random */
+    size_t n = 0;
+    if (!hex)
+        return;
+    for (hex++; n < TLS_REC_SECRET_MAX && hexval(hex[0]) >= 0 && hexval(hex[1]) >= 0; hex += 2)
+        secret[n++] = (uint8_t)(hexval(hex[0]) << 4 | hexval(hex[1]));
+    *len = *hex == '\0' && (n == 32 || n == 48) ? (uint8_t)n : 0;
+}
+
+void tls_rec_handshake_record_written(struct tls_rec_handshake *h)
+{
+    if (h->server_secret_len)
+        h->records_after_server_secret++;
+}
+
+void tls_rec_handshake_clear(struct tls_rec_handshake *h)
+{
+    OPENSSL_cleanse(h, sizeof(*h));
+}
 
 /* ---- the handshake's byte streams ---- */
 
@@ -102,7 +158,7 @@ void tls_rec_wire_feed(struct tls_rec_wire *w, const uint8_t *p, size_t n)
 /* ---- per-thread cipher contexts ---- */
 
 static EVP_CIPHER *ciphers[ALG_COUNT];
-static EVP_KDF *prf;
+static EVP_KDF *prf, *hkdf;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
 static void fetch_algorithms(void)
@@ -110,11 +166,12 @@ static void fetch_algorithms(void)
     for (int a = 0; a < ALG_COUNT; a++)
         ciphers[a] = EVP_CIPHER_fetch(NULL, alg_info[a].evp_name, NULL);
     prf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
+    hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 }
 
 static _Thread_local EVP_CIPHER_CTX *thread_ctx[ALG_COUNT][2];
-/* the tls_rec id each context holds the key of: a burst of records of one connection (a read
- * or a flush) sets the key once and then only the nonce */
+/* the key each context holds, as (tls_rec id, key generation): a burst of records of one
+ * connection (a read or a flush) sets the key once and then only the nonce */
 static _Thread_local uint64_t thread_keyed[ALG_COUNT][2];
 static _Atomic uint64_t next_id = 1;
 
@@ -165,7 +222,7 @@ static uint64_t get_be64(const uint8_t *p)
 static int alg_of(const SSL_CIPHER *sc, enum tls_rec_alg *a)
 {
     const char *name = SSL_CIPHER_get_name(sc);
-    bool ccm8 = strstr(name, "CCM8") != NULL;
+    bool ccm8 = strstr(name, "CCM8") != NULL || strstr(name, "CCM_8") != NULL;
     switch (SSL_CIPHER_get_cipher_nid(sc)) {
     case NID_aes_128_gcm:
         *a = ALG_AES128_GCM;
@@ -214,6 +271,66 @@ static int expand_keys(SSL *ssl, const SSL_CIPHER *sc, uint8_t *block, size_t le
     return ok ? 0 : -1;
 }
 
+/* RFC 8446 7.1: HKDF-Expand-Label(secret, label, "", out_len) */
+static int expand_label(bool sha384, const uint8_t *secret, const char *label, uint8_t *out,
+                        size_t out_len)
+{
+    uint8_t info[2 + 1 + 6 + 16 + 1];
+    size_t ll = strlen(label);
+    info[0] = (uint8_t)(out_len >> 8);
+    info[1] = (uint8_t)out_len;
+    info[2] = (uint8_t)(6 + ll);
+    memcpy(info + 3, "tls13 ", 6);
+    memcpy(info + 9, label, ll);
+    info[9 + ll] = 0; /* empty context */
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+    EVP_KDF_CTX *kctx = hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
+    int ok = 0;
+    if (kctx) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_utf8_string(OSSL_KDF_PARAM_DIGEST, sha384 ? "SHA384" : "SHA256", 0),
+            OSSL_PARAM_int(OSSL_KDF_PARAM_MODE, &mode),
+            OSSL_PARAM_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, sha384 ? 48 : 32),
+            OSSL_PARAM_octet_string(OSSL_KDF_PARAM_INFO, info, 10 + ll),
+            OSSL_PARAM_END,
+        };
+        ok = EVP_KDF_derive(kctx, out, out_len, params) > 0;
+        EVP_KDF_CTX_free(kctx);
+    }
+    return ok ? 0 : -1;
+}
+
+/* TLS 1.3: the key and IV of one direction from its traffic secret */
+static int traffic_keys(const struct tls_rec *r, const uint8_t *secret, uint8_t *key, uint8_t *iv)
+{
+    return expand_label(r->sha384, secret, "key", key, alg_info[r->alg].key_len) == 0 &&
+                   expand_label(r->sha384, secret, "iv", iv, 12) == 0
+               ? 0
+               : -1;
+}
+
+/* TLS 1.3 KeyUpdate: the next secret and keys of one direction (forgetting the keys held by
+ * this thread's contexts, by a new id) */
+static int update_traffic(struct tls_rec *r, int write)
+{
+    uint8_t *secret = write ? r->write_secret : r->read_secret;
+    uint8_t next[TLS_REC_SECRET_MAX];
+    size_t hl = r->sha384 ? 48 : 32;
+    if (expand_label(r->sha384, secret, "traffic upd", next, hl) != 0)
+        return -1;
+    memcpy(secret, next, hl);
+    OPENSSL_cleanse(next, sizeof(next));
+    if (traffic_keys(r, secret, write ? r->write_key : r->read_key,
+                     write ? r->write_iv : r->read_iv) != 0)
+        return -1;
+    if (write)
+        r->write_seq = 0;
+    else
+        r->read_seq = 0;
+    r->id = next_id++;
+    return 0;
+}
+
 /* Records whose whole header is in p[0..n), n starting at a record boundary. */
 static uint64_t records_in(const uint8_t *p, size_t n)
 {
@@ -224,30 +341,77 @@ static uint64_t records_in(const uint8_t *p, size_t n)
     return count;
 }
 
-int tls_rec_take(SSL *ssl, const struct tls_rec_wire *in, const struct tls_rec_wire *out,
-                 const uint8_t *unread, size_t unread_len, size_t max_plain,
-                 struct tls_rec **out_rec, const char **why)
+static int take12(struct tls_rec *r, SSL *ssl, const SSL_CIPHER *sc,
+                  const struct tls_rec_handshake *h, const uint8_t *unread, size_t unread_len,
+                  const char **why)
+{
+    bool explicit_nonce = r->alg != ALG_CHACHA20_POLY1305;
+    uint64_t unread_records = records_in(unread, unread_len);
+    /* both sides changed cipher spec, our output ended on a record boundary, and OpenSSL read
+     * no further than a record boundary (read-ahead is off during the handshake) */
+    if (!h->in.ccs || !h->out.ccs || h->out.protected_records < 1 || h->out.hdr_len != 0 ||
+        h->out.body_left != 0 || h->in.protected_records < unread_records + 1 ||
+        (explicit_nonce && h->out.first_nonce_len != 8)) {
+        *why = "handshake_stream_not_understood";
+        return TLS_REC_UNSUPPORTED;
+    }
+    uint8_t block[2 * 32 + 2 * 12];
+    size_t kl = alg_info[r->alg].key_len, il = alg_info[r->alg].iv_len;
+    if (expand_keys(ssl, sc, block, 2 * kl + 2 * il) != 0) {
+        *why = "key_expansion_failed";
+        return TLS_REC_ERROR;
+    }
+    memcpy(r->read_key, block, kl);
+    memcpy(r->write_key, block + kl, kl);
+    memcpy(r->read_iv, block + 2 * kl, il);
+    memcpy(r->write_iv, block + 2 * kl + il, il);
+    OPENSSL_cleanse(block, sizeof(block));
+    r->read_seq = h->in.protected_records - unread_records;
+    r->write_seq = h->out.protected_records;
+    r->write_nonce_base = explicit_nonce ? get_be64(h->out.first_nonce) : 0;
+    return TLS_REC_OK;
+}
+
+static int take13(struct tls_rec *r, const SSL_CIPHER *sc, const struct tls_rec_handshake *h,
+                  const char **why)
+{
+    const EVP_MD *md = SSL_CIPHER_get_handshake_digest(sc);
+    r->sha384 = md && EVP_MD_get_size(md) == 48;
+    size_t hl = r->sha384 ? 48 : 32;
+    /* the keylog callback gave both application traffic secrets, the message callback the
+     * records OpenSSL wrote under the server's (its NewSessionTickets); OpenSSL has read
+     * nothing under the client's (it stops after the client's Finished) */
+    if (h->client_secret_len != hl || h->server_secret_len != hl) {
+        *why = "traffic_secrets_not_seen";
+        return TLS_REC_UNSUPPORTED;
+    }
+    r->tls13 = true;
+    memcpy(r->read_secret, h->client_secret, hl);
+    memcpy(r->write_secret, h->server_secret, hl);
+    if (traffic_keys(r, r->read_secret, r->read_key, r->read_iv) != 0 ||
+        traffic_keys(r, r->write_secret, r->write_key, r->write_iv) != 0) {
+        *why = "key_expansion_failed";
+        return TLS_REC_ERROR;
+    }
+    r->read_seq = 0;
+    r->write_seq = h->records_after_server_secret;
+    return TLS_REC_OK;
+}
+
+int tls_rec_take(SSL *ssl, const struct tls_rec_handshake *h, const uint8_t *unread,
+                 size_t unread_len, size_t max_plain, struct tls_rec **out_rec, const char **why)
 {
     *out_rec = NULL;
     pthread_once(&fetch_once, fetch_algorithms);
     const SSL_CIPHER *sc = SSL_get_current_cipher(ssl);
     enum tls_rec_alg a;
-    if (SSL_version(ssl) != TLS1_2_VERSION) {
-        *why = "not_tls12";
+    int version = SSL_version(ssl);
+    if (version != TLS1_2_VERSION && version != TLS1_3_VERSION) {
+        *why = "not_tls12_or_tls13";
         return TLS_REC_UNSUPPORTED;
     }
     if (!sc || !SSL_CIPHER_is_aead(sc) || alg_of(sc, &a) != 0 || !ciphers[a]) {
         *why = "not_an_aead_suite";
-        return TLS_REC_UNSUPPORTED;
-    }
-    bool explicit_nonce = a != ALG_CHACHA20_POLY1305;
-    uint64_t unread_records = records_in(unread, unread_len);
-    /* both sides changed cipher spec, our output ended on a record boundary, and OpenSSL read
-     * no further than a record boundary (read-ahead is off during the handshake) */
-    if (!in->ccs || !out->ccs || out->protected_records < 1 || out->hdr_len != 0 ||
-        out->body_left != 0 || in->protected_records < unread_records + 1 ||
-        (explicit_nonce && out->first_nonce_len != 8)) {
-        *why = "handshake_stream_not_understood";
         return TLS_REC_UNSUPPORTED;
     }
     struct tls_rec *r = calloc(1, sizeof(*r));
@@ -255,23 +419,14 @@ int tls_rec_take(SSL *ssl, const struct tls_rec_wire *in, const struct tls_rec_w
         *why = "out_of_memory";
         return TLS_REC_ERROR;
     }
-    uint8_t block[2 * 32 + 2 * 12];
-    size_t kl = alg_info[a].key_len, il = alg_info[a].iv_len;
-    if (expand_keys(ssl, sc, block, 2 * kl + 2 * il) != 0) {
-        free(r);
-        *why = "key_expansion_failed";
-        return TLS_REC_ERROR;
+    r->alg = a;
+    int rc = version == TLS1_3_VERSION ? take13(r, sc, h, why)
+                                       : take12(r, ssl, sc, h, unread, unread_len, why);
+    if (rc != TLS_REC_OK) {
+        tls_rec_free(r);
+        return rc;
     }
     r->id = next_id++;
-    r->alg = a;
-    memcpy(r->read_key, block, kl);
-    memcpy(r->write_key, block + kl, kl);
-    memcpy(r->read_iv, block + 2 * kl, il);
-    memcpy(r->write_iv, block + 2 * kl + il, il);
-    OPENSSL_cleanse(block, sizeof(block));
-    r->read_seq = in->protected_records - unread_records;
-    r->write_seq = out->protected_records;
-    r->write_nonce_base = explicit_nonce ? get_be64(out->first_nonce) : 0;
     if (max_plain == 0 || max_plain > TLS_REC_MAX_PLAIN)
         max_plain = TLS_REC_MAX_PLAIN;
     r->max_plain = (uint16_t)max_plain;
@@ -294,10 +449,18 @@ size_t tls_rec_max_plain(const struct tls_rec *r)
 
 /* ---- protecting and opening records ---- */
 
+/* Bytes a record adds to its content: header, explicit nonce (TLS 1.2 GCM/CCM), inner content
+ * type (TLS 1.3), tag. */
+static size_t overhead(const struct tls_rec *r)
+{
+    return TLS_REC_HEADER + (r->tls13 ? 1 : r->alg != ALG_CHACHA20_POLY1305 ? 8 : 0) +
+           alg_info[r->alg].tag_len;
+}
+
 static void record_nonce(const struct tls_rec *r, const uint8_t *iv, uint64_t seq,
                          const uint8_t *explicit8, uint8_t nonce[12])
 {
-    if (r->alg == ALG_CHACHA20_POLY1305) {
+    if (r->tls13 || r->alg == ALG_CHACHA20_POLY1305) {
         memcpy(nonce, iv, 12);
         for (int i = 0; i < 8; i++)
             nonce[4 + i] ^= (uint8_t)(seq >> (56 - 8 * i));
@@ -307,14 +470,22 @@ static void record_nonce(const struct tls_rec *r, const uint8_t *iv, uint64_t se
     }
 }
 
-static void record_aad(uint64_t seq, uint8_t type, size_t plain_len, uint8_t aad[13])
+/* The additional data: TLS 1.2 seq_num + type + version + plaintext length (13 bytes); TLS 1.3
+ * the record header (5). Returns its length. */
+static size_t record_aad(const struct tls_rec *r, uint64_t seq, const uint8_t *header,
+                         size_t plain_len, uint8_t aad[13])
 {
+    if (r->tls13) {
+        memcpy(aad, header, TLS_REC_HEADER);
+        return TLS_REC_HEADER;
+    }
     put_be64(aad, seq);
-    aad[8] = type;
+    aad[8] = header[0];
     aad[9] = 3;
     aad[10] = 3;
     aad[11] = (uint8_t)(plain_len >> 8);
     aad[12] = (uint8_t)plain_len;
+    return 13;
 }
 
 /* Sets the nonce, and the key unless the context still holds this connection's. */
@@ -331,15 +502,15 @@ static int rekey(EVP_CIPHER_CTX *ctx, const struct tls_rec *r, int enc, const ui
 }
 
 /* Encrypts p[0..len) in place and writes the tag; 0 on success. */
-static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t aad[13],
-                     uint8_t *p, size_t len, uint8_t *tag)
+static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad,
+                     size_t aad_len, uint8_t *p, size_t len, uint8_t *tag)
 {
     EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 1);
     bool ccm = alg_info[r->alg].ccm;
     int outl, tl = alg_info[r->alg].tag_len;
     if (!ctx || !rekey(ctx, r, 1, nonce) ||
         (ccm && !EVP_CipherUpdate(ctx, NULL, &outl, NULL, (int)len)) ||
-        !EVP_CipherUpdate(ctx, NULL, &outl, aad, 13) ||
+        !EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) ||
         (len && !EVP_CipherUpdate(ctx, p, &outl, p, (int)len)) ||
         !EVP_CipherFinal_ex(ctx, p + len, &outl) ||
         !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, tl, tag))
@@ -348,8 +519,8 @@ static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t a
 }
 
 /* Decrypts p[0..len) in place after checking the tag; 0 on success. */
-static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t aad[13],
-                     uint8_t *p, size_t len, const uint8_t *tag)
+static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad,
+                     size_t aad_len, uint8_t *p, size_t len, const uint8_t *tag)
 {
     EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 0);
     bool ccm = alg_info[r->alg].ccm;
@@ -359,11 +530,11 @@ static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t a
         return -1;
     if (ccm) /* CCM checks the tag in the one update that carries the data */
         return EVP_CipherUpdate(ctx, NULL, &outl, NULL, (int)len) &&
-                       EVP_CipherUpdate(ctx, NULL, &outl, aad, 13) &&
+                       EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) &&
                        EVP_CipherUpdate(ctx, p, &outl, p, (int)len) > 0
                    ? 0
                    : -1;
-    return EVP_CipherUpdate(ctx, NULL, &outl, aad, 13) &&
+    return EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) &&
                    (len == 0 || EVP_CipherUpdate(ctx, p, &outl, p, (int)len)) &&
                    EVP_CipherFinal_ex(ctx, p + len, &outl) > 0
                ? 0
@@ -374,39 +545,59 @@ static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t a
 static size_t seal_record(struct tls_rec *r, uint8_t type, const uint8_t *plaintext, size_t len,
                           uint8_t *out)
 {
-    bool explicit_nonce = r->alg != ALG_CHACHA20_POLY1305;
-    size_t ex = explicit_nonce ? 8 : 0, tl = alg_info[r->alg].tag_len;
-    size_t body = ex + len + tl;
+    size_t ex = !r->tls13 && r->alg != ALG_CHACHA20_POLY1305 ? 8 : 0;
+    size_t inner = len + (r->tls13 ? 1 : 0); /* TLS 1.3: the content type goes inside */
+    size_t body = ex + inner + alg_info[r->alg].tag_len;
     uint8_t nonce[12], aad[13];
-    out[0] = type;
+    out[0] = r->tls13 ? TLS_REC_APPLICATION_DATA : type;
     out[1] = 3;
     out[2] = 3;
     out[3] = (uint8_t)(body >> 8);
     out[4] = (uint8_t)body;
-    if (explicit_nonce)
+    if (ex)
         put_be64(out + TLS_REC_HEADER, r->write_nonce_base + r->write_seq);
     record_nonce(r, r->write_iv, r->write_seq, out + TLS_REC_HEADER, nonce);
-    record_aad(r->write_seq, type, len, aad);
+    size_t aad_len = record_aad(r, r->write_seq, out, len, aad);
     uint8_t *p = out + TLS_REC_HEADER + ex;
     memmove(p, plaintext, len);
-    if (aead_seal(r, nonce, aad, p, len, p + len) != 0)
+    if (r->tls13)
+        p[len] = type;
+    if (aead_seal(r, nonce, aad, aad_len, p, inner, p + inner) != 0)
         return 0;
     r->write_seq++;
     return TLS_REC_HEADER + body;
 }
 
+/* TLS 1.3: our KeyUpdate (update_not_requested) and the new write keys; returns the record's
+ * size or 0. */
+static size_t seal_key_update(struct tls_rec *r, uint8_t *out)
+{
+    static const uint8_t msg[5] = {TLS13_KEY_UPDATE, 0, 0, 1, 0};
+    size_t n = seal_record(r, TLS_REC_HANDSHAKE, msg, sizeof(msg), out);
+    if (n == 0 || update_traffic(r, 1) != 0)
+        return 0;
+    r->key_update_due = false;
+    return n;
+}
+
 size_t tls_rec_seal(struct tls_rec *r, const uint8_t *plaintext, size_t len, uint8_t *out,
                     size_t cap, size_t *taken)
 {
-    size_t done = 0, written = 0;
-    size_t overhead = TLS_REC_HEADER + (r->alg != ALG_CHACHA20_POLY1305 ? 8 : 0) +
-                      alg_info[r->alg].tag_len;
-    while (done < len && cap - written > overhead) {
+    size_t done = 0, written = 0, ov = overhead(r);
+    *taken = 0;
+    while (done < len && cap - written > ov + 5) {
+        if (r->tls13 && (r->key_update_due || r->write_seq >= TLS13_KEY_UPDATE_AFTER)) {
+            size_t n = seal_key_update(r, out + written);
+            if (n == 0)
+                return 0;
+            written += n;
+            continue;
+        }
         size_t n = len - done;
         if (n > r->max_plain)
             n = r->max_plain;
-        if (n > cap - written - overhead)
-            n = cap - written - overhead;
+        if (n > cap - written - ov)
+            n = cap - written - ov;
         size_t rec = seal_record(r, TLS_REC_APPLICATION_DATA, plaintext + done, n, out + written);
         if (rec == 0) {
             *taken = 0;
@@ -427,62 +618,107 @@ size_t tls_rec_alert(struct tls_rec *r, uint8_t description, uint8_t *out, size_
     return seal_record(r, TLS_REC_ALERT, alert, sizeof(alert), out);
 }
 
+/* TLS 1.3: the handshake messages a client may send after the handshake. Only KeyUpdate
+ * (RFC 8446 4.6.3), whole within the record. Returns 0 or the alert. */
+static uint8_t post_handshake(struct tls_rec *r, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (n < 4)
+            return TLS_ALERT_UNEXPECTED_MESSAGE;
+        size_t len = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        if (p[0] != TLS13_KEY_UPDATE || len != 1 || n < 5)
+            return TLS_ALERT_UNEXPECTED_MESSAGE;
+        if (p[4] > 1)
+            return TLS_ALERT_ILLEGAL_PARAMETER;
+        if (update_traffic(r, 0) != 0)
+            return TLS_ALERT_INTERNAL_ERROR;
+        if (p[4] == 1)
+            r->key_update_due = true;
+        p += 5;
+        n -= 5;
+    }
+    return 0;
+}
+
 int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size_t *plain_len,
                  uint8_t *alert)
 {
-    size_t ex = r->alg != ALG_CHACHA20_POLY1305 ? 8 : 0, tl = alg_info[r->alg].tag_len;
+    size_t ex = !r->tls13 && r->alg != ALG_CHACHA20_POLY1305 ? 8 : 0;
+    size_t tl = alg_info[r->alg].tag_len;
+    size_t max_body = r->tls13 ? TLS13_MAX_CIPHERTEXT : TLS_REC_MAX_CIPHERTEXT;
     size_t off = 0, plain = 0;
     int rc = TLS_REC_OK;
     while (len - off >= TLS_REC_HEADER) {
         uint8_t *h = buf + off;
         size_t body = (size_t)h[3] << 8 | h[4];
-        if (h[1] != 3 || h[2] != 3) {
-            *alert = TLS_ALERT_DECODE_ERROR;
+        if (h[1] != 3 || h[2] != 3 || (r->tls13 && h[0] != TLS_REC_APPLICATION_DATA)) {
+            *alert = r->tls13 && h[1] == 3 && h[2] == 3 ? TLS_ALERT_UNEXPECTED_MESSAGE
+                                                        : TLS_ALERT_DECODE_ERROR;
             rc = TLS_REC_ERROR;
             break;
         }
-        if (body > TLS_REC_MAX_CIPHERTEXT) {
+        if (body > max_body) {
             *alert = TLS_ALERT_RECORD_OVERFLOW;
             rc = TLS_REC_ERROR;
             break;
         }
         if (len - off < TLS_REC_HEADER + body)
             break;
-        if (body < ex + tl) {
+        if (body < ex + tl + (r->tls13 ? 1 : 0)) {
             *alert = TLS_ALERT_BAD_RECORD_MAC;
             rc = TLS_REC_ERROR;
             break;
         }
         size_t n = body - ex - tl;
-        if (n > TLS_REC_MAX_PLAIN) {
-            *alert = TLS_ALERT_RECORD_OVERFLOW;
-            rc = TLS_REC_ERROR;
-            break;
-        }
         uint8_t nonce[12], aad[13], type = h[0];
         uint8_t *p = h + TLS_REC_HEADER + ex;
         record_nonce(r, r->read_iv, r->read_seq, h + TLS_REC_HEADER, nonce);
-        record_aad(r->read_seq, type, n, aad);
-        if (aead_open(r, nonce, aad, p, n, p + n) != 0) {
+        size_t aad_len = record_aad(r, r->read_seq, h, n, aad);
+        if (aead_open(r, nonce, aad, aad_len, p, n, p + n) != 0) {
             *alert = TLS_ALERT_BAD_RECORD_MAC;
             rc = TLS_REC_ERROR;
             break;
         }
         r->read_seq++;
         off += TLS_REC_HEADER + body;
+        if (r->tls13) { /* TLSInnerPlaintext: content, type, zero padding (RFC 8446 5.2) */
+            while (n > 0 && p[n - 1] == 0)
+                n--;
+            if (n == 0) {
+                *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
+                rc = TLS_REC_ERROR;
+                break;
+            }
+            type = p[--n];
+        }
+        if (n > TLS_REC_MAX_PLAIN) {
+            *alert = TLS_ALERT_RECORD_OVERFLOW;
+            rc = TLS_REC_ERROR;
+            break;
+        }
         if (type == TLS_REC_APPLICATION_DATA) {
             memmove(buf + plain, p, n);
             plain += n;
             continue;
         }
         if (type == TLS_REC_ALERT && n == 2) {
-            if (p[0] == 1 && p[1] != TLS_ALERT_CLOSE_NOTIFY)
-                continue; /* a warning (user_canceled, no_renegotiation): nothing to do */
+            /* TLS 1.2 warnings, and user_canceled in TLS 1.3 (RFC 8446 6.1), change nothing */
+            if ((r->tls13 ? p[1] == TLS_ALERT_USER_CANCELED
+                          : p[0] == 1 && p[1] != TLS_ALERT_CLOSE_NOTIFY))
+                continue;
             rc = TLS_REC_CLOSED; /* close_notify or a fatal alert: the peer is done */
             break;
         }
-        /* a handshake message now is a renegotiation, which psagw does not do; anything else
-         * (ChangeCipherSpec, heartbeat, unknown types, malformed alerts) is out of place */
+        if (type == TLS_REC_HANDSHAKE && r->tls13) {
+            uint8_t a = post_handshake(r, p, n);
+            if (a == 0)
+                continue;
+            *alert = a;
+            rc = TLS_REC_ERROR;
+            break;
+        }
+        /* a TLS 1.2 handshake message now is a renegotiation, which psagw does not do; anything
+         * else (ChangeCipherSpec, heartbeat, unknown types, malformed alerts) is out of place */
         *alert = type == TLS_REC_HANDSHAKE ? TLS_ALERT_NO_RENEGOTIATION
                                             : TLS_ALERT_UNEXPECTED_MESSAGE;
         rc = TLS_REC_ERROR;

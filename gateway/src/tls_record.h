@@ -1,17 +1,20 @@
 /*
- * tls_record.h: the TLS 1.2 AEAD record layer psagw runs itself once OpenSSL has done the
- * handshake (docs/tls-record-layer.md).
+ * tls_record.h: the TLS record layer psagw runs itself once OpenSSL has done the handshake,
+ * for TLS 1.2 with an AEAD suite and for TLS 1.3 (docs/tls-record-layer.md).
  *
  * OpenSSL 3's per-connection state is about 11 KB (the SSL object alone is 7.6 KB), twice the
- * memory budget of an idle device. After a TLS 1.2 handshake with an AEAD suite the connection
- * needs only its two traffic keys, two implicit IVs and two sequence numbers: this module takes
- * those from the finished handshake (RFC 5246 section 6.3 key expansion from the master secret),
- * the SSL is freed, and records are protected here (RFC 5246 6.2.3.3 with RFC 5288 GCM, RFC 6655
- * CCM and CCM_8, RFC 7905 ChaCha20-Poly1305).
+ * memory budget of an idle device. After the handshake a connection needs only its two traffic
+ * keys, two IVs and two sequence numbers (and, in TLS 1.3, the two traffic secrets for key
+ * updates): this module takes those from the finished handshake, the SSL is freed, and records
+ * are protected here. TLS 1.2 (RFC 5246 6.3 key expansion, 6.2.3.3 AEAD records; RFC 5288 GCM,
+ * RFC 6655 CCM and CCM_8, RFC 7905 ChaCha20-Poly1305) and TLS 1.3 (RFC 8446 sections 5 and 7:
+ * records, traffic keys, KeyUpdate).
  *
- * To know the sequence numbers and the explicit nonce OpenSSL used, the handshake runs over
- * memory BIOs and the bytes each way pass through a struct tls_rec_wire, which follows the
- * record headers (the records after ChangeCipherSpec are the ones under the new keys).
+ * What it needs to know is gathered while OpenSSL runs the handshake over memory BIOs, in a
+ * struct tls_rec_handshake: the bytes each way pass through a record-header follower (TLS 1.2:
+ * the records after ChangeCipherSpec are under the new keys, and the first carries OpenSSL's
+ * explicit nonce); OpenSSL's keylog callback gives the TLS 1.3 application traffic secrets and
+ * its message callback the records written under the server's.
  */
 #ifndef PSAGW_TLS_RECORD_H
 #define PSAGW_TLS_RECORD_H
@@ -25,7 +28,7 @@
 #define TLS_REC_MAX_PLAIN 16384
 /* RFC 5246 6.2.3: TLSCiphertext.length <= 2^14 + 2048 */
 #define TLS_REC_MAX_CIPHERTEXT (TLS_REC_MAX_PLAIN + 2048)
-/* header + explicit nonce + tag: the most a record adds to its plaintext here */
+/* header + explicit nonce (TLS 1.2) or content type (TLS 1.3) + tag: the most a record adds */
 #define TLS_REC_OVERHEAD (TLS_REC_HEADER + 8 + 16)
 
 #define TLS_REC_CHANGE_CIPHER_SPEC 20
@@ -38,7 +41,10 @@
 #define TLS_ALERT_UNEXPECTED_MESSAGE 10
 #define TLS_ALERT_BAD_RECORD_MAC 20
 #define TLS_ALERT_RECORD_OVERFLOW 22
+#define TLS_ALERT_ILLEGAL_PARAMETER 47
 #define TLS_ALERT_DECODE_ERROR 50
+#define TLS_ALERT_INTERNAL_ERROR 80
+#define TLS_ALERT_USER_CANCELED 90
 #define TLS_ALERT_NO_RENEGOTIATION 100
 
 /* One direction of a handshake's byte stream, followed record by record. */
@@ -55,25 +61,41 @@ struct tls_rec_wire {
 /* Feeds bytes of one direction, in order. */
 void tls_rec_wire_feed(struct tls_rec_wire *w, const uint8_t *p, size_t n);
 
+#define TLS_REC_SECRET_MAX 48 /* SHA-384 */
+
+/* What the record layer needs to know of one handshake; zero it before the handshake. */
+struct tls_rec_handshake {
+    struct tls_rec_wire in, out; /* every byte from and to the client, in order */
+    uint8_t client_secret[TLS_REC_SECRET_MAX], server_secret[TLS_REC_SECRET_MAX];
+    uint8_t client_secret_len, server_secret_len; /* TLS 1.3 application traffic secrets */
+    uint64_t records_after_server_secret;         /* TLS 1.3: written under the server's */
+};
+
+/* For OpenSSL's keylog callback: keeps the TLS 1.3 application traffic secrets. */
+void tls_rec_handshake_keylog(struct tls_rec_handshake *h, const char *line);
+/* For OpenSSL's message callback: a record header was written. */
+void tls_rec_handshake_record_written(struct tls_rec_handshake *h);
+/* Wipes the secrets. */
+void tls_rec_handshake_clear(struct tls_rec_handshake *h);
+
 struct tls_rec; /* opaque: keys, IVs, sequence numbers; about 150 bytes */
 
 enum tls_rec_result {
     TLS_REC_OK = 0,
-    TLS_REC_UNSUPPORTED = -1, /* not TLS 1.2 with an AEAD suite: keep OpenSSL's record layer */
+    TLS_REC_UNSUPPORTED = -1, /* a CBC or NULL suite, or not understood: keep OpenSSL's */
     TLS_REC_ERROR = -2,       /* a record failed: the alert to send is in *alert */
     TLS_REC_CLOSED = -3,      /* the peer sent close_notify */
 };
 
 /*
- * Takes over the record layer of a server SSL whose TLS 1.2 handshake has just finished, with
- * the two streams it saw (`in`: from the client, every byte OpenSSL read; `out`: to the client)
- * and `unread`, the bytes received but not yet read by OpenSSL. max_plain is the largest record
- * payload to send (the listener's limit and the peer's max_fragment_length). On TLS_REC_OK *out_rec
- * is set (free with tls_rec_free) and the SSL may be freed; `why` names an unsupported case.
+ * Takes over the record layer of a server SSL whose handshake has just finished (read-ahead
+ * off), with what was gathered during it and `unread`, the bytes received but not yet read by
+ * OpenSSL. max_plain is the largest record payload to send (the listener's limit and the peer's
+ * max_fragment_length). On TLS_REC_OK *out_rec is set (free with tls_rec_free) and the SSL may be
+ * freed; `why` names an unsupported case.
  */
-int tls_rec_take(SSL *ssl, const struct tls_rec_wire *in, const struct tls_rec_wire *out,
-                 const uint8_t *unread, size_t unread_len, size_t max_plain,
-                 struct tls_rec **out_rec, const char **why);
+int tls_rec_take(SSL *ssl, const struct tls_rec_handshake *h, const uint8_t *unread,
+                 size_t unread_len, size_t max_plain, struct tls_rec **out_rec, const char **why);
 
 void tls_rec_free(struct tls_rec *r);
 
@@ -89,7 +111,8 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
 /*
  * Protects plaintext[0..len) as application data records into out[0..cap). Stops when out is
  * full; *taken is the plaintext consumed, the return value the bytes written (0 on a failure of
- * the cipher, which the caller treats as fatal: *taken is 0 then too).
+ * the cipher, which the caller treats as fatal: *taken is 0 then too). TLS 1.3: a KeyUpdate the
+ * client asked for, or one of ours before a key's record limit, goes out first.
  */
 size_t tls_rec_seal(struct tls_rec *r, const uint8_t *plaintext, size_t len, uint8_t *out,
                     size_t cap, size_t *taken);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# psagw's own TLS 1.2 record layer (gateway/src/tls_record.c) with real clients: after a TLS 1.2
-# AEAD handshake the gateway frees OpenSSL's connection state and protects records itself.
-# mosquitto_pub/mosquitto_sub (OpenSSL clients) move a 100 KB message (many records, split
-# across reads) and small ones through it for each suite; CBC and TLS 1.3 stay on OpenSSL's
+# psagw's own TLS record layer (gateway/src/tls_record.c) with real clients: after a TLS 1.2
+# AEAD or a TLS 1.3 handshake the gateway frees OpenSSL's connection state and protects records
+# itself. mosquitto_pub/mosquitto_sub (OpenSSL clients) move a 100 KB message (many records,
+# split across reads) and small ones through it for each suite; a CBC suite stays on OpenSSL's
 # record layer, as does a listener with record_layer = "openssl". A client that sends a record
 # with a broken tag is refused with an alert, and the gateway logs why.
 . "$(dirname "$0")/lib.sh"
@@ -45,7 +45,7 @@ check_suite tlsv1.2 PSK-AES128-CCM8 psagw
 check_suite tlsv1.2 PSK-AES128-GCM-SHA256 psagw
 check_suite tlsv1.2 ECDHE-PSK-CHACHA20-POLY1305 psagw
 check_suite tlsv1.2 ECDHE-PSK-AES128-CBC-SHA256 openssl
-check_suite tlsv1.3 PSK-AES128-GCM-SHA256 openssl TLS_AES_128_GCM_SHA256
+check_suite tlsv1.3 PSK-AES128-GCM-SHA256 psagw TLS_AES_128_GCM_SHA256
 
 # a record with a broken tag: the gateway answers with a bad_record_mac alert and says so
 "$TLS_TAMPER" 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper 2>&1 \
