@@ -8,10 +8,15 @@
  * runs in parallel). Another worker that queues output, or must close the connection (session
  * takeover), puts it on the owner's remote list and wakes the owner through its eventfd.
  *
- * Reads go into the worker's scratch buffer and complete packets are handled straight from it;
- * only the tail of a packet still arriving is copied into the connection's own buffer. Output
- * is written before the loop sleeps, so a burst of deliveries becomes one TLS record where it
- * fits. Buffers are freed when empty: an idle device costs its socket, its SSL and this struct.
+ * TLS: the handshake runs in OpenSSL over memory BIOs (this file moves the bytes and lets
+ * tls_record.h follow them); then, for TLS 1.2 AEAD suites and TLS 1.3, our record layer takes
+ * the keys and the SSL is freed (docs/tls-record-layer.md). Other suites keep the SSL.
+ *
+ * Reads go into the worker's scratch buffers and complete packets are handled straight from
+ * them; only the tail of a packet (or a TLS record) still arriving is copied into the
+ * connection's own buffer. Output is written before the loop sleeps, so a burst of deliveries
+ * becomes one TLS record where it fits. Buffers are freed when empty: an idle device costs its
+ * socket, its record layer's keys and this struct.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -542,7 +547,7 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
     }
 }
 
-/* OpenSSL's record layer over the memory BIOs (TLS 1.3, CBC and NULL suites, or a listener
+/* OpenSSL's record layer over the memory BIOs (CBC and NULL suites, or a listener
  * with record_layer = "openssl"). */
 static ssize_t read_ssl(struct conn *c, uint8_t **data)
 {
