@@ -28,6 +28,8 @@
  *       (open loop: not held back by PUBACKs, WINDOW ignored) and the latency counts from each
  *       message's scheduled time, so a client that falls behind does not hide the delay.
  *
+ * With LOADGEN_TLS13=1 the clients use TLS 1.3 with the external PSK (TLS_AES_128_GCM_SHA256).
+ *
  * With LOADGEN_IAK=HEX in the environment every client connects with MQTT 5 and attests:
  * CONNECT with the authentication method PSA-IAT, then it answers the gateway's challenge
  * with a token (TF-M layout, legacy profile) MACed with that IAK, as a device's SPE would.
@@ -701,7 +703,10 @@ int main(int argc, char **argv)
         sscanf(hex + 2 * i, "%2hhx", &psk[i]);
     ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    /* LOADGEN_TLS13=1: TLS 1.3 with the external PSK instead (TLS_AES_128_GCM_SHA256) */
+    SSL_CTX_set_max_proto_version(ctx, getenv("LOADGEN_TLS13") ? TLS1_3_VERSION : TLS1_2_VERSION);
+    if (getenv("LOADGEN_TLS13"))
+        SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
     if (!SSL_CTX_set_cipher_list(ctx, "PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256"))
         die("cipher list");
     SSL_CTX_set_psk_client_callback(ctx, psk_cb);

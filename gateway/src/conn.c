@@ -494,8 +494,9 @@ static int keep_rx(struct conn *c, const uint8_t *raw, size_t n)
     return 0;
 }
 
-/* Our record layer: reads, opens the complete records, keeps a partial one. The plaintext is
- * put at *data (the worker's tls_in). Returns as read_some. */
+/* Our record layer: opens the complete records kept from before (what came behind the
+ * handshake, or a record that was still arriving) and what the socket has, and keeps a partial
+ * one. The plaintext is put at *data (the worker's tls_in). Returns as read_some. */
 static ssize_t read_records(struct conn *c, uint8_t **data)
 {
     uint8_t *buf = c->w->tls_in;
@@ -509,41 +510,43 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
         c->rx_len = 0;
     }
     for (;;) {
+        if (have >= TLS_REC_HEADER) {
+            size_t used = 0, plain = 0;
+            uint8_t alert = 0;
+            int rc = tls_rec_open(c->rec, buf, have, &used, &plain, &alert);
+            if (rc == TLS_REC_ERROR) {
+                char id[LOG_SAFE_MAX];
+                c->gw->metrics.tls_record_errors++;
+                log_event(LOG_WARN, "tls_record_error", "peer=%s id=%s reason=%s", c->peer,
+                          c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
+                                       : "-",
+                          alert_name(alert));
+                send_alert(c, alert);
+                return -1;
+            }
+            if (rc == TLS_REC_CLOSED)
+                c->peer_closed = true;
+            else if (keep_rx(c, buf + used, have - used) != 0)
+                return -1;
+            if (plain > 0) {
+                *data = buf;
+                return (ssize_t)plain;
+            }
+            if (c->peer_closed)
+                return -1;
+            /* only part of a record (or a KeyUpdate, an ignored alert): read on */
+            free(c->rx);
+            c->rx = NULL;
+            c->rx_len = 0;
+            memmove(buf, buf + used, have - used);
+            have -= used;
+        }
         ssize_t n = recv(c->io.fd, buf + have, TLS_IN_CAP - have, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return keep_rx(c, buf, have) == 0 ? 0 : -1;
         if (n <= 0)
             return -1; /* closed without close_notify, or failed */
         have += (size_t)n;
-        size_t used = 0, plain = 0;
-        uint8_t alert = 0;
-        int rc = tls_rec_open(c->rec, buf, have, &used, &plain, &alert);
-        if (rc == TLS_REC_ERROR) {
-            char id[LOG_SAFE_MAX];
-            c->gw->metrics.tls_record_errors++;
-            log_event(LOG_WARN, "tls_record_error", "peer=%s id=%s reason=%s", c->peer,
-                      c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
-                                   : "-",
-                      alert_name(alert));
-            send_alert(c, alert);
-            return -1;
-        }
-        if (rc == TLS_REC_CLOSED)
-            c->peer_closed = true;
-        else if (keep_rx(c, buf + used, have - used) != 0)
-            return -1;
-        if (plain > 0) {
-            *data = buf;
-            return (ssize_t)plain;
-        }
-        if (c->peer_closed)
-            return -1;
-        /* only part of a record so far: read on while the socket has more */
-        free(c->rx);
-        c->rx = NULL;
-        c->rx_len = 0;
-        memmove(buf, buf + used, have - used);
-        have -= used;
     }
 }
 

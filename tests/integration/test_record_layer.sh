@@ -4,7 +4,8 @@
 # itself. mosquitto_pub/mosquitto_sub (OpenSSL clients) move a 100 KB message (many records,
 # split across reads) and small ones through it for each suite; a CBC suite stays on OpenSSL's
 # record layer, as does a listener with record_layer = "openssl". A client that sends a record
-# with a broken tag is refused with an alert, and the gateway logs why.
+# with a broken tag is refused with an alert, and the gateway logs why; a CONNECT that arrives in
+# the same segment as the client's Finished is answered.
 . "$(dirname "$0")/lib.sh"
 
 add_device dev-1 sensor $PSK_A
@@ -48,12 +49,23 @@ check_suite tlsv1.2 ECDHE-PSK-AES128-CBC-SHA256 openssl
 check_suite tlsv1.3 PSK-AES128-GCM-SHA256 psagw TLS_AES_128_GCM_SHA256
 
 # a record with a broken tag: the gateway answers with a bad_record_mac alert and says so
-"$TLS_TAMPER" 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper 2>&1 \
+"$TLS_EDGE_CLIENT" tamper 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper 2>&1 \
   || fail "tamper client: $(cat $WORK/tamper)"
 grep -q "alert=bad record mac" $WORK/tamper || fail "no bad_record_mac alert: $(cat $WORK/tamper)"
 expect_log "event=tls_record_error peer=127.0.0.1:[0-9]* id=dev-1 reason=bad_record_mac"
 gateway_alive
 ok "a tampered record is refused with a bad_record_mac alert, logged"
+
+# the client's last flight and its CONNECT in one segment: the gateway's first read after the
+# handshake already holds the CONNECT (TLS 1.3, where the client finishes first, and a resumed
+# TLS 1.2 session)
+for v in 13 12; do
+  port=$PORT12; [ $v = 13 ] && port=$PORT13
+  out=$("$TLS_EDGE_CLIENT" together$v 127.0.0.1 $port dev-1 $PSK_A 2>&1) \
+    || fail "TLS 1.$((v - 10)) Finished + CONNECT together: $out"
+  echo "$out" | grep -q "connack=0x00" || fail "TLS 1.$((v - 10)) Finished + CONNECT: $out"
+  ok "TLS 1.$((v - 10)): a CONNECT in the same segment as the client's Finished is answered"
+done
 stop_gateway
 
 # record_layer = "openssl": the same AEAD suite stays with OpenSSL
