@@ -244,19 +244,29 @@ static bool output_pending(const struct conn *c)
     return c->wbuf_off < c->wbuf_len || c->tx_off < c->tx_len;
 }
 
-/* Sends the protected bytes kept in tx: 1 all sent, 0 the socket is full, -1 error. */
-static int send_tx(struct conn *c)
+/* Writes p[*off..n) to the socket, advancing *off: 1 when all is written, 0 when the socket
+ * is full, -1 on error. */
+static int send_from(int fd, const uint8_t *p, size_t n, size_t *off)
 {
-    while (c->tx_off < c->tx_len) {
-        ssize_t n = send(c->io.fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->tx_off += (size_t)n;
+    while (*off < n) {
+        ssize_t k = send(fd, p + *off, n - *off, MSG_NOSIGNAL);
+        if (k > 0) {
+            *off += (size_t)k;
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return 0;
         return -1;
     }
+    return 1;
+}
+
+/* Sends the protected bytes kept in tx: 1 all sent, 0 the socket is full, -1 error. */
+static int send_tx(struct conn *c)
+{
+    int rc = send_from(c->io.fd, c->tx, c->tx_len, &c->tx_off);
+    if (rc <= 0)
+        return rc;
     free(c->tx);
     c->tx = NULL;
     c->tx_len = c->tx_off = c->tx_cap = 0;
@@ -269,18 +279,9 @@ static int send_raw(struct conn *c, const uint8_t *p, size_t n)
 {
     size_t sent = 0;
     if (c->tx_off == c->tx_len) {
-        while (sent < n) {
-            ssize_t k = send(c->io.fd, p + sent, n - sent, MSG_NOSIGNAL);
-            if (k > 0) {
-                sent += (size_t)k;
-                continue;
-            }
-            if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-                break;
-            return -1;
-        }
-        if (sent == n)
-            return 1;
+        int rc = send_from(c->io.fd, p, n, &sent);
+        if (rc != 0)
+            return rc;
     }
     if (c->tx_off > 0) {
         memmove(c->tx, c->tx + c->tx_off, c->tx_len - c->tx_off);
@@ -354,14 +355,7 @@ static int write_some(struct conn *c)
                 return rc;
             continue;
         }
-        ssize_t n = send(c->io.fd, c->wbuf + c->wbuf_off, left, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->wbuf_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return 0;
-        return -1;
+        return send_from(c->io.fd, c->wbuf, c->wbuf_len, &c->wbuf_off);
     }
     return 1;
 }

@@ -163,11 +163,9 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
     (void)buf;
     (void)len;
     (void)arg;
-    if (!write_p || content_type != SSL3_RT_HEADER)
-        return;
     struct conn *c = SSL_get_ex_data(ssl, conn_index);
     if (c && c->hs)
-        tls_rec_handshake_record_written(c->hs);
+        tls_rec_handshake_msg(c->hs, write_p, content_type);
 }
 
 static void tls_error(char *err, size_t errlen, const char *what, const char *detail)

@@ -107,9 +107,9 @@ void tls_rec_handshake_keylog(struct tls_rec_handshake *h, const char *line)
     *len = *hex == '\0' && (n == 32 || n == 48) ? (uint8_t)n : 0;
 }
 
-void tls_rec_handshake_record_written(struct tls_rec_handshake *h)
+void tls_rec_handshake_msg(struct tls_rec_handshake *h, int write_p, int content_type)
 {
-    if (h->server_secret_len)
+    if (write_p && content_type == SSL3_RT_HEADER && h->server_secret_len)
         h->records_after_server_secret++;
 }
 

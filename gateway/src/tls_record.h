@@ -73,8 +73,9 @@ struct tls_rec_handshake {
 
 /* For OpenSSL's keylog callback: keeps the TLS 1.3 application traffic secrets. */
 void tls_rec_handshake_keylog(struct tls_rec_handshake *h, const char *line);
-/* For OpenSSL's message callback: a record header was written. */
-void tls_rec_handshake_record_written(struct tls_rec_handshake *h);
+/* For OpenSSL's message callback (SSL_CTX_set_msg_callback): counts the record headers
+ * written. */
+void tls_rec_handshake_msg(struct tls_rec_handshake *h, int write_p, int content_type);
 /* Wipes the secrets. */
 void tls_rec_handshake_clear(struct tls_rec_handshake *h);
 

@@ -58,8 +58,7 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
     (void)buf;
     (void)len;
     (void)arg;
-    if (write_p && content_type == SSL3_RT_HEADER)
-        tls_rec_handshake_record_written(SSL_get_app_data(ssl));
+    tls_rec_handshake_msg(SSL_get_app_data(ssl), write_p, content_type);
 }
 
 static SSL *new_ssl(SSL_CTX *ctx)

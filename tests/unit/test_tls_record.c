@@ -47,8 +47,8 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
     (void)len;
     (void)arg;
     struct tls_rec_handshake *hs = SSL_get_app_data(ssl);
-    if (hs && write_p && content_type == SSL3_RT_HEADER)
-        tls_rec_handshake_record_written(hs);
+    if (hs)
+        tls_rec_handshake_msg(hs, write_p, content_type);
 }
 
 static unsigned int client_psk(SSL *s, const char *hint, char *id, unsigned int id_max,
