@@ -9,7 +9,9 @@
 # WINDOW (32 unacknowledged per publisher), LOADGEN_RATE (messages/s per publisher: an open
 # loop at a fixed offered load instead of WINDOW; latency counts from each message's scheduled
 # time), SPOOL_DIR (where psagw's spool goes; default the run's directory on this disk: a
-# tmpfs such as /dev/shm shows what the disk's fsync adds)
+# tmpfs such as /dev/shm shows what the disk's fsync adds), HELPER_NICE (run the load generator,
+# the cloud broker and its counter at this nice level, so the broker under test gets the CPU
+# first on a machine they share), TMPDIR (where the run's directory goes)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
@@ -19,7 +21,7 @@ PUBLISHERS=${PUBLISHERS:-20}
 MESSAGES=${MESSAGES:-10000}
 WINDOW=${WINDOW:-32}
 PSK=00112233445566778899aabbccddeeff
-DIR=$(mktemp -d /tmp/psagw-cloudbench.XXXXXX)
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/psagw-cloudbench.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT
@@ -46,7 +48,7 @@ keyfile $C/server.key
 require_certificate true
 use_identity_as_username true
 EOF
-mosquitto -c "$DIR/cloud.conf" >/dev/null 2>&1 &
+${HELPER_NICE:+nice -n $HELPER_NICE} mosquitto -c "$DIR/cloud.conf" >/dev/null 2>&1 &
 PIDS+=($!)
 wait_port $CLOUD_PORT
 
@@ -58,7 +60,7 @@ chmod 644 "$DIR/psk_file"
 
 # counter: counts what reaches the cloud; prints the time the last one arrived
 count_cloud() { # expected -> prints seconds from start until expected arrived (or "incomplete N")
-  mosquitto_sub -h localhost -p $CLOUD_PORT --cafile "$C/ca.pem" --cert "$C/counter.pem" --key "$C/counter.key" \
+  ${HELPER_NICE:+nice -n $HELPER_NICE} mosquitto_sub -h localhost -p $CLOUD_PORT --cafile "$C/ca.pem" --cert "$C/counter.pem" --key "$C/counter.key" \
     -q 1 -t 'psagw/#' -t 'bridge/#' -C "$1" -W 300 -F '%U' >"$DIR/counted" 2>/dev/null || true
 }
 
@@ -71,7 +73,7 @@ run_one() { # name pid port
   local c0 c1 out t0
   t0=$(date +%s.%N)
   c0=$(cpu_ticks "$pid")
-  out=$("$LOADGEN" ackbench 127.0.0.1 "$port" $PSK cb "$PUBLISHERS" "$MESSAGES" "$WINDOW")
+  out=$(${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$port" $PSK cb "$PUBLISHERS" "$MESSAGES" "$WINDOW")
   c1=$(cpu_ticks "$pid")
   wait $counter || true
   local got last
