@@ -589,7 +589,8 @@ static bool wait_input(struct client *c, double until)
     if (left < 0)
         left = 0;
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    struct timespec ts = {.tv_sec = (time_t)left, .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+    struct timespec ts = {.tv_sec = (time_t)left,
+                          .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
     return ppoll(&pfd, 1, &ts, NULL) > 0;
 }
 
@@ -613,8 +614,7 @@ static void *ack_publisher(void *arg)
     long window = j->rate > 0 ? 60000 : j->window;
     while (acked < j->messages) {
         if (j->rate > 0) {
-            if (sent < j->messages && now_s() < next && c.in_len < 4 &&
-                !wait_input(&c, next))
+            if (sent < j->messages && now_s() < next && c.in_len < 4 && !wait_input(&c, next))
                 continue; /* nothing to read yet and the next message is not due */
             if (sent == j->messages && c.in_len < 4)
                 wait_input(&c, now_s() + 1.0);

@@ -108,16 +108,16 @@ struct conn {
     struct loop_timer resume; /* reading again what TLS read ahead (see on_readable) */
     struct gateway *gw;
     const struct listener_config *listener;
-    bool tls;     /* a TLS listener's connection */
-    SSL *ssl;     /* the handshake; after it only where tls_record.c cannot take over */
-    struct tls_rec *rec;     /* our record layer after a TLS 1.2 AEAD handshake (tls_record.h) */
+    bool tls;            /* a TLS listener's connection */
+    SSL *ssl;            /* the handshake; after it only where tls_record.c cannot take over */
+    struct tls_rec *rec; /* our record layer after a TLS 1.2 AEAD handshake (tls_record.h) */
     struct tls_rec_handshake *hs; /* what the record layer needs of the handshake, then freed */
-    const char *tls_version; /* static strings from OpenSSL, for logs */
+    const char *tls_version;      /* static strings from OpenSSL, for logs */
     const char *tls_cipher;
-    bool peer_closed;        /* close_notify or a fatal alert arrived */
-    uint8_t *rx;             /* raw bytes of a TLS record still arriving */
+    bool peer_closed; /* close_notify or a fatal alert arrived */
+    uint8_t *rx;      /* raw bytes of a TLS record still arriving */
     size_t rx_len;
-    uint8_t *tx;             /* protected bytes the socket did not take yet */
+    uint8_t *tx; /* protected bytes the socket did not take yet */
     size_t tx_len, tx_off, tx_cap;
     enum conn_state state;
     char peer[64];

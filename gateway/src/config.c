@@ -306,9 +306,9 @@ static int read_attestation(struct reader *r, struct config *c, const config_set
 
 static int read_listener(struct reader *r, struct config *c, const config_setting_t *s)
 {
-    static const char *const keys[] = {"address", "type", "tls13", "allow_null_cipher",
-                                       "allow_non_loopback", "max_record_size", "ciphers",
-                                       "ciphersuites", "record_layer", NULL};
+    static const char *const keys[] = {
+        "address",         "type",    "tls13",        "allow_null_cipher", "allow_non_loopback",
+        "max_record_size", "ciphers", "ciphersuites", "record_layer",      NULL};
     if (!config_setting_is_group(s))
         return fail(r, s, "each listener is a group { address = ...; }");
     if (check_keys(r, s, keys))

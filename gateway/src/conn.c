@@ -335,8 +335,8 @@ static int write_some(struct conn *c)
         size_t left = c->wbuf_len - c->wbuf_off;
         if (c->rec) {
             size_t taken = 0;
-            size_t n = tls_rec_seal(c->rec, c->wbuf + c->wbuf_off, left, c->w->tls_out,
-                                    TLS_OUT_CAP, &taken);
+            size_t n = tls_rec_seal(c->rec, c->wbuf + c->wbuf_off, left, c->w->tls_out, TLS_OUT_CAP,
+                                    &taken);
             if (n == 0)
                 return -1;
             c->wbuf_off += taken;
@@ -688,8 +688,8 @@ static void take_over_records(struct conn *c)
     const char *why = "listener_record_layer_openssl";
     struct tls_rec *rec = NULL;
     if (c->listener->own_record_layer && unread_len >= 0 &&
-        tls_rec_take(c->ssl, c->hs, (const uint8_t *)unread,
-                     (size_t)unread_len, max_send_plain(c), &rec, &why) == TLS_REC_OK &&
+        tls_rec_take(c->ssl, c->hs, (const uint8_t *)unread, (size_t)unread_len, max_send_plain(c),
+                     &rec, &why) == TLS_REC_OK &&
         keep_rx(c, (const uint8_t *)unread, (size_t)unread_len) == 0) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -772,8 +772,8 @@ static void on_handshake(struct conn *c)
     take_over_records(c);
     log_event(LOG_DEBUG, "tls_handshake",
               "peer=%s identity=%s version=%s cipher=%s resumed=%d record_layer=%s", c->peer,
-              log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), c->tls_version,
-              c->tls_cipher, resumed, c->rec ? "psagw" : "openssl");
+              log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), c->tls_version, c->tls_cipher,
+              resumed, c->rec ? "psagw" : "openssl");
     c->state = CONN_WAIT_CONNECT;
     want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
     on_readable(c); /* the CONNECT may have come with the client's Finished */

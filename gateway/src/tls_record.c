@@ -63,8 +63,8 @@ struct tls_rec {
     uint64_t id; /* unique per record layer: which one a thread's cipher context is keyed for */
     enum tls_rec_alg alg;
     bool tls13;
-    bool sha384;               /* TLS 1.3: the suite's hash (else SHA-256) */
-    bool key_update_due;       /* TLS 1.3: the client asked for ours */
+    bool sha384;         /* TLS 1.3: the suite's hash (else SHA-256) */
+    bool key_update_due; /* TLS 1.3: the client asked for ours */
     uint16_t max_plain;
     uint64_t read_seq, write_seq;
     uint64_t write_nonce_base; /* TLS 1.2: explicit nonce of write_seq 0 (GCM, CCM) */
@@ -82,7 +82,10 @@ struct tls_rec {
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 void tls_rec_handshake_keylog(struct tls_rec_handshake *h, const char *line)
@@ -453,7 +456,10 @@ size_t tls_rec_max_plain(const struct tls_rec *r)
  * type (TLS 1.3), tag. */
 static size_t overhead(const struct tls_rec *r)
 {
-    return TLS_REC_HEADER + (r->tls13 ? 1 : r->alg != ALG_CHACHA20_POLY1305 ? 8 : 0) +
+    return TLS_REC_HEADER +
+           (r->tls13                          ? 1
+            : r->alg != ALG_CHACHA20_POLY1305 ? 8
+                                              : 0) +
            alg_info[r->alg].tag_len;
 }
 
@@ -502,8 +508,8 @@ static int rekey(EVP_CIPHER_CTX *ctx, const struct tls_rec *r, int enc, const ui
 }
 
 /* Encrypts p[0..len) in place and writes the tag; 0 on success. */
-static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad,
-                     size_t aad_len, uint8_t *p, size_t len, uint8_t *tag)
+static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+                     uint8_t *p, size_t len, uint8_t *tag)
 {
     EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 1);
     bool ccm = alg_info[r->alg].ccm;
@@ -519,8 +525,8 @@ static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *
 }
 
 /* Decrypts p[0..len) in place after checking the tag; 0 on success. */
-static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad,
-                     size_t aad_len, uint8_t *p, size_t len, const uint8_t *tag)
+static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+                     uint8_t *p, size_t len, const uint8_t *tag)
 {
     EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 0);
     bool ccm = alg_info[r->alg].ccm;
@@ -719,8 +725,8 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
         }
         /* a TLS 1.2 handshake message now is a renegotiation, which psagw does not do; anything
          * else (ChangeCipherSpec, heartbeat, unknown types, malformed alerts) is out of place */
-        *alert = type == TLS_REC_HANDSHAKE ? TLS_ALERT_NO_RENEGOTIATION
-                                            : TLS_ALERT_UNEXPECTED_MESSAGE;
+        *alert =
+            type == TLS_REC_HANDSHAKE ? TLS_ALERT_NO_RENEGOTIATION : TLS_ALERT_UNEXPECTED_MESSAGE;
         rc = TLS_REC_ERROR;
         break;
     }

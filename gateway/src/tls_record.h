@@ -50,11 +50,11 @@
 /* One direction of a handshake's byte stream, followed record by record. */
 struct tls_rec_wire {
     uint8_t hdr[TLS_REC_HEADER];
-    uint8_t hdr_len;           /* bytes of the current header seen */
-    uint32_t body_left;        /* bytes of the current record's body still to come */
-    bool ccs;                  /* ChangeCipherSpec seen: later records use the new keys */
+    uint8_t hdr_len;            /* bytes of the current header seen */
+    uint32_t body_left;         /* bytes of the current record's body still to come */
+    bool ccs;                   /* ChangeCipherSpec seen: later records use the new keys */
     uint64_t protected_records; /* records whose header came after the ChangeCipherSpec */
-    uint8_t first_nonce[8];    /* the first 8 body bytes of the first protected record */
+    uint8_t first_nonce[8];     /* the first 8 body bytes of the first protected record */
     uint8_t first_nonce_len;
 };
 

@@ -61,8 +61,8 @@ static int dial(const char *host, const char *port)
     return fd;
 }
 
-static const unsigned char connect_pkt[] = {0x10, 0x11, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60,
-                                            0,    5,    'd', 'e', 'v', '-', '1'};
+static const unsigned char connect_pkt[] = {0x10, 0x11, 0, 4, 'M', 'Q', 'T', 'T', 4,  2,
+                                            0,    60,   0, 5, 'd', 'e', 'v', '-', '1'};
 
 /* Sends what the client wrote into its memory BIO in one write(). */
 static void flush_out(SSL *ssl, int fd)

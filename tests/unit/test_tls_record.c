@@ -242,8 +242,9 @@ static void send_to_client(struct pair *p, const uint8_t *data, size_t len, size
 }
 
 static const char *const aead_suites[] = {
-    "PSK-AES128-CCM",        "PSK-AES128-CCM8",          "PSK-AES256-CCM",
-    "PSK-AES256-CCM8",       "PSK-AES128-GCM-SHA256",    "PSK-AES256-GCM-SHA384",
+    "PSK-AES128-CCM",        "PSK-AES128-CCM8",
+    "PSK-AES256-CCM",        "PSK-AES256-CCM8",
+    "PSK-AES128-GCM-SHA256", "PSK-AES256-GCM-SHA384",
     "PSK-CHACHA20-POLY1305", "ECDHE-PSK-CHACHA20-POLY1305",
 };
 
@@ -391,8 +392,7 @@ static void close_notify_both_ways(void **state)
     pump(&p);
     size_t used = 0, plain = 0;
     uint8_t alert = 0;
-    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert),
-                     TLS_REC_CLOSED);
+    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert), TLS_REC_CLOSED);
     assert_int_equal(plain, 10);
     assert_memory_equal(p.net, "DISCONNECT", 10);
     /* ours: the client sees a clean end of the stream */
@@ -441,8 +441,7 @@ static void renegotiation_refused(void **state)
     assert_true(p.net_len > 0);
     size_t used = 0, plain = 0;
     uint8_t alert = 0;
-    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert),
-                     TLS_REC_ERROR);
+    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert), TLS_REC_ERROR);
     assert_int_equal(alert, TLS_ALERT_NO_RENEGOTIATION);
     pair_free(&p);
 }
@@ -518,7 +517,9 @@ static void other_suites_left_to_openssl(void **state)
 /* (TLS_AES_256_GCM_SHA384 cannot carry an external PSK set through OpenSSL's TLS 1.2-style
  * PSK callbacks, which build a SHA-256 session: the gateway never negotiates it) */
 static const char *const tls13_suites[] = {
-    "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_CCM_SHA256",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_CCM_SHA256",
     "TLS_AES_128_CCM_8_SHA256",
 };
 
@@ -584,13 +585,11 @@ static void tls13_tampered_and_bad_content_refused(void **state)
     p.net[p.net_len - 1] ^= 1;
     size_t used = 0, plain = 0;
     uint8_t alert = 0;
-    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert),
-                     TLS_REC_ERROR);
+    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert), TLS_REC_ERROR);
     assert_int_equal(alert, TLS_ALERT_BAD_RECORD_MAC);
     /* an outer type other than application_data is not TLS 1.3 after the handshake */
     uint8_t ccs[6] = {TLS_REC_CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1};
-    assert_int_equal(tls_rec_open(p.rec, ccs, sizeof(ccs), &used, &plain, &alert),
-                     TLS_REC_ERROR);
+    assert_int_equal(tls_rec_open(p.rec, ccs, sizeof(ccs), &used, &plain, &alert), TLS_REC_ERROR);
     assert_int_equal(alert, TLS_ALERT_UNEXPECTED_MESSAGE);
     pair_free(&p);
 }
@@ -608,8 +607,7 @@ static void tls13_close_notify(void **state)
     pump(&p);
     size_t used = 0, plain = 0;
     uint8_t alert = 0;
-    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert),
-                     TLS_REC_CLOSED);
+    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert), TLS_REC_CLOSED);
     assert_int_equal(plain, 10);
     uint8_t rec[64];
     size_t n = tls_rec_alert(p.rec, TLS_ALERT_CLOSE_NOTIFY, rec, sizeof(rec));
