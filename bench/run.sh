@@ -75,17 +75,12 @@ CONF
 }
 
 declare -A R
-measure() { # name server_pid port
-  local name=$1 pid=$2 port=$3 c0 c1 out
-  # connect
-  c0=$(cpu_ticks $pid)
-  out=$("$LOADGEN" connect 127.0.0.1 $port $PSK bench $CONNECTS)
-  c1=$(cpu_ticks $pid)
-  R[$name.connect_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$CONNECTS 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
-  R[$name.connect_rate]=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
-  # idle memory
-  local r0 r1
+# idle_memory NAME PID PORT KEY: resident memory per idle connection with $IDLE devices
+# connected (R[NAME.KEY], and the server's RSS then in R[NAME.rss_mb])
+idle_memory() {
+  local name=$1 pid=$2 port=$3 key=$4 r0 r1
   r0=$(rss_kb $pid)
+  rm -f "$DIR/hold.$name"
   mkfifo "$DIR/hold.$name"
   "$LOADGEN" idle 127.0.0.1 $port $PSK bench $IDLE < "$DIR/hold.$name" > "$DIR/idle.$name" &
   local lg=$!
@@ -96,8 +91,19 @@ measure() { # name server_pid port
   r1=$(rss_kb $pid)
   exec 7>&-
   wait $lg || true
-  R[$name.idle_kb]=$(awk -v a=$r0 -v b=$r1 -v n=$IDLE 'BEGIN{printf "%.2f", (b - a) / n}')
+  R[$name.$key]=$(awk -v a=$r0 -v b=$r1 -v n=$IDLE 'BEGIN{printf "%.2f", (b - a) / n}')
   R[$name.rss_mb]=$(awk -v b=$r1 'BEGIN{printf "%.1f", b / 1024}')
+}
+
+measure() { # name server_pid port
+  local name=$1 pid=$2 port=$3 c0 c1 out
+  # connect
+  c0=$(cpu_ticks $pid)
+  out=$("$LOADGEN" connect 127.0.0.1 $port $PSK bench $CONNECTS)
+  c1=$(cpu_ticks $pid)
+  R[$name.connect_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$CONNECTS 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
+  R[$name.connect_rate]=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
+  idle_memory $name $pid $port idle_kb
   sleep 1
   # connect storm: all idle devices at once from 8 client threads
   c0=$(cpu_ticks $pid)
@@ -148,6 +154,15 @@ done
 P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
 measure mosquitto $MQ $P2
 kill $MQ; wait $MQ 2>/dev/null || true
+# idle devices on TLS 1.3 (external PSK, TLS_AES_128_GCM_SHA256), each server started afresh
+export LOADGEN_TLS13=1
+P5=$(free_port); GW=$(start_psagw $P5); PIDS+=($GW); wait_port $P5
+rss_keep=${R[psagw.rss_mb]}; idle_memory psagw $GW $P5 idle13_kb; R[psagw.rss_mb]=$rss_keep
+kill $GW; wait $GW 2>/dev/null || true
+P6=$(free_port); MQ=$(start_mosquitto $P6); PIDS+=($MQ); wait_port $P6
+rss_keep=${R[mosquitto.rss_mb]}; idle_memory mosquitto $MQ $P6 idle13_kb; R[mosquitto.rss_mb]=$rss_keep
+kill $MQ; wait $MQ 2>/dev/null || true
+unset LOADGEN_TLS13
 # the floor: a one-thread blocking OpenSSL server that does nothing but the handshake, a fixed
 # CONNACK and the close (bench/connect_floor.c), for the same connects
 P4=$(free_port)
@@ -170,6 +185,7 @@ row "attested storm: $IDLE devices at once (s)" attest_storm_s "<= 5"
 row "attested storm: failed connections" attest_storm_failed "0"
 row "attested storm: server CPU per connect (us)" attest_storm_cpu_us ""
 row "RSS per idle connection (KB)" idle_kb "<= 6"
+row "  the same, devices on TLS 1.3 (KB)" idle13_kb ""
 row "server RSS with idle connections (MB)" rss_mb ""
 row "connect storm: $IDLE devices at once (s)" storm_s "<= 5"
 row "connect storm: failed connections" storm_failed "0"
