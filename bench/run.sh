@@ -17,7 +17,7 @@ IDLE=${IDLE:-10000}
 MESSAGES=${MESSAGES:-20000}
 PUBLISHERS=${PUBLISHERS:-10}
 PSK=00112233445566778899aabbccddeeff
-DIR=$(mktemp -d /tmp/psagw-bench.XXXXXX)
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/psagw-bench.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT

@@ -460,22 +460,6 @@ static int keep_tail(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-static const char *alert_name(uint8_t description)
-{
-    switch (description) {
-    case TLS_ALERT_BAD_RECORD_MAC:
-        return "bad_record_mac";
-    case TLS_ALERT_RECORD_OVERFLOW:
-        return "record_overflow";
-    case TLS_ALERT_DECODE_ERROR:
-        return "decode_error";
-    case TLS_ALERT_NO_RENEGOTIATION:
-        return "renegotiation_refused";
-    default:
-        return "unexpected_message";
-    }
-}
-
 /* Keeps raw[0..n), a record still arriving, for the next read. */
 static int keep_rx(struct conn *c, const uint8_t *raw, size_t n)
 {
@@ -514,24 +498,21 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
                 log_event(LOG_WARN, "tls_record_error", "peer=%s id=%s reason=%s", c->peer,
                           c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
                                        : "-",
-                          alert_name(alert));
+                          tls_rec_alert_name(alert));
                 send_alert(c, alert);
                 return -1;
             }
             if (rc == TLS_REC_CLOSED)
                 c->peer_closed = true;
-            else if (keep_rx(c, buf + used, have - used) != 0)
-                return -1;
             if (plain > 0) {
+                if (!c->peer_closed && keep_rx(c, buf + used, have - used) != 0)
+                    return -1;
                 *data = buf;
                 return (ssize_t)plain;
             }
             if (c->peer_closed)
                 return -1;
             /* only part of a record (or a KeyUpdate, an ignored alert): read on */
-            free(c->rx);
-            c->rx = NULL;
-            c->rx_len = 0;
             memmove(buf, buf + used, have - used);
             have -= used;
         }

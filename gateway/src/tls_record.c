@@ -616,6 +616,30 @@ size_t tls_rec_seal(struct tls_rec *r, const uint8_t *plaintext, size_t len, uin
     return written;
 }
 
+const char *tls_rec_alert_name(uint8_t description)
+{
+    switch (description) {
+    case TLS_ALERT_CLOSE_NOTIFY:
+        return "close_notify";
+    case TLS_ALERT_UNEXPECTED_MESSAGE:
+        return "unexpected_message";
+    case TLS_ALERT_BAD_RECORD_MAC:
+        return "bad_record_mac";
+    case TLS_ALERT_RECORD_OVERFLOW:
+        return "record_overflow";
+    case TLS_ALERT_ILLEGAL_PARAMETER:
+        return "illegal_parameter";
+    case TLS_ALERT_DECODE_ERROR:
+        return "decode_error";
+    case TLS_ALERT_INTERNAL_ERROR:
+        return "internal_error";
+    case TLS_ALERT_NO_RENEGOTIATION:
+        return "renegotiation_refused";
+    default:
+        return "other_alert";
+    }
+}
+
 size_t tls_rec_alert(struct tls_rec *r, uint8_t description, uint8_t *out, size_t cap)
 {
     uint8_t alert[2] = {description == TLS_ALERT_CLOSE_NOTIFY ? 1 : 2, description};

@@ -118,6 +118,9 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
 size_t tls_rec_seal(struct tls_rec *r, const uint8_t *plaintext, size_t len, uint8_t *out,
                     size_t cap, size_t *taken);
 
+/* The log name of an alert we send (tls_record_error reason=...). */
+const char *tls_rec_alert_name(uint8_t description);
+
 /* Writes an alert record (fatal unless close_notify) into out (cap >= TLS_REC_OVERHEAD + 2);
  * returns its length or 0. */
 size_t tls_rec_alert(struct tls_rec *r, uint8_t description, uint8_t *out, size_t cap);
