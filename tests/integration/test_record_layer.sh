@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# psagw's own TLS record layer (gateway/src/tls_record.c) with real clients: after a TLS 1.2
+# psagw's own TLS record layer (gateway/src/net/tls_record.c) with real clients: after a TLS 1.2
 # AEAD or a TLS 1.3 handshake the gateway frees OpenSSL's connection state and protects records
 # itself. mosquitto_pub/mosquitto_sub (OpenSSL clients) move a 100 KB message (many records,
 # split across reads) and small ones through it for each suite; a CBC suite stays on OpenSSL's

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker.h"
+#include "acl.h"
 
 static bool within(const char *pattern, const char *filter)
 {

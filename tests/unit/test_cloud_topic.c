@@ -1,4 +1,4 @@
-/* Unit tests for the uplink's topic templates (gateway/src/cloud_topic.c): the AWS IoT limit
+/* Unit tests for the uplink's topic templates (gateway/src/cloud/cloud_topic.c): the AWS IoT limit
  * checks, expansion, route matching and command topic parsing. */
 #include <setjmp.h>
 #include <stdarg.h>

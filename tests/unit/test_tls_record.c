@@ -1,5 +1,5 @@
 /*
- * Unit tests for psagw's own TLS record layer (gateway/src/tls_record.c) against OpenSSL as the
+ * Unit tests for psagw's own TLS record layer (gateway/src/net/tls_record.c) against OpenSSL as the
  * client: a real TLS-PSK handshake between an OpenSSL client and an OpenSSL server over memory
  * BIOs (with the keylog and message callbacks the gateway sets), then the server's record layer
  * is taken over and both directions must interoperate: every TLS 1.2 AEAD suite and every TLS

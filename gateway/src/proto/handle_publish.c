@@ -13,8 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "acl.h"
+#include "cloud.h"
+#include "conn.h"
 #include "log.h"
+#include "proto.h"
+#include "send.h"
+#include "session.h"
 
 static bool qos2_pending(const struct session *s, uint16_t id)
 {
@@ -103,7 +108,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
         if (c->spool_waiting > 0)
             cloud_take_publish(c, p, NULL, NULL, 0);
         else
-            conn_send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS, NULL);
+            send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS, NULL);
         return;
     }
     if (p->qos == 2 && s->n_qos2_in >= gw->cfg.receive_maximum) {
@@ -118,7 +123,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
                   log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
                   log_safe(topic, p->topic.len, t, sizeof(t)), p->qos);
         if (c->version == MQTT_V5 && p->qos > 0) {
-            conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+            send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
                           MQTT_RC_NOT_AUTHORIZED, "topic not allowed by the ACL");
             return;
         }
@@ -153,14 +158,14 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     if (c->spool_waiting > 0) /* earlier acks still wait for the spool: keep the order */
         cloud_take_publish(c, p, NULL, NULL, 0);
     else
-        conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS,
+        send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS,
                       NULL);
 }
 
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a)
 {
     bool known = qos2_forget(c->session, a->packet_id);
-    conn_send_ack(c, MQTT_PUBCOMP, a->packet_id,
+    send_ack(c, MQTT_PUBCOMP, a->packet_id,
                   known || c->version != MQTT_V5 ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND,
                   NULL);
 }

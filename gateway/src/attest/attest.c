@@ -14,7 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "broker.h"
+#include "attest.h"
+#include "broker_lock.h"
+#include "clock.h"
 #include "hex.h"
 #include "iat_json.h"
 #include "log.h"
@@ -37,6 +39,7 @@ struct attest_ctx {
     struct verdict *queue_head, *queue_tail;
     size_t queued;
     _Atomic uint64_t refused_by[IAT_RESULT_COUNT_];
+    struct attest_callbacks cb;
 };
 
 #define HISTORY_QUEUE_MAX 100000 /* verdicts beyond this are logged and counted, not kept */
@@ -53,13 +56,15 @@ static struct refval_set *load_refvals(struct registry *reg)
     return s;
 }
 
-int attest_init(struct gateway *gw, char *err, size_t errlen)
+int attest_init(struct gateway *gw, const struct attest_callbacks *cb, char *err, size_t errlen)
 {
     struct attest_ctx *a = calloc(1, sizeof(*a));
     if (!a) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (cb)
+        a->cb = *cb;
     pthread_mutex_init(&a->queue_lock, NULL);
     pthread_mutex_lock(&gw->reg_lock);
     a->refvals = load_refvals(gw->reg);
@@ -113,10 +118,10 @@ void attest_registry_changed(struct gateway *gw)
     pthread_mutex_unlock(&gw->reg_lock);
     if (!fresh)
         return; /* keep the old set; the error is logged */
-    broker_lock(gw);
+    broker_lock();
     struct refval_set *old = gw->attest->refvals;
     gw->attest->refvals = fresh;
-    broker_unlock(gw);
+    broker_unlock();
     if (old->n_impl != fresh->n_impl || old->n_meas != fresh->n_meas)
         log_event(LOG_INFO, "refvals_reloaded", "implementation_ids=%zu measurements=%zu",
                   fresh->n_impl, fresh->n_meas);
@@ -148,28 +153,15 @@ void attest_state_free(struct conn *c)
     c->att = NULL;
 }
 
-uint64_t attest_clock_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* The verdict as JSON for the cloud (WIRE.md section 5: psagw/<gateway>/attest/<id>). The
- * claims are the token's public claims (iat_json.c), never the key or the MAC. */
+/* The verdict as JSON for the cloud (docs/design/wire.md section 5:
+ * psagw/<gateway>/attest/<id>). The claims are the token's public claims (iat_json.c), never the
+ * key or the MAC. */
 static void send_verdict_up(struct gateway *gw, const struct conn *c, enum iat_result r,
                             const char *reason, const struct iat_token *tok)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "device", c->who.id, "verdict",
                           r == IAT_OK ? "accepted" : "refused", "result", iat_result_name(r),
-                          "reason", reason, "time_ms", (json_int_t)wall_ms());
+                          "reason", reason, "time_ms", (json_int_t)clock_wall_ms());
     if (!o)
         return;
     if (tok) {
@@ -180,7 +172,7 @@ static void send_verdict_up(struct gateway *gw, const struct conn *c, enum iat_r
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text) {
-        cloud_attest_verdict(gw, c->who.id, text, strlen(text));
+        gw->attest->cb.verdict(gw, c->who.id, text, strlen(text));
         free(text);
     }
 }
@@ -203,7 +195,7 @@ static void queue_verdict(struct gateway *gw, const struct conn *c, enum iat_res
         v->token_len = token_len;
     }
     v->rec = (struct attest_record){.device = v->device,
-                                    .at_ms = (int64_t)wall_ms(),
+                                    .at_ms = (int64_t)clock_wall_ms(),
                                     .accepted = r == IAT_OK,
                                     .result = v->result,
                                     .reason = v->reason,
@@ -309,7 +301,7 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
         gw->metrics.attestations_refused++;
         gw->attest->refused_by[r]++;
     }
-    uint64_t took_us = attest_clock_us() - s->started_us;
+    uint64_t took_us = clock_mono_us() - s->started_us;
     char iid[2 * IAT_INSTANCE_ID_SIZE + 1] = "-", impl[2 * 64 + 1] = "-";
     if (claims_valid && (tok->claims.present & (1u << IAT_CLAIM_INSTANCE_ID)))
         hex_encode(tok->claims.instance_id.p, tok->claims.instance_id.len, iid, sizeof(iid));
@@ -327,7 +319,7 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
               claims_valid ? (long long)tok->claims.client_id : 0LL, impl, iid, tok->alg,
               (unsigned long long)took_us);
     queue_verdict(gw, c, r, reason, claims_valid ? token : NULL, claims_valid ? len : 0);
-    if (gw->spool)
+    if (gw->attest->cb.verdict)
         send_verdict_up(gw, c, r, reason, claims_valid ? tok : NULL);
     return r;
 }

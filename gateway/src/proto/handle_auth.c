@@ -16,8 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "attest.h"
+#include "broker_lock.h"
+#include "clock.h"
+#include "conn.h"
 #include "log.h"
+#include "lookup.h"
+#include "proto.h"
+#include "send.h"
 
 static bool is_psa_iat(const struct mqtt_props *p)
 {
@@ -36,16 +42,7 @@ static int send_auth(struct conn *c, uint8_t reason, const uint8_t *data, size_t
         mqtt_props_set(&props, MQTT_PROP_AUTH_DATA);
         props.auth_data = (struct mqtt_bytes){data, len};
     }
-    size_t need = 0;
-    if (mqtt_encode_reason(NULL, 0, MQTT_V5, MQTT_AUTH, reason, &props, &need) !=
-        MQTT_ERR_NOSPACE)
-        return -1;
-    uint8_t *buf = conn_out_reserve(c, need);
-    if (!buf || mqtt_encode_reason(buf, need, MQTT_V5, MQTT_AUTH, reason, &props, &need) !=
-                    MQTT_OK)
-        return -1;
-    c->out_len += need;
-    return conn_send(c, NULL, 0);
+    return send_reason(c, MQTT_AUTH, reason, &props);
 }
 
 /* Draws a fresh nonce and sends the challenge; starts `timer` with the deadline. */
@@ -56,7 +53,7 @@ static int challenge(struct conn *c, struct loop_timer *timer, loop_timer_fn on_
     if (RAND_bytes(s->nonce, (int)s->nonce_len) != 1)
         return -1;
     s->in_exchange = true;
-    s->started_us = attest_clock_us();
+    s->started_us = clock_mono_us();
     if (send_auth(c, MQTT_RC_CONTINUE_AUTH, s->nonce, s->nonce_len) != 0)
         return -1;
     loop_timer_cancel(c->w->loop, timer);
@@ -69,14 +66,14 @@ static void initial_deadline(struct loop *l, struct loop_timer *t)
 {
     (void)l;
     struct conn *c = container_of(t, struct conn, timer);
-    broker_lock(c->gw);
+    broker_lock();
     c->gw->metrics.attestation_timeouts++;
     log_event(LOG_WARN, "attestation", "peer=%s id=%s verdict=refused result=timeout "
                                        "reason=\"no token within %u s\"",
               c->peer, c->who.id, c->gw->cfg.attest.deadline);
     attest_state_free(c);
     connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "attestation deadline passed");
-    broker_unlock(c->gw);
+    broker_unlock();
 }
 
 void auth_begin(struct conn *c, const uint8_t *raw, size_t len)
@@ -130,7 +127,7 @@ static void reauth_deadline(struct loop *l, struct loop_timer *t)
 {
     (void)l;
     struct conn *c = container_of(t, struct conn, att_timer);
-    broker_lock(c->gw);
+    broker_lock();
     if (c->att && c->att->in_exchange) {
         c->gw->metrics.attestation_timeouts++;
         log_event(LOG_WARN, "attestation", "peer=%s id=%s verdict=refused result=timeout "
@@ -143,7 +140,7 @@ static void reauth_deadline(struct loop *l, struct loop_timer *t)
                   c->who.id, c->gw->cfg.attest.reattest_interval);
         conn_close(c, MQTT_RC_NOT_AUTHORIZED, "re-attestation due");
     }
-    broker_unlock(c->gw);
+    broker_unlock();
 }
 
 void auth_arm_reattest(struct conn *c)
@@ -166,7 +163,7 @@ static void reauth(struct conn *c, const struct mqtt_reason_packet *a)
         struct device d;
         const char *why = NULL;
         /* the IAK is not kept on live connections: read it again (and see revocation) */
-        if (gateway_lookup_device(c->w, c->who.id, &d, &why) != 0) {
+        if (lookup_device(c->gw, c->who.id, &d, &why) != 0) {
             conn_close(c, MQTT_RC_NOT_AUTHORIZED, "device no longer registered");
             return;
         }

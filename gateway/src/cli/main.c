@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker.h"
 #include "cli.h"
+#include "gateway.h"
 #include "log.h"
 
 static void usage(FILE *f)

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "msg.h"
+#include "topic_tree.h"
 
 struct tnode {
     struct tnode *parent;

@@ -29,10 +29,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "broker_lock.h"
+#include "conn.h"
 #include "log.h"
+#include "tls.h"
 
 static void conn_io(struct loop *l, struct loop_io *io, uint32_t events);
+static void run_teardowns(struct worker *w);
+
+static const struct conn_handlers *handlers;
+
+void conn_set_handlers(const struct conn_handlers *h)
+{
+    handlers = h;
+}
 
 static void connect_deadline(struct loop *l, struct loop_timer *t)
 {
@@ -87,7 +97,10 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
         c->state = CONN_WAIT_CONNECT;
     }
     if (loop_io_add(w->loop, &c->io, fd, EPOLLIN, conn_io) != 0) {
-        SSL_free(c->ssl);
+        log_event(LOG_ERROR, "accept_failed", "peer=%s reason=epoll detail=\"%s\"", peer,
+                  strerror(errno));
+        SSL_free(c->ssl); /* and its BIOs */
+        free(c->hs);
         close(fd);
         free(c);
         return;
@@ -109,16 +122,6 @@ static void want(struct conn *c, uint32_t events)
         events &= ~(uint32_t)EPOLLIN;
     if (c->state != CONN_CLOSED)
         loop_io_modify(c->w->loop, &c->io, events);
-}
-
-void worker_wake(struct worker *w)
-{
-    if (w->wake_sent)
-        return;
-    w->wake_sent = true;
-    uint64_t one = 1;
-    ssize_t n = write(w->wake_io.fd, &one, sizeof(one));
-    (void)n; /* an eventfd only fails to count past 2^64 - 2 */
 }
 
 /* Queues c on its owner's remote list and wakes the owner (broker lock held). */
@@ -171,72 +174,10 @@ uint8_t *conn_out_reserve(struct conn *c, size_t n)
     return c->out + c->out_len;
 }
 
-int conn_send(struct conn *c, const uint8_t *data, size_t len)
+void conn_out_commit(struct conn *c, size_t n)
 {
-    if (c->state == CONN_CLOSED)
-        return -1;
-    if (len) {
-        uint8_t *at = conn_out_reserve(c, len);
-        if (!at)
-            return -1;
-        memcpy(at, data, len);
-        c->out_len += len;
-    }
+    c->out_len += n;
     schedule_flush(c);
-    return 0;
-}
-
-/* Encodes a packet straight into the output buffer with one of the codec's encoders: the
- * first call (buf NULL) asks for the size, the second writes into the reserved space. */
-#define SEND_ENCODED(c, call_with_buf)                                                            \
-    do {                                                                                          \
-        size_t need_ = 0;                                                                         \
-        uint8_t *buf = NULL;                                                                      \
-        size_t cap = 0;                                                                           \
-        if (call_with_buf != MQTT_ERR_NOSPACE || (c)->state == CONN_CLOSED)                       \
-            return -1;                                                                            \
-        if (!(buf = conn_out_reserve(c, need_)))                                                  \
-            return -1;                                                                            \
-        cap = need_;                                                                              \
-        if (call_with_buf != MQTT_OK)                                                             \
-            return -1;                                                                            \
-        (c)->out_len += need_;                                                                    \
-        schedule_flush(c);                                                                        \
-        return 0;                                                                                 \
-    } while (0)
-
-int conn_send_connack(struct conn *c, bool session_present, uint8_t reason,
-                      const struct mqtt_props *props)
-{
-    struct mqtt_connack ca = {.session_present = session_present, .reason = reason};
-    if (props)
-        ca.props = *props;
-    uint8_t v = c->version ? c->version : MQTT_V311;
-    SEND_ENCODED(c, mqtt_encode_connack(buf, cap, v, &ca, &need_));
-}
-
-int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason,
-                  const char *reason_string)
-{
-    struct mqtt_ack a = {.packet_id = packet_id, .reason = reason};
-    if (reason_string && c->request_problem_info) {
-        mqtt_props_set(&a.props, MQTT_PROP_REASON_STRING);
-        a.props.reason_string = (struct mqtt_bytes){(const uint8_t *)reason_string,
-                                                    strlen(reason_string)};
-    }
-    SEND_ENCODED(c, mqtt_encode_ack(buf, cap, c->version, type, &a, &need_));
-}
-
-static int send_disconnect(struct conn *c, uint8_t reason, const char *reason_string)
-{
-    struct mqtt_props props = {0};
-    if (reason_string) {
-        mqtt_props_set(&props, MQTT_PROP_REASON_STRING);
-        props.reason_string = (struct mqtt_bytes){(const uint8_t *)reason_string,
-                                                  strlen(reason_string)};
-    }
-    SEND_ENCODED(c, mqtt_encode_reason(buf, cap, MQTT_V5, MQTT_DISCONNECT, reason, &props,
-                                       &need_));
 }
 
 static bool output_pending(const struct conn *c)
@@ -364,13 +305,13 @@ static int write_some(struct conn *c)
 static bool take_output(struct conn *c)
 {
     free(c->wbuf);
-    broker_lock(c->gw);
+    broker_lock();
     c->wbuf = c->out;
     c->wbuf_len = c->out_len;
     c->wbuf_off = 0;
     c->out = NULL;
     c->out_len = c->out_cap = 0;
-    broker_unlock(c->gw);
+    broker_unlock();
     if (c->wbuf_len == 0) {
         free(c->wbuf);
         c->wbuf = NULL;
@@ -437,7 +378,7 @@ static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
             break;
         }
         conn_touch(c);
-        handle_packet(c, buf + off, hlen + rem);
+        handlers->packet(c, buf + off, hlen + rem);
         off += hlen + rem;
     }
     return off;
@@ -445,9 +386,10 @@ static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
 
 static size_t handle_locked(struct conn *c, const uint8_t *buf, size_t len)
 {
-    broker_lock(c->gw);
+    broker_lock();
     size_t used = handle_buffer(c, buf, len);
-    broker_unlock(c->gw);
+    broker_unlock();
+    run_teardowns(c->w); /* c is closed but not freed: the caller may still look at it */
     return used;
 }
 
@@ -782,39 +724,36 @@ static void conn_io(struct loop *l, struct loop_io *io, uint32_t events)
         on_readable(c);
 }
 
-void conn_close(struct conn *c, int reason, const char *reason_string)
+/* The part of a close that needs the broker lock: the layer above says goodbye and lets go,
+ * the state no worker queues anything for, the log line. */
+static void close_locked(struct conn *c, int reason, const char *detail)
 {
-    if (c->state == CONN_CLOSED)
-        return;
-    struct gateway *gw = c->gw;
-    struct worker *w = c->w;
+    BROKER_LOCK_HELD();
     char id[LOG_SAFE_MAX];
     const char *who = c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-";
     bool was_connected = c->state == CONN_CONNECTED;
-
-    broker_lock(gw);
-    if (reason >= 0x80 && c->version == MQTT_V5 &&
-        (c->state == CONN_CONNECTED || c->state == CONN_AUTHENTICATING))
-        send_disconnect(c, (uint8_t)reason, reason_string);
+    if (handlers && handlers->closing)
+        handlers->closing(c, reason, detail);
     c->state = CONN_CLOSED; /* from here on no worker queues anything for it */
-    struct session *s = c->session;
-    c->session = NULL;
-    if (s && s->conn == c)
-        session_detach(gw, s);
-    broker_unlock(gw);
+    if (reason >= 0)
+        log_event(reason >= 0x80 ? LOG_WARN : LOG_INFO, "disconnect",
+                  "peer=%s id=%s reason=%s reason_code=0x%02x%s%s%s", c->peer, who,
+                  mqtt_reason_name((uint8_t)reason), (unsigned)reason, detail ? " detail=\"" : "",
+                  detail ? detail : "", detail ? "\"" : "");
+    else if (was_connected)
+        log_event(LOG_INFO, "disconnect", "peer=%s id=%s reason=connection_lost", c->peer, who);
+}
 
+/* The rest of a close, without the lock (owner thread): what is buffered goes out, the TLS
+ * close, the socket and timers go, and the connection waits on the dead list to be freed. */
+static void teardown(struct conn *c)
+{
+    BROKER_LOCK_NOT_HELD();
+    struct worker *w = c->w;
     /* best effort: what is buffered (a CONNACK or DISCONNECT with the reason) goes out now */
     if (output_pending(c) || take_output(c))
         while (write_some(c) > 0 && take_output(c))
             ;
-    if (reason >= 0)
-        log_event(reason >= 0x80 ? LOG_WARN : LOG_INFO, "disconnect",
-                  "peer=%s id=%s reason=%s reason_code=0x%02x%s%s%s", c->peer, who,
-                  mqtt_reason_name((uint8_t)reason), (unsigned)reason,
-                  reason_string ? " detail=\"" : "", reason_string ? reason_string : "",
-                  reason_string ? "\"" : "");
-    else if (was_connected)
-        log_event(LOG_INFO, "disconnect", "peer=%s id=%s reason=connection_lost", c->peer, who);
     if (c->rec) {
         send_alert(c, TLS_ALERT_CLOSE_NOTIFY);
     } else if (c->ssl && SSL_is_init_finished(c->ssl)) {
@@ -825,16 +764,47 @@ void conn_close(struct conn *c, int reason, const char *reason_string)
     loop_timer_cancel(w->loop, &c->timer);
     loop_timer_cancel(w->loop, &c->resume);
     loop_timer_cancel(w->loop, &c->att_timer);
-    attest_state_free(c);
     if (c->prev)
         c->prev->next = c->next;
     else
         w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    gw->n_conns--;
+    c->gw->n_conns--;
     c->next_dead = w->dead_list;
     w->dead_list = c;
+}
+
+/* Tears down what was closed while the broker lock was held (owner thread, lock released). */
+static void run_teardowns(struct worker *w)
+{
+    while (w->closing_list) {
+        struct conn *c = w->closing_list;
+        w->closing_list = c->next_dead;
+        c->teardown_pending = false;
+        teardown(c);
+    }
+}
+
+void conn_close(struct conn *c, int reason, const char *detail)
+{
+    WORKER_OWNS(c->w);
+    if (c->state == CONN_CLOSED) {
+        if (c->teardown_pending && !broker_lock_held())
+            run_teardowns(c->w);
+        return;
+    }
+    if (broker_lock_held()) {
+        close_locked(c, reason, detail);
+        c->teardown_pending = true;
+        c->next_dead = c->w->closing_list;
+        c->w->closing_list = c;
+        return;
+    }
+    broker_lock();
+    close_locked(c, reason, detail);
+    broker_unlock();
+    teardown(c);
 }
 
 void conn_close_remote(struct conn *c, int reason)
@@ -874,14 +844,14 @@ static void free_dead(struct worker *w)
     if (!w->dead_list)
         return;
     /* a remote list entry may still name a conn closed since the list was last taken */
-    broker_lock(w->gw);
+    broker_lock();
     for (struct conn **pp = &w->remote_list; *pp;) {
         if ((*pp)->state == CONN_CLOSED)
             *pp = (*pp)->next_remote;
         else
             pp = &(*pp)->next_remote;
     }
-    broker_unlock(w->gw);
+    broker_unlock();
     while (w->dead_list) {
         struct conn *c = w->dead_list;
         w->dead_list = c->next_dead;
@@ -892,7 +862,8 @@ static void free_dead(struct worker *w)
         free(c->hs);
         free(c->rx);
         free(c->tx);
-        acl_principal_clear(&c->who);
+        if (handlers && handlers->release)
+            handlers->release(c);
         if (c->aliases) {
             for (uint32_t i = 0; i <= c->alias_max; i++)
                 free(c->aliases[i]);
@@ -907,7 +878,7 @@ static void free_dead(struct worker *w)
 
 void conn_worker_housekeeping(struct worker *w)
 {
-    broker_lock(w->gw);
+    broker_lock();
     struct conn *remote = w->remote_list;
     w->remote_list = NULL;
     w->wake_sent = false;
@@ -929,7 +900,8 @@ void conn_worker_housekeeping(struct worker *w)
         }
         schedule_flush(c);
     }
-    broker_unlock(w->gw);
+    broker_unlock();
+    run_teardowns(w);
     while (w->flush_list) {
         struct conn *c = w->flush_list;
         w->flush_list = c->next_flush;

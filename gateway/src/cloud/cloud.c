@@ -12,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "broker_lock.h"
+#include "cloud.h"
 #include "cloud_topic.h"
 #include "log.h"
 #include "record_json.h"
+#include "send.h"
+#include "session.h"
 #include "spool.h"
 #include "uplink.h"
 
@@ -23,7 +26,7 @@
 static void on_durable(void *arg, const struct spool_item *list)
 {
     struct gateway *gw = arg;
-    broker_lock(gw);
+    broker_lock();
     for (const struct spool_item *it = list; it; it = it->next) {
         if (!it->has_ack)
             continue;
@@ -33,11 +36,11 @@ static void on_durable(void *arg, const struct spool_item *list)
             continue; /* that connection is gone; the device sends it again (DUP) */
         if (c->spool_waiting > 0)
             c->spool_waiting--;
-        conn_send_ack(c, it->ack.type, it->ack.packet_id, MQTT_RC_SUCCESS, NULL);
+        send_ack(c, it->ack.type, it->ack.packet_id, MQTT_RC_SUCCESS, NULL);
         if (c->read_paused && c->spool_waiting < (gw->cfg.receive_maximum + 1u) / 2u)
             conn_resume_remote(c);
     }
-    broker_unlock(gw);
+    broker_unlock();
 }
 
 static void on_records(void *arg)
@@ -140,13 +143,13 @@ void cloud_reload(struct gateway *gw, const struct cloud_config *next)
             return;
         }
     }
-    broker_lock(gw);
+    broker_lock();
     struct record_keys *old_keys = gw->record_keys;
     gw->record_keys = keys;
     gw->cfg.cloud = *next;
     snprintf(gw->cfg.cloud.spool, sizeof(gw->cfg.cloud.spool), "%s", keep);
     gw->cloud_topics_ok = ok;
-    broker_unlock(gw);
+    broker_unlock();
     if (old_keys) {
         record_keys_wipe(old_keys);
         free(old_keys);
@@ -177,7 +180,7 @@ static int refuse(struct conn *c, const struct mqtt_publish *p, uint8_t reason, 
     if (p->qos == 0)
         return -1;
     if (c->version == MQTT_V5) {
-        conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, reason, why);
+        send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, reason, why);
         return -1;
     }
     conn_close(c, -1, why);

@@ -29,52 +29,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "acl.h"
+#include "attest.h"
+#include "broker_lock.h"
+#include "cloud.h"
+#include "conn.h"
+#include "gateway.h"
 #include "log.h"
+#include "lookup.h"
+#include "proto.h"
+#include "session.h"
+#include "tls.h"
+#include "worker.h"
 
-static _Thread_local struct worker *current_worker;
-static struct loop_io signal_io;
-
-struct worker *worker_current(void)
-{
-    return current_worker;
-}
-
-void broker_lock(struct gateway *gw)
-{
-    pthread_mutex_lock(&gw->lock);
-}
-
-void broker_unlock(struct gateway *gw)
-{
-    pthread_mutex_unlock(&gw->lock);
-}
-
-int gateway_lookup_device(struct worker *w, const char *id, struct device *d, const char **why)
-{
-    struct gateway *gw = w->gw;
-    pthread_mutex_lock(&gw->reg_lock);
-    int rc = registry_get(gw->reg, id, d);
-    char err[256] = "";
-    if (rc != REG_OK && rc != REG_NOT_FOUND)
-        snprintf(err, sizeof(err), "%s", registry_error(gw->reg));
-    pthread_mutex_unlock(&gw->reg_lock);
-    if (rc == REG_NOT_FOUND) {
-        *why = "unknown_identity";
-        return -1;
-    }
-    if (rc != REG_OK) {
-        log_event(LOG_ERROR, "registry_error", "detail=\"%s\"", err);
-        *why = "registry_unavailable";
-        return -1;
-    }
-    if (d->revoked) {
-        device_clear(d);
-        *why = "revoked";
-        return -1;
-    }
-    return 0;
-}
+static struct loop_io signal_io = {.fd = -1};
 
 static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
@@ -83,10 +51,10 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
     struct listener *ls = container_of(io, struct listener, io);
     struct worker *w = ls->w;
     struct gateway *gw = w->gw;
-    broker_lock(gw); /* SIGHUP may change these */
+    broker_lock(); /* SIGHUP may change these */
     uint32_t max_connections = gw->cfg.max_connections;
     uint32_t connect_timeout = gw->cfg.connect_timeout;
-    broker_unlock(gw);
+    broker_unlock();
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -285,7 +253,7 @@ static void recheck_connections(struct worker *w, const struct idset *only)
         looked_up++;
         struct device d;
         const char *why = NULL;
-        if (gateway_lookup_device(w, c->who.id, &d, &why) != 0) {
+        if (lookup_device(w->gw, c->who.id, &d, &why) != 0) {
             if (strcmp(why, "registry_unavailable") == 0)
                 continue; /* a read failure is not a revocation */
             gw->metrics.revoked_disconnects++;
@@ -310,10 +278,10 @@ static void recheck_connections(struct worker *w, const struct idset *only)
         }
         struct principal fresh = {0};
         if (acl_principal_init(&fresh, &d, &gw->cfg) == 0) {
-            broker_lock(gw);
+            broker_lock();
             acl_principal_clear(&c->who);
             c->who = fresh;
-            broker_unlock(gw);
+            broker_unlock();
         }
         device_clear(&d);
     }
@@ -326,7 +294,7 @@ static void recheck_connections(struct worker *w, const struct idset *only)
  * connection when only is NULL (a worker with a re-check already pending does everything). */
 static void tell_workers_ids(struct gateway *gw, bool stop, bool recheck, struct idset *only)
 {
-    broker_lock(gw);
+    broker_lock();
     for (unsigned i = 0; i < gw->n_workers; i++) {
         struct worker *w = &gw->workers[i];
         w->stop_requested |= stop;
@@ -342,7 +310,7 @@ static void tell_workers_ids(struct gateway *gw, bool stop, bool recheck, struct
         }
         worker_wake(w);
     }
-    broker_unlock(gw);
+    broker_unlock();
 }
 
 static void tell_workers(struct gateway *gw, bool stop, bool recheck)
@@ -374,7 +342,7 @@ static void reload(struct gateway *gw)
         return;
     }
     /* listeners, workers and the registry path need a restart; everything else applies now */
-    broker_lock(gw);
+    broker_lock();
     config_free(&gw->cfg);
     /* what a flag set stays as the flag set it */
     if (!(gw->cfg.from_flags & CONFIG_FLAG_LOG_LEVEL))
@@ -398,7 +366,7 @@ static void reload(struct gateway *gw)
     gw->cfg.stats_interval = next.stats_interval;
     struct cloud_config next_cloud = next.cloud;
     log_set_level((enum log_level)gw->cfg.log_level);
-    broker_unlock(gw);
+    broker_unlock();
     cloud_reload(gw, &next_cloud);
     log_event(LOG_INFO, "reload", "config=%s", gw->cfg.path);
     tell_workers(gw, false, true);
@@ -418,7 +386,7 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
     (void)l;
     (void)events;
     struct signalfd_siginfo si;
-    struct gateway *gw = current_worker->gw;
+    struct gateway *gw = worker_current()->gw;
     while (read(io->fd, &si, sizeof(si)) == sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGTERM:
@@ -429,9 +397,9 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
             reload(gw);
             break;
         case SIGUSR1:
-            broker_lock(gw);
+            broker_lock();
             log_stats(gw);
-            broker_unlock(gw);
+            broker_unlock();
             break;
         }
     }
@@ -449,9 +417,9 @@ static void on_wake(struct loop *l, struct loop_io *io, uint32_t events)
 static void stats_tick(struct loop *l, struct loop_timer *t)
 {
     struct gateway *gw = container_of(t, struct gateway, stats_timer);
-    broker_lock(gw);
+    broker_lock();
     log_stats(gw);
-    broker_unlock(gw);
+    broker_unlock();
     if (gw->cfg.stats_interval)
         loop_timer_start(l, t, (uint64_t)gw->cfg.stats_interval * 1000u, stats_tick);
 }
@@ -460,9 +428,9 @@ static void worker_tick(struct loop *l, struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, tick_timer);
     struct gateway *gw = w->gw;
-    broker_lock(gw);
+    broker_lock();
     broker_sweep(gw);
-    broker_unlock(gw);
+    broker_unlock();
     pthread_mutex_lock(&gw->reg_lock);
     int64_t v = registry_data_version(gw->reg);
     pthread_mutex_unlock(&gw->reg_lock);
@@ -473,9 +441,9 @@ static void worker_tick(struct loop *l, struct loop_timer *t)
             changed->refs = 1; /* ours, until the workers hold theirs */
         tell_workers_ids(gw, false, true, changed);
         if (changed) {
-            broker_lock(gw);
+            broker_lock();
             idset_unref(changed);
-            broker_unlock(gw);
+            broker_unlock();
         }
     }
     gw->registry_version = v;
@@ -487,18 +455,18 @@ static void before_sleep(struct loop *l, void *arg)
 {
     struct worker *w = arg;
     conn_worker_housekeeping(w);
-    broker_lock(w->gw);
+    broker_lock();
     bool stop = w->stop_requested, recheck = w->recheck_requested;
     struct idset *only = w->recheck_ids;
     w->recheck_requested = false;
     w->recheck_ids = NULL;
-    broker_unlock(w->gw);
+    broker_unlock();
     if (recheck)
         recheck_connections(w, only);
     if (only) {
-        broker_lock(w->gw);
+        broker_lock();
         idset_unref(only);
-        broker_unlock(w->gw);
+        broker_unlock();
     }
     if (stop) {
         close_listeners(w);
@@ -557,22 +525,19 @@ static int worker_init(struct gateway *gw, struct worker *w, unsigned index, cha
 int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t errlen)
 {
     memset(gw, 0, sizeof(*gw));
+    signal_io.fd = -1;
     gw->cfg = *cfg;
     log_set_level((enum log_level)cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(cfg);
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    /* recursive: closing a connection takes the lock, also from code that holds it */
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&gw->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
+    conn_set_handlers(&proto_handlers);
     pthread_mutex_init(&gw->reg_lock, NULL);
     if (registry_open(cfg->registry, true, &gw->reg, err, errlen) != REG_OK)
         return -1;
     gw->registry_version = registry_data_version(gw->reg);
     gw->change_seq = registry_change_seq(gw->reg);
-    if (attest_init(gw, err, errlen) != 0)
+    static const struct attest_callbacks attest_cb = {.verdict = cloud_attest_verdict};
+    if (attest_init(gw, &attest_cb, err, errlen) != 0)
         return -1;
     gw->subs_root = tree_new();
     gw->retained_root = tree_new();
@@ -585,7 +550,7 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     }
     for (size_t i = 0; i < gw->cfg.n_listeners; i++) {
         if (gw->cfg.listeners[i].type == LISTENER_TLS_PSK &&
-            !(gw->tls[i] = tls_server_ctx(&gw->cfg, &gw->cfg.listeners[i], err, errlen)))
+            !(gw->tls[i] = tls_server_ctx(&gw->cfg, &gw->cfg.listeners[i], proto_admit, err, errlen)))
             return -1;
     }
     /* signals are blocked before any thread starts, so only worker 0's signalfd sees them */
@@ -644,7 +609,7 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    current_worker = w;
+    worker_set_current(w);
     char name[16];
     snprintf(name, sizeof(name), "psagw-w%u", w->index);
     pthread_setname_np(pthread_self(), name);
@@ -668,7 +633,7 @@ int gateway_run(struct gateway *gw)
     worker_main(&gw->workers[0]);
     for (unsigned i = 1; i < started; i++)
         pthread_join(gw->workers[i].thread, NULL);
-    current_worker = NULL;
+    worker_set_current(NULL);
     log_stats(gw);
     log_event(LOG_INFO, "stopped", NULL);
     return 0;
@@ -679,7 +644,9 @@ void gateway_free(struct gateway *gw)
     cloud_stop(gw); /* commits what devices sent last, before sessions go */
     for (unsigned i = 0; gw->workers && i < gw->n_workers; i++) {
         struct worker *w = &gw->workers[i];
-        current_worker = w;
+        if (!w->gw)
+            continue; /* gateway_init stopped before this worker */
+        worker_set_current(w);
         while (w->conns)
             conn_close(w->conns, -1, NULL);
         conn_worker_housekeeping(w);
@@ -687,15 +654,15 @@ void gateway_free(struct gateway *gw)
         if (w->wake_io.fd >= 0)
             close(w->wake_io.fd);
         loop_free(w->loop);
-        broker_lock(gw);
+        broker_lock();
         idset_unref(w->recheck_ids); /* a re-check still pending at exit */
         w->recheck_ids = NULL;
-        broker_unlock(gw);
+        broker_unlock();
     }
     attest_free(gw); /* writes the verdicts still queued */
     cloud_free(gw);
     registry_close(gw->reg);
-    current_worker = NULL;
+    worker_set_current(NULL);
     for (size_t b = 0; b < gw->session_buckets; b++)
         while (gw->sessions && gw->sessions[b])
             session_destroy(gw, gw->sessions[b]);
@@ -704,10 +671,10 @@ void gateway_free(struct gateway *gw)
     tree_free(gw->retained_root);
     for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)
         SSL_CTX_free(gw->tls[i]);
-    if (signal_io.fd > 0)
+    if (signal_io.fd >= 0)
         close(signal_io.fd);
+    signal_io.fd = -1;
     free(gw->workers);
-    pthread_mutex_destroy(&gw->lock);
     pthread_mutex_destroy(&gw->reg_lock);
     config_free(&gw->cfg);
 }

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "broker_lock.h"
+#include "clock.h"
 #include "log.h"
+#include "send.h"
+#include "session.h"
 
 static uint32_t hash_id(const char *s, bool anonymous)
 {
@@ -234,21 +237,12 @@ static int send_entry(struct gateway *gw, struct conn *c, struct qentry *q)
             memcpy(p.props.sub_ids, q->sub_ids, sizeof(p.props.sub_ids));
         }
     }
-    size_t need = 0;
-    mqtt_encode_publish(NULL, 0, c->version, &p, &need);
-    if (c->client_max_packet && need > c->client_max_packet) {
-        /* section 3.1.2.25: discard what the client said it cannot take */
+    int rc = send_publish(c, &p);
+    if (rc == 1) /* section 3.1.2.25: discard what the client said it cannot take */
         gw->metrics.messages_dropped_too_large++;
-        return 1;
-    }
-    uint8_t *at = conn_out_reserve(c, need);
-    size_t n = 0;
-    if (!at || mqtt_encode_publish(at, need, c->version, &p, &n) != MQTT_OK)
-        return -1;
-    c->out_len += n;
-    gw->metrics.publishes_out++;
-    conn_send(c, NULL, 0); /* schedule the flush */
-    return 0;
+    else if (rc == 0)
+        gw->metrics.publishes_out++;
+    return rc;
 }
 
 static uint16_t next_packet_id(struct session *s)
@@ -481,7 +475,7 @@ int broker_deliver_command(struct gateway *gw, const char *id, const char *rest,
                             loop_clock_ms());
     if (!m)
         return -1;
-    broker_lock(gw);
+    broker_lock();
     struct session *s = session_find(gw, id, false);
     int rc = -1;
     if (s) {
@@ -499,7 +493,7 @@ int broker_deliver_command(struct gateway *gw, const char *id, const char *rest,
         gw->metrics.commands_down += mc.n ? 1 : 0;
     }
     msg_unref(m); /* refcounts live under the broker lock */
-    broker_unlock(gw);
+    broker_unlock();
     log_event(rc == 0 ? LOG_INFO : LOG_WARN, rc == 0 ? "command_delivered" : "command_dropped",
               "id=%s topic=%s bytes=%zu%s", log_safe(id, strlen(id), ids, sizeof(ids)),
               ts, payload_len,
@@ -529,62 +523,4 @@ void broker_send_retained(struct gateway *gw, struct session *s, const char *fil
 {
     struct retained_ctx rc = {gw, s, qos, sub_id};
     tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
-}
-
-struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload,
-                    size_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,
-                    uint64_t now_ms)
-{
-    size_t raw_len = props ? props->raw.len : 0;
-    struct msg *m = malloc(sizeof(*m) + topic_len + 1 + payload_len + raw_len);
-    if (!m)
-        return NULL;
-    memset(m, 0, sizeof(*m));
-    m->refs = 1;
-    m->qos = qos;
-    m->retain = retain;
-    m->topic = (char *)(m + 1);
-    memcpy(m->topic, topic, topic_len);
-    m->topic[topic_len] = '\0';
-    m->topic_len = topic_len;
-    m->payload = (uint8_t *)m->topic + topic_len + 1;
-    if (payload_len)
-        memcpy(m->payload, payload, payload_len);
-    m->payload_len = payload_len;
-    if (props && raw_len) {
-        /* keep the properties a subscriber must get (section 3.3.2.3), re-pointed into our
-         * copy of the raw block */
-        uint8_t *raw = m->payload + payload_len;
-        memcpy(raw, props->raw.data, raw_len);
-        const uint8_t *base = props->raw.data;
-#define REBASE(f) (struct mqtt_bytes){(f).len ? raw + ((f).data - base) : NULL, (f).len}
-        struct mqtt_props *p = &m->props;
-        static const enum mqtt_prop_id kept[] = {MQTT_PROP_PAYLOAD_FORMAT,
-                                                 MQTT_PROP_CONTENT_TYPE,
-                                                 MQTT_PROP_RESPONSE_TOPIC,
-                                                 MQTT_PROP_CORRELATION_DATA};
-        for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
-            if (mqtt_props_has(props, kept[i]))
-                mqtt_props_set(p, kept[i]);
-        p->payload_format = props->payload_format;
-        p->content_type = REBASE(props->content_type);
-        p->response_topic = REBASE(props->response_topic);
-        p->correlation_data = REBASE(props->correlation_data);
-        p->raw = (struct mqtt_bytes){raw, raw_len}; /* user properties pass through */
-#undef REBASE
-        if (mqtt_props_has(props, MQTT_PROP_MESSAGE_EXPIRY))
-            m->expires_at_ms = now_ms + (uint64_t)props->message_expiry * 1000u;
-    }
-    return m;
-}
-
-void msg_ref(struct msg *m)
-{
-    m->refs++;
-}
-
-void msg_unref(struct msg *m)
-{
-    if (m && --m->refs == 0)
-        free(m);
 }

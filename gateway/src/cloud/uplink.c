@@ -17,6 +17,11 @@
  *   - reconnects after jittered exponential backoff (reconnect_min doubling to
  *     reconnect_max, each delay drawn from its upper half).
  */
+#include "clock.h"
+#include "cloud_client.h"
+#include "cloud_topic.h"
+#include "log.h"
+#include "session.h"
 #include "uplink.h"
 
 #include <errno.h>
@@ -35,10 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "cloud_client.h"
-#include "cloud_topic.h"
-#include "log.h"
 
 #define WINDOW_SPARE 256          /* records taken ahead of the in-flight ones */
 #define RATE_WINDOW_US 1020000    /* one second plus a margin for the cloud's clock */

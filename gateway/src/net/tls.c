@@ -1,5 +1,5 @@
 /*
- * tls.c: the TLS-PSK server side (WIRE.md section 1) on OpenSSL 3.
+ * tls.c: the TLS-PSK server side (docs/design/wire.md section 1) on OpenSSL 3.
  *
  * - One PSK callback serves TLS 1.2 (RFC 4279) and TLS 1.3 external PSKs (RFC 8446; OpenSSL
  *   calls the 1.2-style callback for 1.3 too and builds the PSK session with a SHA-256 suite,
@@ -24,11 +24,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker.h"
+#include "conn.h"
 #include "log.h"
+#include "lookup.h"
+#include "tls.h"
 
 
 static int conn_index = -1;
+static tls_admit_fn admit_identity; /* the same for every listener */
 
 int tls_conn_index(void)
 {
@@ -65,7 +68,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
     }
     struct device d;
     const char *why = NULL;
-    if (gateway_lookup_device(c->w, identity, &d, &why) != 0) {
+    if (lookup_device(c->gw, identity, &d, &why) != 0) {
         c->psk_refusal = why;
         if (strcmp(why, "revoked") == 0)
             c->gw->metrics.psk_revoked++;
@@ -77,12 +80,11 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
     }
     unsigned int n = 0;
     /* the principal (role, ACL) is built now, so CONNECT needs no second registry read */
-    if (d.psk_len <= max_psk_len && acl_principal_init(&c->who, &d, &c->gw->cfg) == 0) {
+    if (d.psk_len <= max_psk_len && admit_identity(c, &d) == 0) {
         memcpy(psk, d.psk, d.psk_len);
         n = (unsigned int)d.psk_len;
         tls_psk_fingerprint(d.psk, d.psk_len, c->psk_fp);
         c->have_identity = true;
-        attest_keys_from_device(c, &d); /* kept until CONNECT decides on attestation */
     }
     device_clear(&d);
     return n;
@@ -122,7 +124,7 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
     struct device d;
     const char *why = NULL;
     char safe[LOG_SAFE_MAX];
-    if (gateway_lookup_device(c->w, id, &d, &why) != 0) {
+    if (lookup_device(c->gw, id, &d, &why) != 0) {
         log_event(LOG_WARN, "tls_resumption_refused", "peer=%s identity=%s reason=%s", c->peer,
                   log_safe(id, strlen(id), safe, sizeof(safe)), why);
         return SSL_TICKET_RETURN_IGNORE_RENEW;
@@ -135,9 +137,7 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
                   c->peer, log_safe(id, strlen(id), safe, sizeof(safe)));
         return SSL_TICKET_RETURN_IGNORE_RENEW;
     }
-    int rc = acl_principal_init(&c->who, &d, &c->gw->cfg);
-    if (rc == 0)
-        attest_keys_from_device(c, &d);
+    int rc = admit_identity(c, &d);
     device_clear(&d);
     if (rc != 0)
         return SSL_TICKET_RETURN_IGNORE_RENEW;
@@ -176,9 +176,10 @@ static void tls_error(char *err, size_t errlen, const char *what, const char *de
     ERR_clear_error();
 }
 
-SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l, char *err,
-                        size_t errlen)
+SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l,
+                        tls_admit_fn admit, char *err, size_t errlen)
 {
+    admit_identity = admit;
     if (conn_index < 0)
         conn_index = SSL_get_ex_new_index(0, "psagw conn", NULL, NULL, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());

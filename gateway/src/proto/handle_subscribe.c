@@ -10,10 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "acl.h"
+#include "conn.h"
 #include "log.h"
+#include "proto.h"
+#include "send.h"
+#include "session.h"
+#include "topic_tree.h"
 
-#define MAX_FILTERS_PER_PACKET 256
+#define MAX_FILTERS_PER_PACKET SEND_MAX_SUBACK_CODES
 
 static struct sub *find_sub(struct session *s, struct tnode *node)
 {
@@ -84,17 +89,11 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
         sub_id = p->props.sub_ids[0];
     /* The SUBACK goes before the retained messages it releases: its space is reserved first
      * and filled in once every filter has its reason code (same size whatever the codes). */
-    memset(reasons, 0, p->count);
-    size_t need = 0;
-    mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, p->packet_id, NULL, reasons, p->count,
-                       &need);
-    size_t at = c->out_len;
-    if (!conn_out_reserve(c, need)) {
+    size_t at = 0;
+    if (send_suback_reserve(c, p->packet_id, p->count, &at) != 0) {
         conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
         return;
     }
-    c->out_len += need;
-    conn_send(c, NULL, 0); /* schedules the write */
     size_t off = 0, n = 0;
     struct mqtt_sub_entry e;
     while (mqtt_subscribe_next(p, c->version, &off, &e)) {
@@ -105,9 +104,7 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
                   log_safe(e.filter.data, e.filter.len, t, sizeof(t)), reasons[n]);
         n++;
     }
-    size_t written = 0;
-    mqtt_encode_suback(c->out + at, need, c->version, MQTT_SUBACK, p->packet_id, NULL, reasons,
-                       n, &written);
+    send_suback_fill(c, at, p->packet_id, reasons, n);
 }
 
 void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
@@ -141,9 +138,5 @@ void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
         }
         n++;
     }
-    uint8_t buf[16 + MAX_FILTERS_PER_PACKET];
-    size_t len = 0;
-    if (mqtt_encode_suback(buf, sizeof(buf), c->version, MQTT_UNSUBACK, p->packet_id, NULL,
-                           reasons, n, &len) == MQTT_OK)
-        conn_send(c, buf, len);
+    send_suback(c, MQTT_UNSUBACK, p->packet_id, reasons, n);
 }

@@ -12,8 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "acl.h"
+#include "attest.h"
+#include "conn.h"
 #include "log.h"
+#include "proto.h"
+#include "send.h"
+#include "session.h"
 
 #define REATTEST_KEY "psa-iat-reattest-interval"
 
@@ -48,7 +53,7 @@ void connect_refuse(struct conn *c, uint8_t reason, const char *why)
     log_event(LOG_WARN, "connect_refused", "peer=%s id=%s reason=%s detail=\"%s\"", c->peer,
               c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-",
               mqtt_reason_name(reason), why);
-    conn_send_connack(c, false, c->version == MQTT_V5 ? reason : v3_code(reason), &props);
+    send_connack(c, false, c->version == MQTT_V5 ? reason : v3_code(reason), &props);
     conn_close(c, -1, NULL);
 }
 
@@ -311,7 +316,7 @@ void connect_accept(struct conn *c, const struct mqtt_connect *p)
         }
     }
     c->state = CONN_CONNECTED;
-    conn_send_connack(c, present, MQTT_RC_SUCCESS, &props);
+    send_connack(c, present, MQTT_RC_SUCCESS, &props);
     loop_timer_cancel(c->w->loop, &c->timer); /* the connect (or attestation) deadline */
     auth_arm_reattest(c);
     if (c->keep_alive)

@@ -7,8 +7,13 @@
  */
 #include <string.h>
 
-#include "broker.h"
+#include "acl.h"
+#include "attest.h"
+#include "conn.h"
 #include "log.h"
+#include "proto.h"
+#include "send.h"
+#include "session.h"
 
 static void protocol_error(struct conn *c, const char *why)
 {
@@ -35,8 +40,7 @@ void handle_packet(struct conn *c, const uint8_t *buf, size_t len)
     int rc = mqtt_decode(buf, len, c->version ? c->version : MQTT_V5, &p);
     if (rc == MQTT_ERR_VERSION) {
         /* section 3.1.2.2: CONNACK 0x84 / 3.1.1 return code 1, then close */
-        static const uint8_t connack_v3[] = {0x20, 0x02, 0x00, MQTT_V3_BAD_VERSION};
-        conn_send(c, connack_v3, sizeof(connack_v3));
+        send_connack(c, false, MQTT_V3_BAD_VERSION, NULL); /* c->version 0: as 3.1.1 */
         c->gw->metrics.mqtt_connects_refused++;
         log_event(LOG_WARN, "connect_refused", "peer=%s reason=unsupported_protocol_version",
                   c->peer);
@@ -86,13 +90,9 @@ void handle_packet(struct conn *c, const uint8_t *buf, size_t len)
     case MQTT_UNSUBSCRIBE:
         handle_unsubscribe(c, &p.u.subscribe);
         return;
-    case MQTT_PINGREQ: {
-        uint8_t resp[2];
-        size_t n = 0;
-        mqtt_encode_ping(resp, sizeof(resp), MQTT_PINGRESP, &n);
-        conn_send(c, resp, n);
+    case MQTT_PINGREQ:
+        send_pingresp(c);
         return;
-    }
     case MQTT_DISCONNECT:
         handle_disconnect(c, &p.u.reason);
         return;
@@ -125,4 +125,45 @@ void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d)
     }
     c->graceful = true;
     conn_close(c, d->reason, NULL);
+}
+
+/* The connection ends (broker lock held): an MQTT 5 client connected (or authenticating) hears
+ * why in a DISCONNECT (section 3.14); its session lets go of it (will, expiry clock). */
+static void on_closing(struct conn *c, int reason, const char *detail)
+{
+    if (reason >= 0x80 && c->version == MQTT_V5 &&
+        (c->state == CONN_CONNECTED || c->state == CONN_AUTHENTICATING)) {
+        struct mqtt_props props = {0};
+        if (detail) {
+            mqtt_props_set(&props, MQTT_PROP_REASON_STRING);
+            props.reason_string = (struct mqtt_bytes){(const uint8_t *)detail, strlen(detail)};
+        }
+        send_reason(c, MQTT_DISCONNECT, (uint8_t)reason, &props);
+    }
+    struct session *s = c->session;
+    c->session = NULL;
+    if (s && s->conn == c)
+        session_detach(c->gw, s);
+}
+
+/* Its memory goes: the ACL lists and any attestation material (wiped). */
+static void on_release(struct conn *c)
+{
+    attest_state_free(c);
+    acl_principal_clear(&c->who);
+}
+
+const struct conn_handlers proto_handlers = {
+    .packet = handle_packet,
+    .closing = on_closing,
+    .release = on_release,
+};
+
+int proto_admit(struct conn *c, const struct device *d)
+{
+    /* the principal (role, ACL) is built now, so CONNECT needs no second registry read */
+    if (acl_principal_init(&c->who, d, &c->gw->cfg) != 0)
+        return -1;
+    attest_keys_from_device(c, d); /* kept until CONNECT decides on attestation */
+    return 0;
 }

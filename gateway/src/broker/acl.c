@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "acl.h"
 
 static const char *const sensor_pub[] = {"sensors/%c/#", "status/%c", NULL};
 static const char *const sensor_sub[] = {"cmd/%c/#", NULL};

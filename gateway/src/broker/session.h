@@ -1,0 +1,80 @@
+/*
+ * session.h: MQTT sessions and message routing (the broker proper). A session outlives its
+ * connection for its expiry interval; messages reach it through its subscriptions, wait in its
+ * pending queue and move to in-flight as the client's Receive Maximum allows. Broker lock held
+ * for every call unless it says otherwise.
+ */
+#ifndef PSAGW_SESSION_H
+#define PSAGW_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "context.h"
+#include "conn.h"
+#include "msg.h"
+#include "topic_tree.h"
+
+/* One delivery of a message to one session. */
+struct qentry {
+    struct qentry *next;
+    struct msg *m;
+    uint8_t qos;
+    bool retain;
+    bool dup;
+    uint16_t packet_id;
+    uint8_t n_sub_ids;
+    uint32_t sub_ids[MQTT_MAX_SUB_IDS];
+};
+
+struct session {
+    struct session *hnext;
+    struct gateway *gw;
+    char *id;
+    bool anonymous;
+    struct conn *conn; /* NULL while offline */
+    struct sub *subs;
+    uint32_t expiry;        /* seconds after disconnect; UINT32_MAX: never */
+    uint64_t expires_at_ms; /* while offline: when the session ends (0: never) */
+    struct qentry *pend_head, *pend_tail;
+    uint32_t n_pending;
+    struct qentry *infl_head, *infl_tail;
+    uint32_t n_inflight;
+    uint16_t next_pid;
+    uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */
+    uint16_t n_qos2_in, cap_qos2_in;
+    struct msg *will;
+    uint32_t will_delay;
+    uint64_t will_due_ms; /* while offline: when the delayed will is published (0: none) */
+    uint64_t match_gen;
+    size_t match_slot;
+};
+
+struct session *session_find(struct gateway *gw, const char *id, bool anonymous);
+struct session *session_create(struct gateway *gw, const char *id, bool anonymous);
+void session_destroy(struct gateway *gw, struct session *s);
+/* The connection went away: publish or schedule the will, start the expiry clock. */
+void session_detach(struct gateway *gw, struct session *s);
+/* A connection took the session: cancel will and expiry, resend in-flight, send pending. */
+void session_attach(struct gateway *gw, struct session *s, struct conn *c);
+/* Sends what the client's receive maximum allows. */
+void session_flush(struct gateway *gw, struct session *s);
+void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id);
+/* Every session, at shutdown (the broker lock is not needed: no worker runs). */
+void session_destroy_all(struct gateway *gw);
+
+/* Routes a message to every matching subscriber (and stores it if retained). */
+void broker_publish(struct gateway *gw, struct msg *m, const struct session *origin);
+void broker_publish_will(struct gateway *gw, struct session *s);
+/* A command from the cloud: delivers cmd/<id>[/<rest>] to that device's session alone (if it
+ * subscribed). Any thread; takes the broker lock. Returns 0 if it was delivered or queued. */
+int broker_deliver_command(struct gateway *gw, const char *id, const char *rest, size_t rest_len,
+                           const void *payload, size_t payload_len, uint8_t qos);
+/* Publishes due wills and ends expired sessions; called once a second. */
+void broker_sweep(struct gateway *gw);
+/* Sends matching retained messages for a new subscription. */
+void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
+                          uint8_t qos, uint32_t sub_id);
+
+#endif

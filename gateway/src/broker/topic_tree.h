@@ -1,0 +1,45 @@
+/*
+ * topic_tree.h: the tree of topic levels behind subscriptions and retained messages. A node
+ * per level; a filter's node holds its subscriptions, a topic's node its retained message.
+ * Matching follows MQTT 5 section 4.7 ('+', '#', and '$' topics not matched by a leading
+ * wildcard). Broker lock held for every call.
+ */
+#ifndef PSAGW_TOPIC_TREE_H
+#define PSAGW_TOPIC_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct msg;
+struct session;
+struct tnode;
+
+/* One subscription of one session, listed in its node and in its session. */
+struct sub {
+    struct sub *next_in_node;
+    struct sub *next_in_session;
+    struct session *session;
+    struct tnode *node;
+    uint8_t options; /* MQTT 5 subscription options; QoS already capped */
+    uint32_t sub_id; /* 0: none */
+};
+
+struct tnode *tree_new(void);
+void tree_free(struct tnode *root); /* drops the retained messages' references too */
+/* Finds or creates the node of a filter (or topic); NULL on allocation failure. */
+struct tnode *tree_node(struct tnode *root, const char *filter, size_t len);
+/* Removes empty nodes from n up towards the root. */
+void tree_prune(struct tnode *n);
+void tree_add_sub(struct tnode *n, struct sub *s);
+void tree_remove_sub(struct tnode *n, struct sub *s);
+struct sub *tree_node_subs(struct tnode *n);
+/* The node's retained message slot (NULL when none is kept). */
+struct msg **tree_node_retained(struct tnode *n);
+/* Calls fn for every subscription matching topic. */
+void tree_match(struct tnode *root, const char *topic, size_t len,
+                void (*fn)(struct sub *s, void *arg), void *arg);
+/* Calls fn for every retained message whose topic matches filter. */
+void tree_match_retained(struct tnode *root, const char *filter, size_t len,
+                         void (*fn)(struct msg *m, void *arg), void *arg);
+
+#endif

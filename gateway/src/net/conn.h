@@ -1,0 +1,147 @@
+/*
+ * conn.h: one client connection: socket, TLS (OpenSSL's handshake, then our record layer),
+ * input framing into MQTT packets, output buffering, deadlines and the close.
+ *
+ * The transport does not interpret packets: the layer above hands down a table of handlers
+ * (conn_set_handlers) that receives each complete packet and hears when a connection ends.
+ *
+ * Threads: a connection belongs to one worker, whose thread alone reads its socket, runs its
+ * TLS state and timers. Other workers reach it only through its session, under the broker lock:
+ * they append to `out` and queue it on its worker's remote list (net/conn.c).
+ *
+ * Closing: conn_close() may be called anywhere on the owner's thread, with or without the
+ * broker lock. With the lock held (inside a packet handler, or while routing) it only marks
+ * the connection closed and queues its teardown, which runs once the lock is released; so the
+ * lock is never taken twice and the handler's caller still holds a valid pointer.
+ */
+#ifndef PSAGW_CONN_H
+#define PSAGW_CONN_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "context.h"
+#include "loop.h"
+#include "psagw/mqtt.h"
+#include "registry.h"
+#include "tls_record.h"
+#include "worker.h"
+
+#define PSK_FP_LEN 8 /* bytes of SHA-256(PSK) kept to notice a changed key */
+
+struct session;
+struct attest_state;
+
+/* Who a connection speaks for, and what it may do (the ACL of broker/acl.c reads it). */
+struct principal {
+    bool anonymous;
+    char id[DEVICE_ID_MAX + 1]; /* PSK identity; empty for anonymous clients */
+    enum device_role role;
+    enum attest_policy attestation;
+    char **acl_pub; /* NULL-terminated pattern lists with %c already replaced */
+    char **acl_sub;
+};
+
+enum conn_state {
+    CONN_TLS_HANDSHAKE,
+    CONN_WAIT_CONNECT,
+    CONN_AUTHENTICATING, /* MQTT 5 enhanced authentication in progress before CONNACK */
+    CONN_CONNECTED,
+    CONN_CLOSED,
+};
+
+struct conn {
+    struct loop_io io;
+    struct worker *w;
+    struct loop_timer timer;  /* connect deadline, then keep-alive */
+    struct loop_timer resume; /* reading again what TLS read ahead (see on_readable) */
+    struct gateway *gw;
+    const struct listener_config *listener;
+    bool tls;            /* a TLS listener's connection */
+    SSL *ssl;            /* the handshake; after it only where tls_record.c cannot take over */
+    struct tls_rec *rec; /* our record layer after a TLS 1.2 AEAD or TLS 1.3 handshake */
+    struct tls_rec_handshake *hs; /* what the record layer needs of the handshake, then freed */
+    const char *tls_version;      /* static strings from OpenSSL, for logs */
+    const char *tls_cipher;
+    bool peer_closed; /* close_notify or a fatal alert arrived */
+    uint8_t *rx;      /* raw bytes of a TLS record still arriving */
+    size_t rx_len;
+    uint8_t *tx; /* protected bytes the socket did not take yet */
+    size_t tx_len, tx_off, tx_cap;
+    enum conn_state state;
+    bool teardown_pending; /* closed under the broker lock, on the worker's closing list */
+    char peer[64];
+    struct principal who;
+    bool have_identity; /* set by the TLS PSK callbacks */
+    bool resumed;       /* the handshake used one of our session tickets */
+    struct attest_state *att; /* attest/attest.h; NULL most of the time */
+    bool auth_psa_iat;        /* CONNECT carried Authentication Method PSA-IAT */
+    bool attested;            /* the last verdict on this connection was "accepted" */
+    struct loop_timer att_timer; /* re-attestation deadline / interval */
+    const char *psk_refusal; /* why the PSK callback refused, for the handshake failure log */
+    uint8_t psk_fp[PSK_FP_LEN]; /* SHA-256 prefix of the PSK used, bound into session tickets */
+    uint64_t last_rx_ms;
+    uint8_t version;
+    uint16_t keep_alive;
+    bool request_problem_info;
+    bool graceful; /* DISCONNECT 0x00 received: no will */
+    uint32_t client_max_packet;
+    uint16_t client_receive_max;
+    uint16_t alias_max; /* what we granted the client */
+    char **aliases;     /* client -> gateway topic aliases, [1..alias_max] */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t *out; /* appended under the broker lock, by any worker */
+    size_t out_len, out_cap;
+    uint8_t *wbuf; /* being written; the owning worker's alone */
+    size_t wbuf_len, wbuf_off;
+    bool flush_pending;  /* on the owner's flush list (owner only) */
+    bool remote_pending; /* on the owner's remote list (broker lock) */
+    int kill_reason;     /* >= 0: another worker asked the owner to close it (broker lock) */
+    struct session *session;
+    uint64_t gen;           /* unique per connection: acks the spool releases find their conn */
+    uint32_t spool_waiting; /* QoS 1/2 acks waiting for the spool (broker lock) */
+    bool read_paused;       /* too many waiting: input is not read (set under the broker lock) */
+    bool resume_requested;  /* the spool caught up: the owner reads again (broker lock) */
+    struct conn *next, *prev;  /* the worker's live connections */
+    struct conn *next_flush;   /* the worker's connections with output to write */
+    struct conn *next_remote;  /* the worker's remote list (broker lock) */
+    struct conn *next_dead;    /* the closing list, then the dead list (owner only) */
+};
+
+/* What the layer above does with a connection (set once, before the workers run). */
+struct conn_handlers {
+    /* One complete packet (broker lock held). The handler may close the connection. */
+    void (*packet)(struct conn *c, const uint8_t *pkt, size_t len);
+    /* The connection ends (broker lock held), for `reason` (an MQTT reason code, or -1 when
+     * the peer went away) and `detail` (or NULL): say goodbye if the protocol has a way, let
+     * go of the session. Nothing is queued for the connection after this returns. */
+    void (*closing)(struct conn *c, int reason, const char *detail);
+    /* Its memory is about to go (owner thread, no lock): free what upper layers hung on it. */
+    void (*release)(struct conn *c);
+};
+void conn_set_handlers(const struct conn_handlers *h);
+
+void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
+                 uint32_t connect_timeout);
+/* Room for n more output bytes at c->out + c->out_len (broker lock); NULL if out of memory. */
+uint8_t *conn_out_reserve(struct conn *c, size_t n);
+/* Counts n bytes written into the reserved room as output and schedules the write. */
+void conn_out_commit(struct conn *c, size_t n);
+/*
+ * Ends the connection (owner thread): the handlers' closing() says goodbye (an MQTT 5 DISCONNECT
+ * with reason >= 0x80 and `detail` as its reason string), and the disconnect is logged. Safe to call twice; memory is freed later. With the broker lock held the rest of the
+ * teardown (flush, TLS close, unhooking from the loop) is deferred until it is released.
+ */
+void conn_close(struct conn *c, int reason, const char *detail);
+/* Asks the connection's own worker to close it (from any worker, broker lock held). */
+void conn_close_remote(struct conn *c, int reason);
+/* Asks the owner to read a connection paused by spool back-pressure again (broker lock). */
+void conn_resume_remote(struct conn *c);
+/* The worker's before-sleep work: take the remote list, write output, free closed conns. */
+void conn_worker_housekeeping(struct worker *w);
+void conn_touch(struct conn *c); /* a packet arrived: push the keep-alive deadline */
+
+#endif

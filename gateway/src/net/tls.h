@@ -1,0 +1,29 @@
+/*
+ * tls.h: the TLS-PSK server side on OpenSSL 3 (docs/design/wire.md section 1): one context per
+ * listener, the PSK callback that looks the identity up in the registry, session tickets bound
+ * to the device and its PSK.
+ */
+#ifndef PSAGW_TLS_H
+#define PSAGW_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "registry.h"
+
+/* What the layers above attach to a connection whose PSK identity was found (its ACL
+ * principal, its attestation key). Returns 0, or -1 to refuse the identity. */
+typedef int (*tls_admit_fn)(struct conn *c, const struct device *d);
+
+/* The PSK's fingerprint bound into tickets and re-checked when the registry changes. */
+void tls_psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN]);
+/* A listener's context; NULL with the reason in err. admit is called for each identity. */
+SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l,
+                        tls_admit_fn admit, char *err, size_t errlen);
+/* The SSL ex_data index under which a connection's struct conn is kept. */
+int tls_conn_index(void);
+
+#endif

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# psagw serve refuses to start on a configuration or environment it cannot use, and does so
+# cleanly: exit status 1, one clear message on stderr, no crash (under ASan: no report either),
+# nothing left listening. Each case stops gateway_init at a different point, so each exercises
+# gateway_free on a half-built gateway.
+source "$(dirname "$0")/lib.sh"
+
+# expect_start_failure NAME EXPECTED_MESSAGE psagw-serve-args...
+expect_start_failure() {
+  local name=$1 want=$2
+  shift 2
+  local rc=0
+  "$PSAGW" serve "$@" > "$WORK/out" 2> "$WORK/err" || rc=$?
+  [ "$rc" -eq 1 ] || { cat "$WORK/err"; fail "$name: exit status $rc, want 1"; }
+  grep -q "psagw serve: .*$want" "$WORK/err" || { cat "$WORK/err"; fail "$name: no '$want' on stderr"; }
+  if grep -q -e 'AddressSanitizer' -e 'runtime error' -e 'ThreadSanitizer' "$WORK/err"; then
+    cat "$WORK/err"; fail "$name: a sanitizer report"
+  fi
+  ok "$name: exit 1 with \"$want\""
+}
+
+conf() { # file listener-extra
+  cat > "$1" <<CONF
+registry = "$REG";
+listeners = ( { address = "127.0.0.1:0"; type = "tls-psk"; $2 } );
+CONF
+}
+
+conf "$WORK/cipher.conf" 'ciphers = "NO-SUCH-CIPHER";'
+expect_start_failure "unknown TLS 1.2 cipher" "TLS 1.2 cipher list 'NO-SUCH-CIPHER'" \
+  --config "$WORK/cipher.conf"
+
+conf "$WORK/empty.conf" 'ciphers = "";'
+expect_start_failure "empty TLS 1.2 cipher list" "TLS 1.2 cipher list ''" --config "$WORK/empty.conf"
+
+conf "$WORK/suites.conf" 'ciphersuites = "TLS_NOPE";'
+expect_start_failure "unknown TLS 1.3 suite" "TLS 1.3 cipher suites 'TLS_NOPE'" \
+  --config "$WORK/suites.conf"
+
+# a port in use: the second listener binds the first one's port (without SO_REUSEPORT sharing,
+# since the holder is another process's plain socket)
+exec 3> >(exec /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True); time.sleep(60)' > "$WORK/port")
+for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+busy=$(cat "$WORK/port")
+[ -n "$busy" ] || fail "could not hold a port"
+expect_start_failure "port in use" "listener 127.0.0.1:$busy: Address already in use" \
+  --registry "$REG" --listen "127.0.0.1:$busy"
+
+# a registry the daemon cannot open (a directory where the file should be)
+mkdir -p "$WORK/registry-dir"
+expect_start_failure "unusable registry" "registry-dir" \
+  --registry "$WORK/registry-dir" --listen 127.0.0.1:0
+
+# an address that does not parse as a listener
+expect_start_failure "bad listen address" "listen" --registry "$REG" --listen "999.1.1.1:0"
