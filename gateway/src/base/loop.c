@@ -3,6 +3,7 @@
  * handler that leaves bytes unread is called again); the heap makes timers O(log n) to arm and
  * cancel, which matters with one keep-alive and one connect deadline per device.
  */
+#include "clock.h"
 #include "loop.h"
 
 #include <errno.h>
@@ -24,13 +25,6 @@ struct loop {
     void *before_sleep_arg;
 };
 
-uint64_t loop_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 struct loop *loop_new(void)
 {
     struct loop *l = calloc(1, sizeof(*l));
@@ -41,7 +35,7 @@ struct loop *loop_new(void)
         free(l);
         return NULL;
     }
-    l->now_ms = loop_clock_ms();
+    l->now_ms = clock_mono_ms();
     return l;
 }
 
@@ -188,14 +182,14 @@ int loop_run(struct loop *l)
             break; /* the hook may stop the loop */
         int timeout = -1;
         if (l->heap_len > 0) {
-            uint64_t now = loop_clock_ms();
+            uint64_t now = clock_mono_ms();
             uint64_t when = l->heap[1]->when_ms;
             timeout = when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
         }
         int n = epoll_wait(l->epfd, events, LOOP_MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR)
             return -1;
-        l->now_ms = loop_clock_ms();
+        l->now_ms = clock_mono_ms();
         for (int i = 0; i < n; i++) {
             struct loop_io *io = events[i].data.ptr;
             io->fn(l, io, events[i].events);

@@ -122,7 +122,7 @@ void session_destroy(struct gateway *gw, struct session *s)
  */
 void broker_sweep(struct gateway *gw)
 {
-    uint64_t now = loop_clock_ms();
+    uint64_t now = clock_mono_ms();
     for (size_t b = 0; b < gw->session_buckets; b++) {
         for (struct session *s = gw->sessions[b], *next; s; s = next) {
             next = s->hnext;
@@ -169,7 +169,7 @@ void session_detach(struct gateway *gw, struct session *s)
             char id[LOG_SAFE_MAX];
             log_event(LOG_DEBUG, "will_scheduled", "client_id=%s delay=%u",
                       log_safe(s->id, strlen(s->id), id, sizeof(id)), s->will_delay);
-            s->will_due_ms = loop_clock_ms() + (uint64_t)s->will_delay * 1000u;
+            s->will_due_ms = clock_mono_ms() + (uint64_t)s->will_delay * 1000u;
         }
     }
     if (s->expiry == 0) {
@@ -177,7 +177,7 @@ void session_detach(struct gateway *gw, struct session *s)
         return;
     }
     s->expires_at_ms = s->expiry == UINT32_MAX ? 0
-                                               : loop_clock_ms() + (uint64_t)s->expiry * 1000u;
+                                               : clock_mono_ms() + (uint64_t)s->expiry * 1000u;
 }
 
 void session_attach(struct gateway *gw, struct session *s, struct conn *c)
@@ -227,7 +227,7 @@ static int send_entry(struct gateway *gw, struct conn *c, struct qentry *q)
     if (c->version == MQTT_V5) {
         p.props = m->props;
         if (m->expires_at_ms) {
-            uint64_t now = loop_clock_ms();
+            uint64_t now = clock_mono_ms();
             mqtt_props_set(&p.props, MQTT_PROP_MESSAGE_EXPIRY);
             p.props.message_expiry = (uint32_t)((m->expires_at_ms - now + 999) / 1000);
         }
@@ -265,7 +265,7 @@ void session_flush(struct gateway *gw, struct session *s)
     struct conn *c = s->conn;
     if (!c || c->state != CONN_CONNECTED)
         return;
-    uint64_t now = loop_clock_ms();
+    uint64_t now = clock_mono_ms();
     while (s->pend_head) {
         struct qentry *q = s->pend_head;
         if (q->qos > 0 && s->n_inflight >= c->client_receive_max)
@@ -472,7 +472,7 @@ int broker_deliver_command(struct gateway *gw, const char *id, const char *rest,
     }
     log_safe(topic, (size_t)n, ts, sizeof(ts));
     struct msg *m = msg_new(topic, (size_t)n, payload, payload_len, qos, false, NULL,
-                            loop_clock_ms());
+                            clock_mono_ms());
     if (!m)
         return -1;
     broker_lock();
@@ -511,7 +511,7 @@ struct retained_ctx {
 static void send_one_retained(struct msg *m, void *arg)
 {
     struct retained_ctx *rc = arg;
-    uint64_t now = loop_clock_ms();
+    uint64_t now = clock_mono_ms();
     if (m->expires_at_ms && m->expires_at_ms <= now)
         return;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;

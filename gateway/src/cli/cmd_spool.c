@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "config.h"
 #include "spool.h"
 #include "uplink.h"
@@ -102,9 +103,7 @@ static int spool_stats_cmd(int argc, char **argv)
         fprintf(stderr, "psagw spool stats: %s\n", err);
         return 1;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = (int64_t)clock_wall_ms();
     double age = st.oldest_ms ? (double)(now - st.oldest_ms) / 1000.0 : 0.0;
     json_t *up = uplink_status(path);
     if (json) {

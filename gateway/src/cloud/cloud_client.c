@@ -6,6 +6,7 @@
  * are encoded into `out` and written with SSL_write in records of up to 16 KB, input is read
  * with read-ahead and decoded in place by the shared codec.
  */
+#include "clock.h"
 #include "cloud_client.h"
 
 #include <errno.h>
@@ -45,18 +46,11 @@ struct cloud_client {
     char err[384];
 };
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Waits for `events` on fd until the deadline: 1 ready, 0 timed out, -1 stop requested. */
 static int wait_fd(int fd, short events, uint64_t deadline, int stop_fd)
 {
     for (;;) {
-        uint64_t now = mono_ms();
+        uint64_t now = clock_mono_ms();
         if (now >= deadline)
             return 0;
         struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = stop_fd, .events = POLLIN}};
@@ -195,7 +189,7 @@ int cloud_client_flush(struct cloud_client *c)
                                                                                  : left));
         if (n > 0) {
             c->out_off += (size_t)n;
-            c->last_tx_ms = mono_ms();
+            c->last_tx_ms = clock_mono_ms();
             continue;
         }
         int e = SSL_get_error(c->ssl, n);
@@ -417,7 +411,7 @@ struct cloud_client *cloud_client_connect(const struct cloud_config *cfg, SSL_CT
     c->version = cfg->mqtt_version == 5 ? MQTT_V5 : MQTT_V311;
     c->keep_alive = cfg->keepalive;
     c->recv_max = 65535;
-    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
     const char *name = *cfg->sni ? cfg->sni : cfg->host;
     char why[256];
 
@@ -504,7 +498,7 @@ struct cloud_client *cloud_client_connect(const struct cloud_config *cfg, SSL_CT
         goto fail;
     if (process(c) != 0) /* anything that came right behind the CONNACK */
         goto fail;
-    c->last_tx_ms = mono_ms();
+    c->last_tx_ms = clock_mono_ms();
     return c;
 fail:
     snprintf(err, errlen, "%s", c->err);

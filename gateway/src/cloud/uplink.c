@@ -21,6 +21,7 @@
 #include "cloud_client.h"
 #include "cloud_topic.h"
 #include "log.h"
+#include "pacing.h"
 #include "session.h"
 #include "uplink.h"
 
@@ -42,7 +43,6 @@
 
 
 #define WINDOW_SPARE 256          /* records taken ahead of the in-flight ones */
-#define RATE_WINDOW_US 1020000    /* one second plus a margin for the cloud's clock */
 #define CONNECT_TIMEOUT_MS 10000  /* TCP + TLS + CONNACK */
 
 enum slot_state { SLOT_UNSENT, SLOT_INFLIGHT, SLOT_ACKED };
@@ -51,11 +51,6 @@ struct slot {
     struct spool_item *it;
     enum slot_state state;
     uint16_t pid;
-};
-
-struct rate_event {
-    uint64_t at_us;
-    uint32_t bytes;
 };
 
 enum up_state { UP_IDLE, UP_CONNECTING, UP_CONNECTED };
@@ -92,23 +87,10 @@ struct uplink {
     uint32_t *slot_of_pid; /* packet id -> ring index + 1 */
     uint16_t next_pid;
     uint64_t pause_until_us; /* the cloud said quota exceeded or busy */
-    struct rate_event *rate; /* ring of recent publishes */
-    size_t rate_cap, rate_head, rate_n;
-    uint64_t rate_bytes;
+    struct pacing_rate rate; /* recent publishes, for the cloud's limits */
     unsigned rng;
 };
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t now_ms(void)
-{
-    return now_us() / 1000u;
-}
 
 /* ---- topics ---- */
 
@@ -315,79 +297,6 @@ static void stat_add(struct uplink *u, uint64_t *field, uint64_t n)
     pthread_mutex_unlock(&u->mu);
 }
 
-/* ---- rate limits: sliding one-second windows ---- */
-
-static void rate_expire(struct uplink *u, uint64_t t)
-{
-    while (u->rate_n > 0) {
-        struct rate_event *e = &u->rate[u->rate_head];
-        if (t - e->at_us < RATE_WINDOW_US)
-            break;
-        u->rate_bytes -= e->bytes;
-        u->rate_head = (u->rate_head + 1) % u->rate_cap;
-        u->rate_n--;
-    }
-}
-
-/* 0 if a publish of `bytes` may go now, else microseconds until it may. */
-static uint64_t rate_wait(struct uplink *u, size_t bytes, uint64_t t)
-{
-    if (!u->cfg.max_publish_rate && !u->cfg.max_bytes_rate)
-        return 0;
-    rate_expire(u, t);
-    uint64_t wait = 0;
-    if (u->cfg.max_publish_rate && u->rate_n >= u->cfg.max_publish_rate) {
-        /* the oldest of the last `rate` publishes must leave the window */
-        struct rate_event *e = &u->rate[(u->rate_head + u->rate_n - u->cfg.max_publish_rate) %
-                                        u->rate_cap];
-        wait = e->at_us + RATE_WINDOW_US - t;
-    }
-    if (u->cfg.max_bytes_rate && u->rate_n > 0 &&
-        u->rate_bytes + bytes > u->cfg.max_bytes_rate) {
-        /* wait until enough old bytes leave (a message over the limit goes alone) */
-        uint64_t over = u->rate_bytes + bytes > u->cfg.max_bytes_rate
-                            ? u->rate_bytes + bytes - u->cfg.max_bytes_rate
-                            : 0;
-        uint64_t freed = 0;
-        for (size_t i = 0; i < u->rate_n; i++) {
-            struct rate_event *e = &u->rate[(u->rate_head + i) % u->rate_cap];
-            freed += e->bytes;
-            if (freed >= over || i + 1 == u->rate_n) {
-                uint64_t w = e->at_us + RATE_WINDOW_US - t;
-                if (w > wait)
-                    wait = w;
-                break;
-            }
-        }
-    }
-    return wait;
-}
-
-static int rate_record(struct uplink *u, size_t bytes, uint64_t t)
-{
-    if (!u->cfg.max_publish_rate && !u->cfg.max_bytes_rate)
-        return 0;
-    if (u->rate_n == u->rate_cap) {
-        size_t cap = u->rate_cap ? u->rate_cap * 2 : 256;
-        struct rate_event *n = malloc(cap * sizeof(*n));
-        if (!n)
-            return -1;
-        for (size_t i = 0; i < u->rate_n; i++)
-            n[i] = u->rate[(u->rate_head + i) % u->rate_cap];
-        free(u->rate);
-        u->rate = n;
-        u->rate_cap = cap;
-        u->rate_head = 0;
-    }
-    u->rate[(u->rate_head + u->rate_n) % u->rate_cap] =
-        (struct rate_event){t, (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes)};
-    u->rate_n++;
-    u->rate_bytes += bytes;
-    return 0;
-}
-
-
-
 /* ---- what the cloud sends (cloud_client callbacks, on the uplink thread) ---- */
 
 static void on_suback(void *arg, uint8_t reason)
@@ -416,7 +325,7 @@ static void on_puback(void *arg, uint16_t pid, uint8_t reason)
         s->state = SLOT_UNSENT;
         log_event(LOG_WARN, "cloud_throttled", "seq=%llu reason_code=0x%02x",
                   (unsigned long long)s->it->seq, (unsigned)reason);
-        u->pause_until_us = now_us() + 1000000u;
+        u->pause_until_us = clock_mono_us() + 1000000u;
         return;
     }
     s->state = SLOT_ACKED;
@@ -453,12 +362,6 @@ static void on_message(void *arg, const char *topic, size_t tlen, const uint8_t 
 
 /* ---- the status file psagw spool stats shows ---- */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Writes <spool>.uplink (JSON, 0600, replaced atomically): the connection's state, since when,
  * the last error and the counters. Every state change, and every 5 s. */
@@ -487,21 +390,21 @@ static void write_status(struct uplink *u)
             u->n_inflight, (unsigned long long)st.published, (unsigned long long)st.acked,
             (unsigned long long)st.rejected, (unsigned long long)st.connects,
             (unsigned long long)st.failures, (unsigned long long)st.commands_delivered,
-            (long long)wall_ms());
+            (long long)(int64_t)clock_wall_ms());
     if (fclose(f) == 0)
         rename(tmp, path);
     else
         unlink(tmp);
-    u->status_written_ms = now_ms();
+    u->status_written_ms = clock_mono_ms();
 }
 
 static void set_status(struct uplink *u, const char *status, const char *error)
 {
     if (error)
-        snprintf(u->last_error, sizeof(u->last_error), "%s", error);
+        snprintf(u->last_error, sizeof(u->last_error), "%.*s", (int)sizeof(u->last_error) - 1, error);
     if (u->status != status) {
         u->status = status;
-        u->status_since_ms = wall_ms();
+        u->status_since_ms = (int64_t)clock_wall_ms();
     }
     write_status(u);
 }
@@ -510,13 +413,10 @@ static void set_status(struct uplink *u, const char *status, const char *error)
 
 static void backoff(struct uplink *u)
 {
-    /* jittered exponential backoff: min, 2min, 4min ... max, each drawn from [d/2, d] */
-    uint32_t d = u->backoff_s ? u->backoff_s * 2 : u->cfg.reconnect_min;
-    if (d > u->cfg.reconnect_max)
-        d = u->cfg.reconnect_max;
-    u->backoff_s = d;
-    uint64_t ms = (uint64_t)d * 500u + (uint64_t)(rand_r(&u->rng) % (d * 500u + 1));
-    u->attempt_at_ms = now_ms() + ms;
+    /* jittered exponential backoff (pacing.h) */
+    uint64_t ms = pacing_backoff_ms(&u->backoff_s, u->cfg.reconnect_min, u->cfg.reconnect_max,
+                                    &u->rng);
+    u->attempt_at_ms = clock_mono_ms() + ms;
     pthread_mutex_lock(&u->mu);
     u->stats.failures++;
     pthread_mutex_unlock(&u->mu);
@@ -550,7 +450,7 @@ static void teardown(struct uplink *u, const char *reason)
     set_status(u, "disconnected", why);
     log_event(was_connected ? LOG_WARN : LOG_ERROR, "cloud_disconnected",
               "host=%s port=%u reason=\"%s\" retry_in_ms=%llu backlog=%zu", u->cfg.host,
-              u->cfg.port, why, (unsigned long long)(u->attempt_at_ms - now_ms()), u->win_n);
+              u->cfg.port, why, (unsigned long long)(u->attempt_at_ms - clock_mono_ms()), u->win_n);
 }
 
 static void attempt(struct uplink *u)
@@ -561,7 +461,7 @@ static void attempt(struct uplink *u)
         backoff(u);
         set_status(u, "config_error", err);
         log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling "
-                  "retry_in_ms=%llu", err, (unsigned long long)(u->attempt_at_ms - now_ms()));
+                  "retry_in_ms=%llu", err, (unsigned long long)(u->attempt_at_ms - clock_mono_ms()));
         return;
     }
     u->ctx = make_ctx(&u->cfg, err, sizeof(err));
@@ -619,7 +519,7 @@ static uint64_t pump(struct uplink *u)
 {
     if (u->state != UP_CONNECTED)
         return 0;
-    uint64_t t = now_us(), wait = 0;
+    uint64_t t = clock_mono_us(), wait = 0;
     if (u->pause_until_us > t)
         return u->pause_until_us - t;
     for (size_t i = 0; i < u->win_n && u->n_inflight < u->inflight_limit; i++) {
@@ -643,7 +543,7 @@ static uint64_t pump(struct uplink *u)
             continue;
         }
         size_t bytes = (size_t)tl + it->payload_len;
-        wait = rate_wait(u, bytes, t);
+        wait = pacing_wait(&u->rate, u->cfg.max_publish_rate, u->cfg.max_bytes_rate, bytes, t);
         if (wait)
             break;
         uint16_t pid = take_pid(u);
@@ -658,7 +558,8 @@ static uint64_t pump(struct uplink *u)
             stat_add(u, &u->stats.unroutable, 1);
             continue;
         }
-        rate_record(u, bytes, t);
+        if (u->cfg.max_publish_rate || u->cfg.max_bytes_rate)
+            pacing_record(&u->rate, bytes, t);
         s->state = SLOT_INFLIGHT;
         s->pid = pid;
         u->slot_of_pid[pid] = (uint32_t)((u->win_head + i) % u->win_cap) + 1;
@@ -715,9 +616,9 @@ static void *uplink_thread(void *arg)
     while (!stopping(u)) {
         take_new_config(u);
         window_fill(u);
-        if (now_ms() - u->status_written_ms >= 5000)
+        if (clock_mono_ms() - u->status_written_ms >= 5000)
             write_status(u);
-        if (!u->cc && now_ms() >= u->attempt_at_ms)
+        if (!u->cc && clock_mono_ms() >= u->attempt_at_ms)
             attempt(u);
         uint64_t wait_us = pump(u);
         uint64_t timeout_ms = 1000;
@@ -726,7 +627,7 @@ static void *uplink_thread(void *arg)
                               {.fd = -1}};
         if (u->cc) {
             uint64_t tick_ms;
-            if (cloud_client_tick(u->cc, now_ms(), &tick_ms) != 0) {
+            if (cloud_client_tick(u->cc, clock_mono_ms(), &tick_ms) != 0) {
                 teardown(u, cloud_client_error(u->cc));
                 continue;
             }
@@ -734,7 +635,7 @@ static void *uplink_thread(void *arg)
             p[2].fd = cloud_client_fd(u->cc);
             p[2].events = POLLIN | (cloud_client_want_write(u->cc) ? POLLOUT : 0);
         } else {
-            uint64_t t = now_ms();
+            uint64_t t = clock_mono_ms();
             timeout_ms = u->attempt_at_ms > t ? u->attempt_at_ms - t : 0;
         }
         if (wait_us && wait_us / 1000u + 1 < timeout_ms)
@@ -779,7 +680,7 @@ struct uplink *uplink_new(struct gateway *gw, struct spool *sp, const struct clo
     u->slot_of_pid = calloc(65536, sizeof(*u->slot_of_pid));
     u->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     u->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    u->rng = (unsigned)now_us();
+    u->rng = (unsigned)clock_mono_us();
     pthread_mutex_init(&u->mu, NULL);
     if (!u->win || !u->slot_of_pid || u->evfd < 0 || u->stopfd < 0) {
         uplink_free(u);
@@ -839,7 +740,7 @@ void uplink_free(struct uplink *u)
         spool_item_free(slot_at(u, i)->it);
     free(u->win);
     free(u->slot_of_pid);
-    free(u->rate);
+    pacing_rate_free(&u->rate);
     free(u->next_cfg);
     if (u->evfd >= 0)
         close(u->evfd);

@@ -14,6 +14,7 @@
 
 #include "acl.h"
 #include "attest.h"
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
@@ -93,7 +94,7 @@ static struct msg *make_will(struct conn *c, const struct mqtt_connect *p)
 {
     return msg_new((const char *)p->will_topic.data, p->will_topic.len, p->will_payload.data,
                    p->will_payload.len, p->will_qos > 1 ? 1 : p->will_qos, p->will_retain,
-                   c->version == MQTT_V5 ? &p->will_props : NULL, loop_clock_ms());
+                   c->version == MQTT_V5 ? &p->will_props : NULL, clock_mono_ms());
 }
 
 void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,

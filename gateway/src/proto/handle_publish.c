@@ -15,6 +15,7 @@
 
 #include "acl.h"
 #include "cloud.h"
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
@@ -142,7 +143,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
         return; /* refused: the cloud could not take it */
     struct msg *m = msg_new(topic, p->topic.len, p->payload.data, p->payload.len,
                             p->qos > 1 ? 1 : p->qos, p->retain,
-                            c->version == MQTT_V5 ? &p->props : NULL, loop_clock_ms());
+                            c->version == MQTT_V5 ? &p->props : NULL, clock_mono_ms());
     if (!m) {
         conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
         return;

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define BATCH_MAX 8192                  /* items per commit */
@@ -76,13 +77,6 @@ struct spool {
     struct spool_stats pub; /* mu: the thread's figures as of its last round */
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct spool_item *spool_item_new(const char *device, const char *topic, size_t topic_len,
                                   const uint8_t *payload, size_t payload_len,
                                   const char *ack_client)
@@ -111,7 +105,7 @@ struct spool_item *spool_item_new(const char *device, const char *topic, size_t 
     it->ack.client = p;
     memcpy(p, ack_client ? ack_client : "", alen + 1);
     it->has_record = device != NULL;
-    it->created_ms = wall_ms();
+    it->created_ms = (int64_t)clock_wall_ms();
     return it;
 }
 
@@ -469,14 +463,8 @@ static void *spool_thread(void *arg)
                 pthread_cond_wait(&sp->cv, &sp->mu);
                 continue;
             }
-            if (deadline.tv_sec == 0) {
-                clock_gettime(CLOCK_REALTIME, &deadline);
-                deadline.tv_nsec += DELETE_DELAY_MS * 1000000L;
-                if (deadline.tv_nsec >= 1000000000L) {
-                    deadline.tv_sec++;
-                    deadline.tv_nsec -= 1000000000L;
-                }
-            }
+            if (deadline.tv_sec == 0)
+                deadline = clock_wall_deadline(DELETE_DELAY_MS);
             if (pthread_cond_timedwait(&sp->cv, &sp->mu, &deadline) == ETIMEDOUT)
                 break;
         }
@@ -550,12 +538,9 @@ static void *spool_thread(void *arg)
                 sp->drops_saved = sp->drops;
         }
         if (ok) {
-            struct timespec c0, c1;
-            clock_gettime(CLOCK_MONOTONIC, &c0);
+            uint64_t c0 = clock_mono_us();
             ok = db_ok(sp, sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL), "commit");
-            clock_gettime(CLOCK_MONOTONIC, &c1);
-            uint64_t us = (uint64_t)(((int64_t)c1.tv_sec - c0.tv_sec) * 1000000 +
-                                     ((int64_t)c1.tv_nsec - c0.tv_nsec) / 1000);
+            uint64_t us = clock_mono_us() - c0;
             sp->commit_us += us;
             if (us > sp->commit_max_us)
                 sp->commit_max_us = us;
@@ -681,13 +666,7 @@ static void *checkpoint_thread(void *arg)
     pthread_mutex_lock(&sp->ckpt_mu);
     while (!sp->ckpt_stop) {
         if (!sp->ckpt_due) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = clock_wall_deadline(200);
             pthread_cond_timedwait(&sp->ckpt_cv, &sp->ckpt_mu, &ts);
         }
         sp->ckpt_due = false;

@@ -1,0 +1,281 @@
+/*
+ * Unit tests of sessions and routing (gateway/src/broker/session.c), linked with the broker
+ * layer and the layers below only. A connection here is a struct conn on a worker that never
+ * runs: what the broker sends lands in its output buffer, which the tests decode.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker_lock.h"
+#include "session.h"
+
+static struct worker worker; /* large (scratch buffers): not on the stack */
+
+struct fixture {
+    struct gateway gw;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    config_defaults(&f->gw.cfg);
+    f->gw.cfg.max_queued_messages = 5;
+    f->gw.subs_root = tree_new();
+    f->gw.retained_root = tree_new();
+    worker.gw = &f->gw;
+    worker_set_current(&worker);
+    broker_lock();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t b = 0; b < f->gw.session_buckets; b++)
+        while (f->gw.sessions[b])
+            session_destroy(&f->gw, f->gw.sessions[b]);
+    free(f->gw.sessions);
+    tree_free(f->gw.subs_root);
+    tree_free(f->gw.retained_root);
+    config_free(&f->gw.cfg);
+    broker_unlock();
+    worker.flush_list = NULL;
+    free(f);
+    return 0;
+}
+
+static struct conn *connect_conn(struct gateway *gw, uint16_t receive_max)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    c->w = &worker;
+    c->gw = gw;
+    c->state = CONN_CONNECTED;
+    c->version = MQTT_V5;
+    c->client_receive_max = receive_max;
+    return c;
+}
+
+static void free_conn(struct conn *c)
+{
+    free(c->out);
+    free(c);
+}
+
+static void subscribe(struct gateway *gw, struct session *s, const char *filter, uint8_t options,
+                      uint32_t sub_id)
+{
+    struct sub *sub = calloc(1, sizeof(*sub));
+    sub->session = s;
+    sub->options = options;
+    sub->sub_id = sub_id;
+    struct tnode *n = tree_node(gw->subs_root, filter, strlen(filter));
+    assert_non_null(n);
+    tree_add_sub(n, sub);
+    sub->next_in_session = s->subs;
+    s->subs = sub;
+}
+
+static void publish(struct gateway *gw, const char *topic, const char *payload, uint8_t qos,
+                    bool retain, const struct session *origin)
+{
+    struct msg *m = msg_new(topic, strlen(topic), (const uint8_t *)payload, strlen(payload), qos,
+                            retain, NULL, 0);
+    assert_non_null(m);
+    broker_publish(gw, m, origin);
+    msg_unref(m);
+}
+
+/* The PUBLISHes in c->out, decoded in order; consumes the buffer. */
+static size_t sent(struct conn *c, struct mqtt_publish *out, size_t max)
+{
+    size_t n = 0, off = 0;
+    while (off < c->out_len) {
+        uint8_t first;
+        uint32_t rem;
+        size_t hlen;
+        assert_int_equal(mqtt_fixed_header(c->out + off, c->out_len - off, &first, &rem, &hlen),
+                         MQTT_OK);
+        struct mqtt_packet p;
+        assert_int_equal(mqtt_decode(c->out + off, hlen + rem, c->version, &p), MQTT_OK);
+        assert_int_equal(p.type, MQTT_PUBLISH);
+        if (n < max)
+            out[n] = p.u.publish; /* points into c->out: read before the next call */
+        n++;
+        off += hlen + rem;
+    }
+    return n;
+}
+
+static void drain(struct conn *c)
+{
+    c->out_len = 0;
+}
+
+static void offline_queue_is_bounded_and_drops_are_counted(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    subscribe(&f->gw, s, "sensors/#", 1, 0);
+    for (int i = 0; i < 8; i++)
+        publish(&f->gw, "sensors/a/env", "21.5", 1, false, NULL);
+    assert_int_equal(s->n_pending, 5);
+    assert_int_equal(f->gw.metrics.messages_dropped_queue_full, 3);
+}
+
+static void receive_maximum_bounds_inflight_and_acks_release_more(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    subscribe(&f->gw, s, "sensors/#", 1, 0);
+    struct conn *c = connect_conn(&f->gw, 2);
+    session_attach(&f->gw, s, c);
+    for (int i = 0; i < 4; i++)
+        publish(&f->gw, "sensors/a/env", "x", 1, false, NULL);
+    struct mqtt_publish p[8];
+    assert_int_equal(sent(c, p, 8), 2); /* Receive Maximum 2 (section 4.9) */
+    uint16_t first = p[0].packet_id;
+    assert_int_not_equal(first, 0);
+    assert_int_not_equal(p[1].packet_id, first);
+    assert_int_equal(s->n_inflight, 2);
+    assert_int_equal(s->n_pending, 2);
+    drain(c);
+    session_ack(&f->gw, s, first);
+    assert_int_equal(sent(c, p, 8), 1);
+    assert_int_equal(s->n_inflight, 2);
+    drain(c);
+    session_ack(&f->gw, s, 0x7777); /* unknown id: nothing happens */
+    assert_int_equal(c->out_len, 0);
+    s->conn = NULL;
+    free_conn(c);
+}
+
+static void reconnect_resends_inflight_with_dup_first(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    s->expiry = 3600;
+    subscribe(&f->gw, s, "t/#", 1, 0);
+    struct conn *c = connect_conn(&f->gw, 1);
+    session_attach(&f->gw, s, c);
+    publish(&f->gw, "t/1", "one", 1, false, NULL);
+    publish(&f->gw, "t/2", "two", 1, false, NULL);
+    struct mqtt_publish p[4];
+    assert_int_equal(sent(c, p, 4), 1);
+    uint16_t pid = p[0].packet_id;
+    session_detach(&f->gw, s); /* the connection went away */
+    assert_null(s->conn);
+    free_conn(c);
+    struct conn *c2 = connect_conn(&f->gw, 10);
+    session_attach(&f->gw, s, c2);
+    session_flush(&f->gw, s);
+    assert_int_equal(sent(c2, p, 4), 2);
+    assert_true(p[0].dup); /* section 4.4: resent with DUP and the same packet id */
+    assert_int_equal(p[0].packet_id, pid);
+    assert_memory_equal(p[0].topic.data, "t/1", 3);
+    assert_false(p[1].dup);
+    assert_memory_equal(p[1].topic.data, "t/2", 3);
+    s->conn = NULL;
+    free_conn(c2);
+}
+
+static void overlapping_subscriptions_deliver_once_at_the_highest_qos(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    subscribe(&f->gw, s, "sensors/#", 0, 7);
+    subscribe(&f->gw, s, "sensors/+/env", 1, 9);
+    struct conn *c = connect_conn(&f->gw, 10);
+    session_attach(&f->gw, s, c);
+    publish(&f->gw, "sensors/a/env", "x", 1, false, NULL);
+    struct mqtt_publish p[4];
+    assert_int_equal(sent(c, p, 4), 1);
+    assert_int_equal(p[0].qos, 1);
+    assert_int_equal(p[0].props.n_sub_ids, 2); /* section 3.3.4: every matching identifier */
+    /* a QoS 0 message is not raised to the subscription's QoS */
+    drain(c);
+    publish(&f->gw, "sensors/a/env", "x", 0, false, NULL);
+    assert_int_equal(sent(c, p, 4), 1);
+    assert_int_equal(p[0].qos, 0);
+    s->conn = NULL;
+    free_conn(c);
+}
+
+static void no_local_skips_the_publisher(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "dev-1", false);
+    subscribe(&f->gw, s, "chat/#", MQTT_SUBOPT_NO_LOCAL | 1, 0);
+    publish(&f->gw, "chat/x", "hi", 1, false, s);
+    assert_int_equal(s->n_pending, 0);
+    publish(&f->gw, "chat/x", "hi", 1, false, NULL);
+    assert_int_equal(s->n_pending, 1);
+}
+
+static void retained_store_replaces_and_empty_payload_clears(void **state)
+{
+    struct fixture *f = *state;
+    publish(&f->gw, "status/a", "on", 0, true, NULL);
+    publish(&f->gw, "status/b", "on", 0, true, NULL);
+    assert_int_equal(f->gw.n_retained, 2);
+    publish(&f->gw, "status/a", "off", 0, true, NULL);
+    assert_int_equal(f->gw.n_retained, 2);
+    publish(&f->gw, "status/a", "", 0, true, NULL); /* section 3.3.1.3: clears the topic */
+    assert_int_equal(f->gw.n_retained, 1);
+    /* a new subscription gets what is retained, flagged retained */
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    struct conn *c = connect_conn(&f->gw, 10);
+    session_attach(&f->gw, s, c);
+    broker_send_retained(&f->gw, s, "status/#", 8, 1, 0);
+    struct mqtt_publish p[4];
+    assert_int_equal(sent(c, p, 4), 1);
+    assert_true(p[0].retain);
+    assert_memory_equal(p[0].topic.data, "status/b", 8);
+    assert_int_equal(p[0].qos, 0); /* the message's QoS, not more */
+    s->conn = NULL;
+    free_conn(c);
+}
+
+static void many_sessions_found_by_id(void **state)
+{
+    struct fixture *f = *state;
+    char id[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "dev-%d", i);
+        assert_non_null(session_create(&f->gw, id, false));
+    }
+    assert_int_equal(f->gw.n_sessions, 5000);
+    assert_non_null(session_find(&f->gw, "dev-4321", false));
+    assert_null(session_find(&f->gw, "dev-4321", true)); /* anonymous ids are another space */
+    assert_null(session_find(&f->gw, "dev-5000", false));
+    struct session *s = session_find(&f->gw, "dev-17", false);
+    session_destroy(&f->gw, s);
+    assert_null(session_find(&f->gw, "dev-17", false));
+    assert_int_equal(f->gw.n_sessions, 4999);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(offline_queue_is_bounded_and_drops_are_counted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(receive_maximum_bounds_inflight_and_acks_release_more,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(reconnect_resends_inflight_with_dup_first, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(overlapping_subscriptions_deliver_once_at_the_highest_qos,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(no_local_skips_the_publisher, setup, teardown),
+        cmocka_unit_test_setup_teardown(retained_store_replaces_and_empty_payload_clears, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(many_sessions_found_by_id, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
