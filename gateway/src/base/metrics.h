@@ -23,6 +23,8 @@
     X(sessions_taken_over)                                                                        \
     X(malformed_packets)                                                                          \
     X(protocol_errors)                                                                            \
+    X(packets_too_large)                                                                          \
+    X(internal_errors)                                                                            \
     X(keepalive_timeouts)                                                                         \
     X(publishes_in)                                                                               \
     X(publishes_out)                                                                              \

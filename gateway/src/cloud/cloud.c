@@ -3,7 +3,7 @@
  *
  * A PUBLISH from a device whose topic matches a cloud route is delivered to local subscribers
  * at once, and submitted to the spool; its PUBACK (PUBREC for QoS 2) is sent by the spool
- * thread once the record is durable (WIRE.md section 6). While a connection has acks waiting
+ * thread once the record is durable (docs/design/wire.md section 6). While a connection has acks waiting
  * for the spool, its other acks queue behind them, so they leave in PUBLISH order. A
  * connection with receive_maximum acks waiting is not read until the spool catches up: the
  * device sees no PUBACK and then TCP flow control, never a silent drop.
@@ -169,7 +169,8 @@ const struct cloud_route *cloud_route(struct gateway *gw, const char *topic, siz
 
 /* Refuses a message the cloud would refuse: MQTT 5 gets a negative ack, 3.1.1 (which has none
  * for QoS 1) a closed connection, QoS 0 is dropped; all logged and counted. */
-static int refuse(struct conn *c, const struct mqtt_publish *p, uint8_t reason, const char *why)
+static int refuse(struct conn *c, const struct mqtt_publish *p, uint8_t reason, const char *why,
+                  struct conn_end *end)
 {
     c->gw->metrics.cloud_refused++;
     char id[LOG_SAFE_MAX], t[LOG_SAFE_MAX];
@@ -183,13 +184,15 @@ static int refuse(struct conn *c, const struct mqtt_publish *p, uint8_t reason, 
         send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, reason, why);
         return -1;
     }
-    conn_close(c, -1, why);
+    *end = CONN_END(reason, why); /* 3.1.1 has no negative ack: the connection ends */
     return -1;
 }
 
 int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
-                       const struct cloud_route *rt, const char *rest, size_t rest_len)
+                       const struct cloud_route *rt, const char *rest, size_t rest_len,
+                       struct conn_end *end)
 {
+    *end = CONN_GO_ON;
     struct gateway *gw = c->gw;
     struct session *s = c->session;
     bool ack_only = rt == NULL;
@@ -200,12 +203,12 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
         const struct cloud_config *k = &gw->cfg.cloud;
         if (p->payload.len > k->max_payload)
             return refuse(c, p, MQTT_RC_PACKET_TOO_LARGE,
-                          "payload over the cloud's limit (cloud.max_payload)");
+                          "payload over the cloud's limit (cloud.max_payload)", end);
         char topic[AWS_TOPIC_MAX_BYTES * 2];
         const char *why = NULL;
         if (gw->cloud_topics_ok && uplink_route_topic(k, rt, s->id, rest, rest_len, topic,
                                                       sizeof(topic), &why) < 0)
-            return refuse(c, p, MQTT_RC_TOPIC_NAME_INVALID, why ? why : "bad template");
+            return refuse(c, p, MQTT_RC_TOPIC_NAME_INVALID, why ? why : "bad template", end);
         if (rt->payload == CLOUD_PAYLOAD_JSON) {
             why = "no group key";
             int n = gw->record_keys
@@ -214,7 +217,7 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
                                          sizeof(json), &why)
                         : -1;
             if (n < 0)
-                return refuse(c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID, why);
+                return refuse(c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID, why, end);
             payload = (const uint8_t *)json;
             payload_len = (size_t)n;
         }
@@ -225,7 +228,7 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
                                            ack_only ? NULL : payload,
                                            ack_only ? 0 : payload_len, s->id);
     if (!it) {
-        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+        *end = CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
         return -1;
     }
     it->droppable = p->qos == 0;
@@ -255,8 +258,7 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
         gw->metrics.cloud_refused++;
         log_event(LOG_WARN, "spool_refused", "id=%s reason=spool_full_and_queue_full "
                   "action=disconnect", log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
-        conn_close(c, c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : -1,
-                   "the spool is full; send again later");
+        *end = CONN_END(MQTT_RC_QUOTA_EXCEEDED, "the spool is full; send again later");
         return -1;
     }
 }

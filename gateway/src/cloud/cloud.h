@@ -21,9 +21,11 @@ const struct cloud_route *cloud_route(struct gateway *gw, const char *topic, siz
                                       const char **rest, size_t *rest_len);
 /* Takes a PUBLISH for the cloud `route`, or (route NULL) just its ack when earlier acks of the
  * connection still wait for the spool. Returns 0 when the ack will be sent by the spool, -1
- * after refusing the message (reply sent or connection closed). Broker lock held. */
+ * after refusing the message (a negative ack sent, or *end says why the connection must end).
+ * Broker lock held. */
 int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
-                       const struct cloud_route *route, const char *rest, size_t rest_len);
+                       const struct cloud_route *route, const char *rest, size_t rest_len,
+                       struct conn_end *end);
 /* An attestation verdict as JSON, spooled for attest_topic (an attest_callbacks.verdict). */
 void cloud_attest_verdict(struct gateway *gw, const char *id, const char *json, size_t len);
 void cloud_log_stats(struct gateway *gw);

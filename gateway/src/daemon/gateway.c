@@ -34,6 +34,7 @@
 #include "broker_lock.h"
 #include "cloud.h"
 #include "conn.h"
+#include "end.h"
 #include "gateway.h"
 #include "log.h"
 #include "lookup.h"
@@ -256,12 +257,12 @@ static void recheck_connections(struct worker *w, const struct idset *only)
         if (lookup_device(w->gw, c->who.id, &d, &why) != 0) {
             if (strcmp(why, "registry_unavailable") == 0)
                 continue; /* a read failure is not a revocation */
-            gw->metrics.revoked_disconnects++;
             char id[LOG_SAFE_MAX];
             log_event(LOG_WARN, "device_disconnected", "id=%s reason=%s",
                       log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), why);
-            conn_close(c, MQTT_RC_ADMIN_ACTION,
-                       strcmp(why, "revoked") == 0 ? "device revoked" : "device removed");
+            proto_end(c, CONN_END(MQTT_RC_ADMIN_ACTION, strcmp(why, "revoked") == 0
+                                                            ? "device revoked"
+                                                            : "device removed"));
             continue;
         }
         /* a new PSK for the identity: the session made with the old one ends */
@@ -269,11 +270,10 @@ static void recheck_connections(struct worker *w, const struct idset *only)
         tls_psk_fingerprint(d.psk, d.psk_len, fp);
         if (memcmp(fp, c->psk_fp, PSK_FP_LEN) != 0) {
             device_clear(&d);
-            gw->metrics.revoked_disconnects++;
             char id[LOG_SAFE_MAX];
             log_event(LOG_WARN, "device_disconnected", "id=%s reason=psk_changed",
                       log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
-            conn_close(c, MQTT_RC_ADMIN_ACTION, "device credentials changed");
+            proto_end(c, CONN_END(MQTT_RC_ADMIN_ACTION, "device credentials changed"));
             continue;
         }
         struct principal fresh = {0};
@@ -471,7 +471,7 @@ static void before_sleep(struct loop *l, void *arg)
     if (stop) {
         close_listeners(w);
         while (w->conns)
-            conn_close(w->conns, MQTT_RC_SERVER_SHUTTING_DOWN, "gateway shutting down");
+            proto_end(w->conns, CONN_END(MQTT_RC_SERVER_SHUTTING_DOWN, "gateway shutting down"));
         conn_worker_housekeeping(w);
         loop_stop(l);
     }
@@ -648,7 +648,7 @@ void gateway_free(struct gateway *gw)
             continue; /* gateway_init stopped before this worker */
         worker_set_current(w);
         while (w->conns)
-            conn_close(w->conns, -1, NULL);
+            proto_end(w->conns, CONN_END(CONN_END_QUIET, NULL));
         conn_worker_housekeeping(w);
         close_listeners(w);
         if (w->wake_io.fd >= 0)

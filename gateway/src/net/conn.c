@@ -355,17 +355,15 @@ static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
         if (rc == MQTT_ERR_INCOMPLETE)
             break;
         if (rc != MQTT_OK) {
-            c->gw->metrics.malformed_packets++;
-            log_event(LOG_WARN, "malformed_packet", "peer=%s id=%s reason=bad_remaining_length",
-                      c->peer, c->who.id[0] ? c->who.id : "-");
-            conn_close(c, MQTT_RC_MALFORMED, "bad remaining length");
+            handlers->unframed(c, CONN_END(MQTT_RC_MALFORMED, "bad remaining length"));
             break;
         }
         if ((uint64_t)rem + hlen > c->gw->cfg.max_packet_size) {
-            log_event(LOG_WARN, "packet_too_large", "peer=%s id=%s size=%llu max=%u", c->peer,
-                      c->who.id[0] ? c->who.id : "-", (unsigned long long)rem + hlen,
-                      c->gw->cfg.max_packet_size);
-            conn_close(c, MQTT_RC_PACKET_TOO_LARGE, "packet exceeds Maximum Packet Size");
+            static _Thread_local char detail[96];
+            snprintf(detail, sizeof(detail),
+                     "packet exceeds Maximum Packet Size: size=%llu max=%u",
+                     (unsigned long long)rem + hlen, c->gw->cfg.max_packet_size);
+            handlers->unframed(c, CONN_END(MQTT_RC_PACKET_TOO_LARGE, detail));
             break;
         }
         if (len - off < hlen + rem)

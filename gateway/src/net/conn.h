@@ -111,10 +111,28 @@ struct conn {
     struct conn *next_dead;    /* the closing list, then the dead list (owner only) */
 };
 
+/* Why a connection must end: an MQTT reason code (the DISCONNECT an MQTT 5 client gets, and
+ * the log line and counter, all chosen in one place: proto_end in proto/end.c), or
+ * CONN_END_QUIET to close without a word (a CONNACK already said why, or nothing is owed
+ * before CONNECT). `detail` is the reason string and log detail (or NULL), read at once.
+ * by_client: the client's own DISCONNECT. Steps that cannot go on return one. */
+#define CONN_END_NONE (-2) /* go on */
+#define CONN_END_QUIET (-1)
+struct conn_end {
+    int reason;
+    const char *detail;
+    bool by_client;
+};
+#define CONN_GO_ON ((struct conn_end){CONN_END_NONE, NULL, false})
+#define CONN_END(code, text) ((struct conn_end){(code), (text), false})
+
 /* What the layer above does with a connection (set once, before the workers run). */
 struct conn_handlers {
     /* One complete packet (broker lock held). The handler may close the connection. */
     void (*packet)(struct conn *c, const uint8_t *pkt, size_t len);
+    /* The byte stream cannot be read as packets (broker lock held): a bad length, a packet over
+     * the limit. The handler ends the connection. */
+    void (*unframed)(struct conn *c, struct conn_end why);
     /* The connection ends (broker lock held), for `reason` (an MQTT reason code, or -1 when
      * the peer went away) and `detail` (or NULL): say goodbye if the protocol has a way, let
      * go of the session. Nothing is queued for the connection after this returns. */

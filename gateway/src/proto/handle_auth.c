@@ -20,6 +20,7 @@
 #include "broker_lock.h"
 #include "clock.h"
 #include "conn.h"
+#include "end.h"
 #include "log.h"
 #include "lookup.h"
 #include "proto.h"
@@ -72,33 +73,28 @@ static void initial_deadline(struct loop *l, struct loop_timer *t)
                                        "reason=\"no token within %u s\"",
               c->peer, c->who.id, c->gw->cfg.attest.deadline);
     attest_state_free(c);
-    connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "attestation deadline passed");
+    proto_end(c, connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "attestation deadline passed"));
     broker_unlock();
 }
 
-void auth_begin(struct conn *c, const uint8_t *raw, size_t len)
+struct conn_end auth_begin(struct conn *c, const uint8_t *raw, size_t len)
 {
-    if (!c->att) {
-        connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
-                       "attestation refused: no attestation key registered for this device");
-        return;
-    }
+    if (!c->att)
+        return connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
+                              "attestation refused: no attestation key registered for this device");
     c->att->connect = malloc(len);
-    if (!c->att->connect) {
-        connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-        return;
-    }
+    if (!c->att->connect)
+        return connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
     memcpy(c->att->connect, raw, len);
     c->att->connect_len = len;
     c->state = CONN_AUTHENTICATING;
-    if (challenge(c, &c->timer, initial_deadline) != 0) {
-        connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "cannot start attestation");
-        return;
-    }
+    if (challenge(c, &c->timer, initial_deadline) != 0)
+        return connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "cannot start attestation");
+    return CONN_GO_ON;
 }
 
 /* The token of the initial exchange: CONNACK success or refusal. */
-static void finish_initial(struct conn *c, const struct mqtt_reason_packet *a)
+static struct conn_end finish_initial(struct conn *c, const struct mqtt_reason_packet *a)
 {
     struct iat_token tok;
     char reason[160], why[200];
@@ -107,8 +103,7 @@ static void finish_initial(struct conn *c, const struct mqtt_reason_packet *a)
     if (r != IAT_OK) {
         attest_state_free(c);
         snprintf(why, sizeof(why), "attestation refused: %s", reason);
-        connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
-        return;
+        return connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, why);
     }
     c->attested = true;
     /* finish the CONNECT that started it all, from our copy of its bytes */
@@ -116,11 +111,11 @@ static void finish_initial(struct conn *c, const struct mqtt_reason_packet *a)
     struct mqtt_packet p;
     if (mqtt_decode(s->connect, s->connect_len, MQTT_V5, &p) != MQTT_OK) {
         attest_state_free(c);
-        connect_refuse(c, MQTT_RC_IMPL_SPECIFIC, "internal error");
-        return;
+        return connect_refuse(c, MQTT_RC_IMPL_SPECIFIC, "internal error");
     }
-    connect_accept(c, &p.u.connect);
+    struct conn_end end = connect_accept(c, &p.u.connect);
     attest_state_free(c); /* after: p points into s->connect */
+    return end;
 }
 
 static void reauth_deadline(struct loop *l, struct loop_timer *t)
@@ -134,11 +129,11 @@ static void reauth_deadline(struct loop *l, struct loop_timer *t)
                                            "reason=\"no token within %u s (re-attestation)\"",
                   c->peer, c->who.id, c->gw->cfg.attest.deadline);
         attest_state_free(c);
-        conn_close(c, MQTT_RC_NOT_AUTHORIZED, "re-attestation timed out");
+        proto_end(c, CONN_END(MQTT_RC_NOT_AUTHORIZED, "re-attestation timed out"));
     } else {
         log_event(LOG_INFO, "reattestation_due", "peer=%s id=%s interval_s=%u", c->peer,
                   c->who.id, c->gw->cfg.attest.reattest_interval);
-        conn_close(c, MQTT_RC_NOT_AUTHORIZED, "re-attestation due");
+        proto_end(c, CONN_END(MQTT_RC_NOT_AUTHORIZED, "re-attestation due"));
     }
     broker_unlock();
 }
@@ -152,77 +147,69 @@ void auth_arm_reattest(struct conn *c)
 }
 
 /* AUTH on a live connection: 0x19 starts a re-attestation, 0x18 answers its challenge. */
-static void reauth(struct conn *c, const struct mqtt_reason_packet *a)
+static struct conn_end reauth(struct conn *c, const struct mqtt_reason_packet *a)
 {
     struct gateway *gw = c->gw;
     if (a->reason == MQTT_RC_REAUTHENTICATE) {
         if (c->att && c->att->in_exchange) {
-            conn_close(c, MQTT_RC_PROTOCOL_ERROR, "re-authentication already in progress");
-            return;
+            return CONN_END(MQTT_RC_PROTOCOL_ERROR, "re-authentication already in progress");
         }
         struct device d;
         const char *why = NULL;
         /* the IAK is not kept on live connections: read it again (and see revocation) */
         if (lookup_device(c->gw, c->who.id, &d, &why) != 0) {
-            conn_close(c, MQTT_RC_NOT_AUTHORIZED, "device no longer registered");
-            return;
+            return CONN_END(MQTT_RC_NOT_AUTHORIZED, "device no longer registered");
         }
         attest_keys_from_device(c, &d);
         device_clear(&d);
         if (!c->att) {
-            conn_close(c, MQTT_RC_NOT_AUTHORIZED, "no attestation key registered");
-            return;
+            return CONN_END(MQTT_RC_NOT_AUTHORIZED, "no attestation key registered");
         }
         gw->metrics.reattestations++;
         if (challenge(c, &c->att_timer, reauth_deadline) != 0)
-            conn_close(c, MQTT_RC_IMPL_SPECIFIC, "cannot start re-attestation");
-        return;
+            return CONN_END(MQTT_RC_IMPL_SPECIFIC, "cannot start re-attestation");
+        return CONN_GO_ON;
     }
     if (a->reason != MQTT_RC_CONTINUE_AUTH || !c->att || !c->att->in_exchange) {
-        conn_close(c, MQTT_RC_PROTOCOL_ERROR, "unexpected AUTH");
-        return;
+        return CONN_END(MQTT_RC_PROTOCOL_ERROR, "unexpected AUTH");
     }
     struct iat_token tok;
-    char reason[160], why[200];
+    char reason[160];
+    /* the end's detail outlives this frame: proto_end reads it before the next packet */
+    static _Thread_local char why[200];
     enum iat_result r = attest_verify(c, a->props.auth_data.data, a->props.auth_data.len, &tok,
                                       reason, sizeof(reason));
     attest_state_free(c);
     if (r != IAT_OK) {
         c->attested = false;
         snprintf(why, sizeof(why), "re-attestation refused: %s", reason);
-        conn_close(c, MQTT_RC_NOT_AUTHORIZED, why);
-        return;
+        return CONN_END(MQTT_RC_NOT_AUTHORIZED, why);
     }
     c->attested = true;
     send_auth(c, MQTT_RC_SUCCESS, NULL, 0);
     auth_arm_reattest(c);
+    return CONN_GO_ON;
 }
 
-void handle_auth(struct conn *c, const struct mqtt_reason_packet *a)
+struct conn_end handle_auth(struct conn *c, const struct mqtt_reason_packet *a)
 {
     /* section 4.12: AUTH only with the CONNECT's method, and only on MQTT 5 */
     if (c->version != MQTT_V5 || !c->auth_psa_iat) {
-        c->gw->metrics.protocol_errors++;
-        conn_close(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
-        return;
+        return CONN_END(MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
     }
     if (!is_psa_iat(&a->props)) {
         if (c->state == CONN_AUTHENTICATING) {
             attest_state_free(c);
-            connect_refuse(c, MQTT_RC_BAD_AUTH_METHOD, "AUTH must carry the method PSA-IAT");
-        } else {
-            conn_close(c, MQTT_RC_PROTOCOL_ERROR, "AUTH must carry the method PSA-IAT");
+            return connect_refuse(c, MQTT_RC_BAD_AUTH_METHOD, "AUTH must carry the method PSA-IAT");
         }
-        return;
+        return CONN_END(MQTT_RC_PROTOCOL_ERROR, "AUTH must carry the method PSA-IAT");
     }
     if (c->state == CONN_AUTHENTICATING) {
         if (a->reason != MQTT_RC_CONTINUE_AUTH || !c->att || !c->att->in_exchange) {
             attest_state_free(c);
-            connect_refuse(c, MQTT_RC_PROTOCOL_ERROR, "expected AUTH 0x18 with the token");
-            return;
+            return connect_refuse(c, MQTT_RC_PROTOCOL_ERROR, "expected AUTH 0x18 with the token");
         }
-        finish_initial(c, a);
-        return;
+        return finish_initial(c, a);
     }
-    reauth(c, a);
+    return reauth(c, a);
 }

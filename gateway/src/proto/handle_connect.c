@@ -16,6 +16,7 @@
 #include "attest.h"
 #include "clock.h"
 #include "conn.h"
+#include "end.h"
 #include "log.h"
 #include "proto.h"
 #include "send.h"
@@ -41,8 +42,8 @@ static uint8_t v3_code(uint8_t reason)
     }
 }
 
-/* Refuses the CONNECT with a CONNACK carrying the reason, then closes. */
-void connect_refuse(struct conn *c, uint8_t reason, const char *why)
+/* Refuses the CONNECT with a CONNACK carrying the reason; the connection then closes. */
+struct conn_end connect_refuse(struct conn *c, uint8_t reason, const char *why)
 {
     struct mqtt_props props = {0};
     if (c->version == MQTT_V5 && why) {
@@ -55,7 +56,7 @@ void connect_refuse(struct conn *c, uint8_t reason, const char *why)
               c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-",
               mqtt_reason_name(reason), why);
     send_connack(c, false, c->version == MQTT_V5 ? reason : v3_code(reason), &props);
-    conn_close(c, -1, NULL);
+    return CONN_END(CONN_END_QUIET, NULL);
 }
 
 /* One User Property (section 3.1.2.11.8) as a raw property block; buf must hold
@@ -83,8 +84,7 @@ static void keepalive_check(struct loop *l, struct loop_timer *t)
     if (c->read_paused) /* we stopped reading (spool back-pressure), not the client talking */
         idle = 0;
     if (idle >= limit) {
-        c->gw->metrics.keepalive_timeouts++;
-        conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+        proto_end(c, CONN_END(MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout"));
         return;
     }
     loop_timer_start(l, t, limit - idle, keepalive_check);
@@ -97,8 +97,8 @@ static struct msg *make_will(struct conn *c, const struct mqtt_connect *p)
                    c->version == MQTT_V5 ? &p->will_props : NULL, clock_mono_ms());
 }
 
-void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,
-                    size_t raw_len)
+struct conn_end handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,
+                               size_t raw_len)
 {
     struct gateway *gw = c->gw;
     c->version = p->version;
@@ -109,20 +109,17 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t 
          * empty client id is given the identity, in connect_accept) */
         if (p->client_id.len != 0 && (p->client_id.len != strlen(c->who.id) ||
                                       memcmp(p->client_id.data, c->who.id, p->client_id.len))) {
-            connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id must equal the PSK identity");
-            return;
+            return connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id must equal the PSK identity");
         }
         /* role and ACL came with the PSK from the registry during the handshake (tls.c) */
     } else {
         if (!gw->cfg.allow_anonymous) {
-            connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "anonymous clients are not allowed");
-            return;
+            return connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "anonymous clients are not allowed");
         }
         if (p->client_id.len == 0) {
             if (p->version == MQTT_V311 && !p->clean_start) {
                 /* 3.1.1 section 3.1.3.1: an empty id needs clean session */
-                connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id needs clean session");
-                return;
+                return connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id needs clean session");
             }
             uint8_t r[8];
             RAND_bytes(r, sizeof(r));
@@ -130,28 +127,24 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t 
             for (size_t i = 0; i < sizeof(r); i++)
                 n += snprintf(idbuf + n, sizeof(idbuf) - (size_t)n, "%02x", r[i]);
         } else if (p->client_id.len > DEVICE_ID_MAX) {
-            connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id too long");
-            return;
+            return connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "client id too long");
         } else {
             memcpy(idbuf, p->client_id.data, p->client_id.len);
             idbuf[p->client_id.len] = '\0';
         }
         memcpy(c->who.id, idbuf, sizeof(c->who.id)); /* before the ACL: %c needs it */
         if (acl_principal_init(&c->who, NULL, &gw->cfg) != 0) {
-            connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-            return;
+            return connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
         }
     }
 
     if (p->will) {
         if (!mqtt_topic_name_valid(p->will_topic.data, p->will_topic.len)) {
-            connect_refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic is not a valid topic name");
-            return;
+            return connect_refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic is not a valid topic name");
         }
         if (!acl_may_publish(&c->who, (const char *)p->will_topic.data, p->will_topic.len)) {
             gw->metrics.acl_denied_publish++;
-            connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed by the ACL");
-            return;
+            return connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed by the ACL");
         }
     }
 
@@ -161,33 +154,28 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t 
     if (c->version == MQTT_V5 && mqtt_props_has(&p->props, MQTT_PROP_AUTH_METHOD)) {
         const struct mqtt_bytes *m = &p->props.auth_method;
         if (m->len != strlen(ATTEST_METHOD) || memcmp(m->data, ATTEST_METHOD, m->len) != 0) {
-            connect_refuse(c, MQTT_RC_BAD_AUTH_METHOD,
+            return connect_refuse(c, MQTT_RC_BAD_AUTH_METHOD,
                            "authentication method not supported (only PSA-IAT)");
-            return;
         }
         if (c->who.anonymous) {
-            connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
+            return connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
                            "attestation needs a TLS-PSK device identity");
-            return;
         }
         c->auth_psa_iat = true;
-        if (policy != ATTEST_OFF) {
-            auth_begin(c, raw, raw_len);
-            return;
-        }
+        if (policy != ATTEST_OFF)
+            return auth_begin(c, raw, raw_len);
         /* policy off: the device is not challenged; the CONNACK still names the method */
     } else if (policy == ATTEST_REQUIRED && !c->who.anonymous) {
-        connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
+        return connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
                        c->version == MQTT_V5
                            ? "attestation required (authentication method PSA-IAT)"
                            : "attestation required (MQTT 5 with authentication method PSA-IAT)");
-        return;
     }
     attest_state_free(c); /* not attesting: the IAK is not needed */
-    connect_accept(c, p);
+    return connect_accept(c, p);
 }
 
-void connect_accept(struct conn *c, const struct mqtt_connect *p)
+struct conn_end connect_accept(struct conn *c, const struct mqtt_connect *p)
 {
     struct gateway *gw = c->gw;
     char idbuf[DEVICE_ID_MAX + 1];
@@ -253,8 +241,7 @@ void connect_accept(struct conn *c, const struct mqtt_connect *p)
     } else {
         s = session_create(gw, idbuf, c->who.anonymous);
         if (!s) {
-            connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-            return;
+            return connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
         }
     }
     s->expiry = expiry;
@@ -332,4 +319,5 @@ void connect_accept(struct conn *c, const struct mqtt_connect *p)
               c->version == MQTT_V5 ? "5.0" : "3.1.1", p->clean_start, present, c->keep_alive,
               p->will, c->tls ? c->tls_version : "none", c->attested);
     session_flush(gw, s);
+    return CONN_GO_ON;
 }

@@ -9,32 +9,24 @@
 
 #include "acl.h"
 #include "attest.h"
+#include "broker_lock.h"
 #include "conn.h"
+#include "end.h"
 #include "log.h"
 #include "proto.h"
 #include "send.h"
 #include "session.h"
 
-static void protocol_error(struct conn *c, const char *why)
-{
-    c->gw->metrics.protocol_errors++;
-    log_event(LOG_WARN, "protocol_error", "peer=%s id=%s detail=\"%s\"", c->peer,
-              c->who.id[0] ? c->who.id : "-", why);
-    conn_close(c, MQTT_RC_PROTOCOL_ERROR, why);
-}
-
-void handle_packet(struct conn *c, const uint8_t *buf, size_t len)
+/* The step a packet takes; each returns CONN_GO_ON or why the connection ends. */
+static struct conn_end dispatch(struct conn *c, const uint8_t *buf, size_t len)
 {
     uint8_t type = buf[0] >> 4;
-    if (c->state == CONN_CONNECTED && !c->session)
-        return; /* taken over by a connection on another worker, which is closing this one */
     if (c->state == CONN_WAIT_CONNECT && type != MQTT_CONNECT) {
         /* section 3.1: the first packet must be CONNECT; no DISCONNECT is owed */
         c->gw->metrics.protocol_errors++;
         log_event(LOG_WARN, "protocol_error", "peer=%s detail=\"first packet is %s\"", c->peer,
                   mqtt_type_name(type));
-        conn_close(c, -1, NULL);
-        return;
+        return CONN_END(CONN_END_QUIET, NULL);
     }
     struct mqtt_packet p;
     int rc = mqtt_decode(buf, len, c->version ? c->version : MQTT_V5, &p);
@@ -44,77 +36,71 @@ void handle_packet(struct conn *c, const uint8_t *buf, size_t len)
         c->gw->metrics.mqtt_connects_refused++;
         log_event(LOG_WARN, "connect_refused", "peer=%s reason=unsupported_protocol_version",
                   c->peer);
-        conn_close(c, -1, NULL);
-        return;
+        return CONN_END(CONN_END_QUIET, NULL);
     }
     if (rc != MQTT_OK) {
         bool malformed = rc == MQTT_ERR_MALFORMED;
-        if (malformed)
-            c->gw->metrics.malformed_packets++;
-        else
-            c->gw->metrics.protocol_errors++;
-        log_event(LOG_WARN, malformed ? "malformed_packet" : "protocol_error",
-                  "peer=%s id=%s type=%s", c->peer, c->who.id[0] ? c->who.id : "-",
-                  mqtt_type_name(type));
-        if (c->state == CONN_WAIT_CONNECT)
-            conn_close(c, -1, NULL);
-        else
-            conn_close(c, malformed ? MQTT_RC_MALFORMED : MQTT_RC_PROTOCOL_ERROR,
-                       malformed ? "malformed packet" : "protocol error");
-        return;
+        if (c->state == CONN_WAIT_CONNECT) {
+            /* no CONNECT yet: nothing is owed, but it is counted and logged all the same */
+            if (malformed)
+                c->gw->metrics.malformed_packets++;
+            else
+                c->gw->metrics.protocol_errors++;
+            log_event(LOG_WARN, malformed ? "malformed_packet" : "protocol_error",
+                      "peer=%s type=%s", c->peer, mqtt_type_name(type));
+            return CONN_END(CONN_END_QUIET, NULL);
+        }
+        return malformed ? CONN_END(MQTT_RC_MALFORMED, "malformed packet")
+                         : CONN_END(MQTT_RC_PROTOCOL_ERROR, "protocol error");
     }
-    if (c->state == CONN_AUTHENTICATING && type != MQTT_AUTH && type != MQTT_DISCONNECT) {
-        protocol_error(c, "packet other than AUTH during authentication");
-        return;
-    }
+    if (c->state == CONN_AUTHENTICATING && type != MQTT_AUTH && type != MQTT_DISCONNECT)
+        return CONN_END(MQTT_RC_PROTOCOL_ERROR, "packet other than AUTH during authentication");
     switch (type) {
     case MQTT_CONNECT:
-        if (c->state != CONN_WAIT_CONNECT) {
-            protocol_error(c, "second CONNECT");
-            return;
-        }
-        handle_connect(c, &p.u.connect, buf, len);
-        return;
+        if (c->state != CONN_WAIT_CONNECT)
+            return CONN_END(MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
+        return handle_connect(c, &p.u.connect, buf, len);
     case MQTT_PUBLISH:
-        handle_publish(c, &p.u.publish);
-        return;
+        return handle_publish(c, &p.u.publish);
     case MQTT_PUBACK:
         handle_puback(c, &p.u.ack);
-        return;
+        return CONN_GO_ON;
     case MQTT_PUBREL:
         handle_pubrel(c, &p.u.ack);
-        return;
+        return CONN_GO_ON;
     case MQTT_SUBSCRIBE:
-        handle_subscribe(c, &p.u.subscribe);
-        return;
+        return handle_subscribe(c, &p.u.subscribe);
     case MQTT_UNSUBSCRIBE:
-        handle_unsubscribe(c, &p.u.subscribe);
-        return;
+        return handle_unsubscribe(c, &p.u.subscribe);
     case MQTT_PINGREQ:
         send_pingresp(c);
-        return;
+        return CONN_GO_ON;
     case MQTT_DISCONNECT:
-        handle_disconnect(c, &p.u.reason);
-        return;
+        return handle_disconnect(c, &p.u.reason);
     case MQTT_AUTH:
-        handle_auth(c, &p.u.reason);
-        return;
+        return handle_auth(c, &p.u.reason);
     default:
         /* PUBREC / PUBCOMP (we never send QoS 2) and server-to-client packets */
-        protocol_error(c, "unexpected packet type");
-        return;
+        return CONN_END(MQTT_RC_PROTOCOL_ERROR, "unexpected packet type");
     }
 }
 
-void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d)
+void handle_packet(struct conn *c, const uint8_t *buf, size_t len)
+{
+    BROKER_LOCK_HELD();
+    if (c->state == CONN_CONNECTED && !c->session)
+        return; /* taken over by a connection on another worker, which is closing this one */
+    proto_end(c, dispatch(c, buf, len));
+}
+
+struct conn_end handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d)
 {
     struct session *s = c->session;
     if (c->version == MQTT_V5 && mqtt_props_has(&d->props, MQTT_PROP_SESSION_EXPIRY)) {
         /* section 3.14.2.2.2: a session that was to end at disconnect cannot be revived */
-        if (s->expiry == 0 && d->props.session_expiry != 0) {
-            protocol_error(c, "session expiry set on DISCONNECT after 0 at CONNECT");
-            return;
-        }
+        if (s->expiry == 0 && d->props.session_expiry != 0)
+            return CONN_END(MQTT_RC_PROTOCOL_ERROR,
+                            "session expiry set on DISCONNECT after 0 at CONNECT");
         uint32_t e = d->props.session_expiry;
         s->expiry = e > c->gw->cfg.max_session_expiry ? c->gw->cfg.max_session_expiry : e;
     }
@@ -124,7 +110,7 @@ void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d)
         s->will = NULL;
     }
     c->graceful = true;
-    conn_close(c, d->reason, NULL);
+    return (struct conn_end){d->reason, NULL, true};
 }
 
 /* The connection ends (broker lock held): an MQTT 5 client connected (or authenticating) hears
@@ -155,6 +141,7 @@ static void on_release(struct conn *c)
 
 const struct conn_handlers proto_handlers = {
     .packet = handle_packet,
+    .unframed = proto_end,
     .closing = on_closing,
     .release = on_release,
 };

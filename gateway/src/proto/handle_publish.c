@@ -5,10 +5,10 @@
  * its packet id remembered until PUBREL, so a DUP resend is not routed twice). Outbound we
  * grant at most QoS 1 (SUBACK says so), so the gateway never expects a PUBREC or PUBCOMP.
  * A publish outside the ACL: MQTT 5 QoS 1/2 gets PUBACK/PUBREC 0x87; MQTT 5 QoS 0 and every
- * 3.1.1 publish end the connection (WIRE.md section 2), logged and counted.
+ * 3.1.1 publish end the connection (docs/design/wire.md section 2), logged and counted.
  *
  * A message that routes to the cloud is acknowledged only once the spool made it durable
- * (cloud.c, WIRE.md section 6).
+ * (cloud.c, docs/design/wire.md section 6).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,67 +55,57 @@ static bool qos2_forget(struct session *s, uint16_t id)
     return false;
 }
 
-/* Resolves a Topic Alias (section 3.3.2.3.4). Returns false after closing the connection. */
-static bool resolve_alias(struct conn *c, struct mqtt_publish *p)
+/* Resolves a Topic Alias (section 3.3.2.3.4). */
+static struct conn_end resolve_alias(struct conn *c, struct mqtt_publish *p)
 {
     if (!mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS))
-        return true;
+        return CONN_GO_ON;
     uint16_t a = p->props.topic_alias;
     if (a == 0 || a > c->alias_max) {
-        conn_close(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
-        return false;
+        return CONN_END(MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
     }
     if (p->topic.len == 0) {
         if (!c->aliases[a]) {
-            conn_close(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
-            return false;
+            return CONN_END(MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
         }
         p->topic = (struct mqtt_bytes){(const uint8_t *)c->aliases[a], strlen(c->aliases[a])};
-        return true;
+        return CONN_GO_ON;
     }
     char *t = malloc(p->topic.len + 1);
     if (!t) {
-        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-        return false;
+        return CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
     }
     memcpy(t, p->topic.data, p->topic.len);
     t[p->topic.len] = '\0';
     free(c->aliases[a]);
     c->aliases[a] = t;
-    return true;
+    return CONN_GO_ON;
 }
 
-void handle_publish(struct conn *c, struct mqtt_publish *p)
+struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p)
 {
     struct gateway *gw = c->gw;
     struct session *s = c->session;
     gw->metrics.publishes_in++;
     if (c->version == MQTT_V5 && mqtt_props_has(&p->props, MQTT_PROP_SUBSCRIPTION_ID)) {
         /* section 3.3.4: a client must not send Subscription Identifiers */
-        gw->metrics.protocol_errors++;
-        conn_close(c, MQTT_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH");
-        return;
+        return CONN_END(MQTT_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH");
     }
-    if (!resolve_alias(c, p))
-        return;
-    if (!mqtt_topic_name_valid(p->topic.data, p->topic.len)) {
-        gw->metrics.protocol_errors++;
-        conn_close(c, c->version == MQTT_V5 ? MQTT_RC_TOPIC_NAME_INVALID : -1,
-                   "invalid topic name");
-        return;
-    }
+    struct conn_end end = resolve_alias(c, p);
+    if (end.reason != CONN_END_NONE)
+        return end;
+    if (!mqtt_topic_name_valid(p->topic.data, p->topic.len))
+        return CONN_END(MQTT_RC_TOPIC_NAME_INVALID, "invalid topic name");
     if (p->qos == 2 && qos2_pending(s, p->packet_id)) {
         /* a resend of a QoS 2 message we already routed */
         if (c->spool_waiting > 0)
-            cloud_take_publish(c, p, NULL, NULL, 0);
+            cloud_take_publish(c, p, NULL, NULL, 0, &end);
         else
             send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS, NULL);
-        return;
+        return end;
     }
-    if (p->qos == 2 && s->n_qos2_in >= gw->cfg.receive_maximum) {
-        conn_close(c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many unacknowledged QoS 2 messages");
-        return;
-    }
+    if (p->qos == 2 && s->n_qos2_in >= gw->cfg.receive_maximum)
+        return CONN_END(MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many unacknowledged QoS 2 messages");
     const char *topic = (const char *)p->topic.data;
     if (!acl_may_publish(&c->who, topic, p->topic.len)) {
         gw->metrics.acl_denied_publish++;
@@ -125,12 +115,10 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
                   log_safe(topic, p->topic.len, t, sizeof(t)), p->qos);
         if (c->version == MQTT_V5 && p->qos > 0) {
             send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
-                          MQTT_RC_NOT_AUTHORIZED, "topic not allowed by the ACL");
-            return;
+                     MQTT_RC_NOT_AUTHORIZED, "topic not allowed by the ACL");
+            return CONN_GO_ON;
         }
-        conn_close(c, c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : -1,
-                   "topic not allowed by the ACL");
-        return;
+        return CONN_END(MQTT_RC_NOT_AUTHORIZED, "topic not allowed by the ACL");
     }
     /* only authenticated devices speak to the cloud: an anonymous local tool could otherwise
      * publish under a device's name */
@@ -139,28 +127,25 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
     const struct cloud_route *route =
         c->who.anonymous ? NULL : cloud_route(gw, topic, p->topic.len, &rest, &rest_len);
     bool to_cloud = route != NULL;
-    if (to_cloud && cloud_take_publish(c, p, route, rest, rest_len) != 0)
-        return; /* refused: the cloud could not take it */
+    if (to_cloud && cloud_take_publish(c, p, route, rest, rest_len, &end) != 0)
+        return end; /* refused: the cloud could not take it */
     struct msg *m = msg_new(topic, p->topic.len, p->payload.data, p->payload.len,
                             p->qos > 1 ? 1 : p->qos, p->retain,
                             c->version == MQTT_V5 ? &p->props : NULL, clock_mono_ms());
-    if (!m) {
-        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-        return;
-    }
+    if (!m)
+        return CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
     broker_publish(gw, m, s);
     msg_unref(m);
-    if (p->qos == 2 && qos2_remember(s, p->packet_id) != 0) {
-        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-        return;
-    }
+    if (p->qos == 2 && qos2_remember(s, p->packet_id) != 0)
+        return CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
     if (p->qos == 0 || to_cloud)
-        return; /* to_cloud: the spool sends the ack once the message is durable */
+        return CONN_GO_ON; /* to_cloud: the spool sends the ack once the message is durable */
     if (c->spool_waiting > 0) /* earlier acks still wait for the spool: keep the order */
-        cloud_take_publish(c, p, NULL, NULL, 0);
+        cloud_take_publish(c, p, NULL, NULL, 0, &end);
     else
         send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS,
-                      NULL);
+                 NULL);
+    return end;
 }
 
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a)

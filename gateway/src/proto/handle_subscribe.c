@@ -77,12 +77,11 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     return qos;
 }
 
-void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
+struct conn_end handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 {
     uint8_t reasons[MAX_FILTERS_PER_PACKET];
     if (p->count > MAX_FILTERS_PER_PACKET) {
-        conn_close(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one SUBSCRIBE");
-        return;
+        return CONN_END(MQTT_RC_QUOTA_EXCEEDED, "too many filters in one SUBSCRIBE");
     }
     uint32_t sub_id = 0;
     if (c->version == MQTT_V5 && p->props.n_sub_ids)
@@ -91,8 +90,7 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
      * and filled in once every filter has its reason code (same size whatever the codes). */
     size_t at = 0;
     if (send_suback_reserve(c, p->packet_id, p->count, &at) != 0) {
-        conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
-        return;
+        return CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
     }
     size_t off = 0, n = 0;
     struct mqtt_sub_entry e;
@@ -105,14 +103,14 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
         n++;
     }
     send_suback_fill(c, at, p->packet_id, reasons, n);
+    return CONN_GO_ON;
 }
 
-void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
+struct conn_end handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
 {
     uint8_t reasons[MAX_FILTERS_PER_PACKET];
     if (p->count > MAX_FILTERS_PER_PACKET) {
-        conn_close(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters in one UNSUBSCRIBE");
-        return;
+        return CONN_END(MQTT_RC_QUOTA_EXCEEDED, "too many filters in one UNSUBSCRIBE");
     }
     struct session *s = c->session;
     size_t off = 0, n = 0;
@@ -139,4 +137,5 @@ void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
         n++;
     }
     send_suback(c, MQTT_UNSUBACK, p->packet_id, reasons, n);
+    return CONN_GO_ON;
 }

@@ -19,25 +19,28 @@ extern const struct conn_handlers proto_handlers;
  * tls_admit_fn of net/tls.h). */
 int proto_admit(struct conn *c, const struct device *d);
 
-/* The steps, each called with the broker lock held by handle_packet. */
+/* One packet (broker lock held): its step, then proto_end with what the step returned. */
 void handle_packet(struct conn *c, const uint8_t *buf, size_t len);
-void handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,
-                    size_t raw_len);
-void handle_publish(struct conn *c, struct mqtt_publish *p);
+/* The steps, called by handle_packet with the broker lock held. Each returns CONN_GO_ON, or why
+ * the connection must end (a reply the step owed, such as a CONNACK refusal, is already sent). */
+struct conn_end handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,
+                               size_t raw_len);
+struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p);
 void handle_puback(struct conn *c, const struct mqtt_ack *a);
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a);
-void handle_subscribe(struct conn *c, const struct mqtt_subscribe *s);
-void handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *s);
-void handle_auth(struct conn *c, const struct mqtt_reason_packet *a);
-void handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d);
+struct conn_end handle_subscribe(struct conn *c, const struct mqtt_subscribe *s);
+struct conn_end handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *s);
+struct conn_end handle_auth(struct conn *c, const struct mqtt_reason_packet *a);
+struct conn_end handle_disconnect(struct conn *c, const struct mqtt_reason_packet *d);
 
 /* handle_connect.c and handle_auth.c call each other (the CONNECT/AUTH exchange): */
 /* The end of CONNECT once any authentication is done: session, CONNACK (handle_connect.c). */
-void connect_accept(struct conn *c, const struct mqtt_connect *p);
-/* Refuses a CONNECT with a CONNACK reason and closes (handle_connect.c). */
-void connect_refuse(struct conn *c, uint8_t reason, const char *why);
+struct conn_end connect_accept(struct conn *c, const struct mqtt_connect *p);
+/* Refuses a CONNECT with a CONNACK reason (logged, counted); returns the quiet end that
+ * follows (handle_connect.c). */
+struct conn_end connect_refuse(struct conn *c, uint8_t reason, const char *why);
 /* Starts the PSA-IAT challenge for a CONNECT that carries the method (handle_auth.c). */
-void auth_begin(struct conn *c, const uint8_t *raw, size_t len);
+struct conn_end auth_begin(struct conn *c, const uint8_t *raw, size_t len);
 /* (Re)starts the re-attestation interval after a good verdict (handle_auth.c). */
 void auth_arm_reattest(struct conn *c);
 
