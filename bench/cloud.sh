@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device -> cloud, QoS 1, side by side in one run (TARGETS.md): psagw with its durable spool
+# Device -> cloud, QoS 1, side by side in one run (docs/design/targets.md): psagw with its durable spool
 # (every message committed to SQLite before its PUBACK) against mosquitto 2.0 with a bridge to
 # the same cloud (no durability: it acknowledges from memory). The cloud is a local mosquitto
 # with TLS and client certificates, as in the tests. Prints device-side messages/s and PUBACK

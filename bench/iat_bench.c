@@ -1,5 +1,5 @@
 /*
- * iat_bench: attestation token verification throughput on one core (TARGETS.md: >= 300,000
+ * iat_bench: attestation token verification throughput on one core (docs/design/targets.md: >= 300,000
  * tokens/s per core), for bench/run.sh.
  *
  *   iat_bench [SECONDS]

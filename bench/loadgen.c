@@ -34,7 +34,7 @@
  * CONNECT with the authentication method PSA-IAT, then it answers the gateway's challenge
  * with a token (TF-M layout, legacy profile) MACed with that IAK, as a device's SPE would.
  *
- * The TLS side matches TARGETS.md: TLS 1.2, PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256.
+ * The TLS side matches docs/design/targets.md: TLS 1.2, PSK-AES128-CCM8:PSK-AES128-CCM:PSK-AES128-GCM-SHA256.
  * It prints figures only; the server's CPU and memory are read by the runner from /proc.
  */
 #include <netdb.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# psagw vs mosquitto 2.0, same machine, same client, same run (TARGETS.md). Prints, for each
+# psagw vs mosquitto 2.0, same machine, same client, same run (docs/design/targets.md). Prints, for each
 # server and as a ratio: server CPU per connect (TCP + TLS-PSK + CONNECT/CONNACK + close),
 # resident memory per idle connection, server CPU per QoS 0 and QoS 1 message from 10
 # publishers to 1 subscriber, and wall-clock rates. Server CPU is utime+stime from

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reliability soak (TARGETS.md, "Reliability figures"): devices publish QoS 1 the whole time
+# Reliability soak (docs/design/targets.md, "Reliability figures"): devices publish QoS 1 the whole time
 # (loadgen seqpub: each prints every SEQ the gateway acknowledged) while idle devices hold
 # their connections, and the run goes through
 #   1. the cloud broker stopped for OUTAGE seconds (default 120),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches Mbed TLS 3.6 (the device emulator's TLS and PSA crypto) from Debian trixie's *source*
 # package into third_party/mbedtls (ignored by git, never committed). bookworm ships only 2.28
-# as a binary, which cannot be built as a pure PSA crypto client (ARCHITECTURE.md).
+# as a binary, which cannot be built as a pure PSA crypto client (docs/architecture.md).
 #
 # The trixie deb-src entry lives in a temporary sources file passed to apt with -o options, so
 # the machine's own apt configuration is never changed. Idempotent: quick when it is there.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-builds the device code for Cortex-M33 (arm-none-eabi-gcc -Os, --gc-sections, newlib
-# nano) and prints flash and static RAM per component (TARGETS.md, docs/footprint.md):
+# nano) and prints flash and static RAM per component (docs/design/targets.md, docs/footprint.md):
 #   the NSPE image: Mbed TLS (pure PSA client, TLS 1.2 PSK), the MQTT 5 client and codec, the
 #     PSA client shims and TLS glue, the application; the network stack, RTOS and TF-M's NS
 #     interface are stubs (device/platform/cm33), so they are not counted;

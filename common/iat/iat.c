@@ -1,7 +1,7 @@
 /*
  * iat.c: encoding, decoding and verification of the symmetric PSA attestation token.
  *
- * Decoding treats the token as hostile (IAT.md section 4): the size is bounded first, every
+ * Decoding treats the token as hostile (docs/design/token.md section 4): the size is bounded first, every
  * length is checked by the CBOR reader before use, unknown items are skipped with a nesting
  * bound, and the MAC and the nonce are compared in constant time. The claims are decoded only
  * after the MAC is good, so an attacker without the IAK reaches nothing but the envelope.

@@ -1,4 +1,4 @@
-/* record.c: sealing and opening the protected sensor record (see record.h, WIRE.md 4). */
+/* record.c: sealing and opening the protected sensor record (see record.h, docs/design/wire.md 4). */
 #include "psagw/record.h"
 
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * A pure PSA crypto *client* (MBEDTLS_PSA_CRYPTO_CLIENT + MBEDTLS_USE_PSA_CRYPTO, no
  * MBEDTLS_PSA_CRYPTO_C): every psa_* call the TLS stack makes goes to the SPE over the IPC
  * channel (device/nspe/psa_client.c), as on TF-M, so the PSK is used by key id and never enters
- * this process. TLS 1.2 client with the PSK suites of WIRE.md that Profile Small can run
+ * this process. TLS 1.2 client with the PSK suites of docs/design/wire.md that Profile Small can run
  * (AES-128-CCM and CCM_8), records of 1 KiB (and max_fragment_length to ask the gateway for it).
  */
 #ifndef PSAGW_MBEDTLS_NSPE_CONFIG_H

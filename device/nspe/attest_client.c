@@ -1,5 +1,5 @@
 /*
- * attest_client.c: the PSA Initial Attestation API for the NSPE (IAT.md section 1), every call
+ * attest_client.c: the PSA Initial Attestation API for the NSPE (docs/design/token.md section 1), every call
  * a message to the SPE's attestation service, as TF-M's interface/src/tfm_attest_api.c.
  */
 #include <string.h>

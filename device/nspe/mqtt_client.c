@@ -1,6 +1,6 @@
 /*
  * mqtt_client.c: the device's MQTT 5 client on the shared codec, with the PSA-IAT exchange of
- * WIRE.md section 3: CONNECT carries the method, the gateway's AUTH carries the nonce, which
+ * docs/design/wire.md section 3: CONNECT carries the method, the gateway's AUTH carries the nonce, which
  * goes to the SPE's attestation service; the token it returns goes back in AUTH 0x18.
  */
 #include <stdio.h>

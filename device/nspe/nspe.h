@@ -16,7 +16,7 @@
 void psa_client_bind(int fd);
 int psa_client_fd(void);
 
-/* IAT.md section 1 (the SPE implements them). */
+/* docs/design/token.md section 1 (the SPE implements them). */
 #define PSA_INITIAL_ATTEST_CHALLENGE_SIZE_32 (32u)
 #define PSA_INITIAL_ATTEST_CHALLENGE_SIZE_48 (48u)
 #define PSA_INITIAL_ATTEST_CHALLENGE_SIZE_64 (64u)

@@ -2,7 +2,7 @@
  * tls_client.c: the NSPE's TLS 1.2 PSK client on Mbed TLS 3.6, built as a pure PSA client.
  *
  * The PSK is named by its key id (mbedtls_ssl_conf_psk_opaque): the PSK-to-master-secret
- * derivation runs in the SPE, and this process never holds the PSK (WIRE.md section 1, the
+ * derivation runs in the SPE, and this process never holds the PSK (docs/design/wire.md section 1, the
  * Amazon FreeRTOS + TF-M Profile Small arrangement). Suites: PSK with AES-128-CCM and CCM_8,
  * which Profile Small's crypto can run; records of 1 KiB, and the max_fragment_length
  * extension asks the gateway to keep its records that small too.

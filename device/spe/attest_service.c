@@ -1,6 +1,6 @@
 /*
  * attest_service.c: the initial attestation service (psa_initial_attest_get_token and
- * _get_token_size, IAT.md section 1) on the shared token library.
+ * _get_token_size, docs/design/token.md section 1) on the shared token library.
  *
  * Claims as TF-M's attest_core.c gathers them: the caller's challenge; the boot seed drawn at
  * this boot; the instance ID derived from the IAK at provisioning; the implementation ID of

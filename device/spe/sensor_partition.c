@@ -1,5 +1,5 @@
 /*
- * sensor_partition.c: the sensor secure partition (WIRE.md section 4).
+ * sensor_partition.c: the sensor secure partition (docs/design/wire.md section 4).
  *
  * On a sensor it reads the (emulated) temperature/humidity sensor and returns each reading
  * already sealed for its topic (COSE_Encrypt0, AES-CCM-16-64-128, or COSE_Mac0 when

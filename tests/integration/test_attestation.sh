@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PSA-IAT attestation end to end (WIRE.md section 3): a real gateway, TLS-PSK, and an MQTT 5
+# PSA-IAT attestation end to end (docs/design/wire.md section 3): a real gateway, TLS-PSK, and an MQTT 5
 # client that does the AUTH exchange with tokens from the shared library (tests/tools/
 # iat_client), plus mosquitto_pub for the clients that cannot attest. Every refusal must come
 # with the right CONNACK reason code and string, and a closed connection.

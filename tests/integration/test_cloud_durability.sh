@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The durability promise (WIRE.md section 6) with real components: devices publish QoS 1
+# The durability promise (docs/design/wire.md section 6) with real components: devices publish QoS 1
 # (loadgen seqpub prints each SEQ the gateway acknowledged), and every acknowledged message
 # must reach the cloud mosquitto (TLS, require_certificate), in order per device, through
 #   1. a cloud outage, with the gateway also SIGKILLed while the cloud is down;

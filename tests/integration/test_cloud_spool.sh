@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The spool's size cap (WIRE.md section 6): with when_full = "block" a full spool means no
+# The spool's size cap (docs/design/wire.md section 6): with when_full = "block" a full spool means no
 # PUBACK, then flow control (the connection is not read), never a silent drop, and everything
 # goes up once the cloud is back; with "drop_oldest" devices go on, and every drop is counted,
 # logged and kept in the file.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TLS-PSK handshakes from independent peers (openssl s_client, gnutls-cli) for every default
-# suite of WIRE.md section 1 and TLS 1.3; DHE-PSK and NULL refused unless the listener opts in.
+# suite of docs/design/wire.md section 1 and TLS 1.3; DHE-PSK and NULL refused unless the listener opts in.
 . "$(dirname "$0")/lib.sh"
 
 add_device dev-1 sensor $PSK_A

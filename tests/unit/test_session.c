@@ -39,14 +39,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    for (size_t b = 0; b < f->gw.session_buckets; b++)
-        while (f->gw.sessions[b])
-            session_destroy(&f->gw, f->gw.sessions[b]);
-    free(f->gw.sessions);
+    broker_unlock();
+    session_destroy_all(&f->gw);
     tree_free(f->gw.subs_root);
     tree_free(f->gw.retained_root);
     config_free(&f->gw.cfg);
-    broker_unlock();
     worker.flush_list = NULL;
     free(f);
     return 0;

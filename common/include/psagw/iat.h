@@ -9,7 +9,7 @@
  * Specification: RFC 9783 (PSA attestation token, its TF-M profile and Mac0 example), RFC 9052
  * sections 6.2 and 6.3 (COSE_Mac0, MAC_structure), TF-M's symmetric initial attestation design
  * (attest_core.c fixes the claim order reproduced by iat_encode). The project summary is
- * shared/design/IAT.md; the gateway's use of it is docs/attestation.md.
+ * docs/design/token.md; the gateway's use of it is docs/attestation.md.
  */
 #ifndef PSAGW_IAT_H
 #define PSAGW_IAT_H
@@ -63,7 +63,7 @@ enum iat_sw_key {
     IAT_SW_DESCRIPTION = 6,
 };
 
-/* Security lifecycle: the major state is the high byte (IAT.md section 3). */
+/* Security lifecycle: the major state is the high byte (docs/design/token.md section 3). */
 enum iat_lifecycle {
     IAT_LC_UNKNOWN = 0x0000,
     IAT_LC_ASSEMBLY_AND_TEST = 0x1000,
@@ -174,7 +174,7 @@ struct iat_token {
     int bad_sw;                     /* which SW component, or -1 */
 };
 
-/* Verifies a token against a policy in the order of IAT.md section 4 and fills *out with
+/* Verifies a token against a policy in the order of docs/design/token.md section 4 and fills *out with
  * what was decoded (claims are valid when the result is OK or a policy refusal). */
 enum iat_result iat_verify(const uint8_t *token, size_t len, const struct iat_policy *policy,
                            struct iat_token *out);

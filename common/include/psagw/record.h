@@ -1,5 +1,5 @@
 /*
- * record.h: the protected sensor record of WIRE.md section 4, shared by the sensor partition
+ * record.h: the protected sensor record of docs/design/wire.md section 4, shared by the sensor partition
  * (which seals records inside the sensor's SPE), the monitor's SPE (which opens them) and the
  * gateway (which may decode them for the cloud when it holds the group key).
  *

@@ -267,6 +267,7 @@ void attest_log_stats(struct gateway *gw)
 enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
                               struct iat_token *tok, char *reason, size_t reason_cap)
 {
+    BROKER_LOCK_HELD();
     struct gateway *gw = c->gw;
     const struct attest_config *cfg = &gw->cfg.attest;
     struct attest_state *s = c->att;

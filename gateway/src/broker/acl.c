@@ -1,5 +1,5 @@
 /*
- * acl.c: who may publish and subscribe where (WIRE.md section 2, "Topics and access control").
+ * acl.c: who may publish and subscribe where (docs/design/wire.md section 2, "Topics and access control").
  *
  * A principal carries two pattern lists with %c already replaced by its client id. Publishing
  * needs a pattern matching the topic; subscribing needs a pattern that covers everything the

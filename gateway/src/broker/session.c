@@ -29,6 +29,7 @@ static uint32_t hash_id(const char *s, bool anonymous)
 
 struct session *session_find(struct gateway *gw, const char *id, bool anonymous)
 {
+    BROKER_LOCK_HELD();
     if (gw->session_buckets == 0)
         return NULL;
     uint32_t b = hash_id(id, anonymous) & (uint32_t)(gw->session_buckets - 1);
@@ -62,6 +63,7 @@ static int sessions_grow(struct gateway *gw)
 
 struct session *session_create(struct gateway *gw, const char *id, bool anonymous)
 {
+    BROKER_LOCK_HELD();
     if (gw->n_sessions >= gw->session_buckets && sessions_grow(gw) != 0)
         return NULL;
     struct session *s = calloc(1, sizeof(*s));
@@ -91,6 +93,7 @@ static void free_queue(struct qentry *q)
 
 void session_destroy(struct gateway *gw, struct session *s)
 {
+    BROKER_LOCK_HELD();
     size_t b = hash_id(s->id, s->anonymous) & (gw->session_buckets - 1);
     for (struct session **pp = &gw->sessions[b]; *pp; pp = &(*pp)->hnext) {
         if (*pp == s) {
@@ -122,6 +125,7 @@ void session_destroy(struct gateway *gw, struct session *s)
  */
 void broker_sweep(struct gateway *gw)
 {
+    BROKER_LOCK_HELD();
     uint64_t now = clock_mono_ms();
     for (size_t b = 0; b < gw->session_buckets; b++) {
         for (struct session *s = gw->sessions[b], *next; s; s = next) {
@@ -161,6 +165,7 @@ void broker_publish_will(struct gateway *gw, struct session *s)
 
 void session_detach(struct gateway *gw, struct session *s)
 {
+    BROKER_LOCK_HELD();
     s->conn = NULL;
     if (s->will) {
         if (s->will_delay == 0 || s->expiry == 0) {
@@ -182,6 +187,7 @@ void session_detach(struct gateway *gw, struct session *s)
 
 void session_attach(struct gateway *gw, struct session *s, struct conn *c)
 {
+    BROKER_LOCK_HELD();
     s->conn = c;
     c->session = s;
     (void)gw;
@@ -262,6 +268,7 @@ static uint16_t next_packet_id(struct session *s)
 
 void session_flush(struct gateway *gw, struct session *s)
 {
+    BROKER_LOCK_HELD();
     struct conn *c = s->conn;
     if (!c || c->state != CONN_CONNECTED)
         return;
@@ -310,6 +317,7 @@ void session_flush(struct gateway *gw, struct session *s)
 
 void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id)
 {
+    BROKER_LOCK_HELD();
     struct qentry *prev = NULL;
     for (struct qentry *q = s->infl_head; q; prev = q, q = q->next) {
         if (q->packet_id != packet_id)
@@ -439,6 +447,7 @@ static void store_retained(struct gateway *gw, struct msg *m)
 
 void broker_publish(struct gateway *gw, struct msg *m, const struct session *origin)
 {
+    BROKER_LOCK_HELD();
     if (m->retain)
         store_retained(gw, m);
     static struct match_ctx mc; /* the scratch array is reused across publishes */
@@ -521,6 +530,19 @@ static void send_one_retained(struct msg *m, void *arg)
 void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
                           uint8_t qos, uint32_t sub_id)
 {
+    BROKER_LOCK_HELD();
     struct retained_ctx rc = {gw, s, qos, sub_id};
     tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
+}
+
+void session_destroy_all(struct gateway *gw)
+{
+    broker_lock();
+    for (size_t b = 0; b < gw->session_buckets; b++)
+        while (gw->sessions[b])
+            session_destroy(gw, gw->sessions[b]);
+    broker_unlock();
+    free(gw->sessions);
+    gw->sessions = NULL;
+    gw->session_buckets = 0;
 }

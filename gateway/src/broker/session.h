@@ -61,7 +61,7 @@ void session_attach(struct gateway *gw, struct session *s, struct conn *c);
 /* Sends what the client's receive maximum allows. */
 void session_flush(struct gateway *gw, struct session *s);
 void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id);
-/* Every session, at shutdown (the broker lock is not needed: no worker runs). */
+/* Every session, at shutdown (takes the broker lock). */
 void session_destroy_all(struct gateway *gw);
 
 /* Routes a message to every matching subscriber (and stores it if retained). */

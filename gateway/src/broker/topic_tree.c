@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_lock.h"
 #include "msg.h"
 #include "topic_tree.h"
 
@@ -113,6 +114,7 @@ static struct tnode *add_child(struct tnode *n, const char *name, size_t len)
 
 struct tnode *tree_node(struct tnode *root, const char *f, size_t len)
 {
+    BROKER_LOCK_HELD();
     struct tnode *n = root;
     size_t i = 0;
     for (;;) {
@@ -150,6 +152,7 @@ void tree_prune(struct tnode *n)
 
 void tree_add_sub(struct tnode *n, struct sub *s)
 {
+    BROKER_LOCK_HELD();
     s->node = n;
     s->next_in_node = n->subs;
     n->subs = s;
@@ -157,6 +160,7 @@ void tree_add_sub(struct tnode *n, struct sub *s)
 
 void tree_remove_sub(struct tnode *n, struct sub *s)
 {
+    BROKER_LOCK_HELD();
     for (struct sub **pp = &n->subs; *pp; pp = &(*pp)->next_in_node) {
         if (*pp == s) {
             *pp = s->next_in_node;
@@ -215,6 +219,7 @@ static void match(struct tnode *n, const char *t, size_t len, size_t i, bool fir
 void tree_match(struct tnode *root, const char *topic, size_t len,
                 void (*fn)(struct sub *s, void *arg), void *arg)
 {
+    BROKER_LOCK_HELD();
     match(root, topic, len, 0, true, fn, arg);
 }
 

@@ -1,7 +1,7 @@
 /*
  * cmd_iat.c: `psagw iat verify|show|create`, the attestation token tools.
  *
- * verify checks a token the way the gateway does (IAT.md section 4) and prints the verdict
+ * verify checks a token the way the gateway does (docs/design/token.md section 4) and prints the verdict
  * and the claims; exit 0 = accepted, 1 = refused (the reason on stderr and in the JSON),
  * 2 = usage or I/O error. show decodes without verifying and says so. create mints a token
  * from JSON claims, for tests and for developers of device firmware.

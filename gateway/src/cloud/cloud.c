@@ -192,6 +192,7 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
                        const struct cloud_route *rt, const char *rest, size_t rest_len,
                        struct conn_end *end)
 {
+    BROKER_LOCK_HELD();
     *end = CONN_GO_ON;
     struct gateway *gw = c->gw;
     struct session *s = c->session;

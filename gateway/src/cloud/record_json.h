@@ -1,5 +1,5 @@
 /*
- * record_json.h: the gateway's view of WIRE.md section 4's protected records: with the group
+ * record_json.h: the gateway's view of docs/design/wire.md section 4's protected records: with the group
  * key (cloud.group_key_file) it opens a device's record (AES-CCM or HMAC, with the topic as
  * external AAD) and writes the reading as JSON for the cloud (routes with payload = "json").
  */

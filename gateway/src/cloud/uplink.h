@@ -1,5 +1,5 @@
 /*
- * uplink.h: the gateway's connection to the cloud (WIRE.md section 5): MQTT over TLS with an
+ * uplink.h: the gateway's connection to the cloud (docs/design/wire.md section 5): MQTT over TLS with an
  * X.509 client certificate (cloud_client.c on its own thread), draining the durable spool at the
  * cloud's allowed rate, and bringing commands down to devices.
  */

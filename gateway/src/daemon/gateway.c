@@ -173,8 +173,9 @@ static bool idset_has(const struct idset *s, const char *id)
     return s->n > 0 && bsearch(&id, s->ids, s->n, sizeof(*s->ids), cmp_str) != NULL;
 }
 
-static void idset_unref(struct idset *s) /* broker lock held */
+static void idset_unref(struct idset *s)
 {
+    BROKER_LOCK_HELD();
     if (!s || --s->refs > 0)
         return;
     for (size_t i = 0; i < s->n; i++)
@@ -663,10 +664,7 @@ void gateway_free(struct gateway *gw)
     cloud_free(gw);
     registry_close(gw->reg);
     worker_set_current(NULL);
-    for (size_t b = 0; b < gw->session_buckets; b++)
-        while (gw->sessions && gw->sessions[b])
-            session_destroy(gw, gw->sessions[b]);
-    free(gw->sessions);
+    session_destroy_all(gw);
     tree_free(gw->subs_root);
     tree_free(gw->retained_root);
     for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)

@@ -18,6 +18,7 @@
  * becomes one TLS record where it fits. Buffers are freed when empty: an idle device costs its
  * socket, its record layer's keys and this struct.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -127,6 +128,7 @@ static void want(struct conn *c, uint32_t events)
 /* Queues c on its owner's remote list and wakes the owner (broker lock held). */
 static void remote_request(struct conn *c)
 {
+    BROKER_LOCK_HELD();
     if (!c->remote_pending) {
         c->remote_pending = true;
         c->next_remote = c->w->remote_list;
@@ -138,6 +140,7 @@ static void remote_request(struct conn *c)
 /* Output was queued: the owner writes it before it sleeps (caller: owner, or broker lock). */
 static void schedule_flush(struct conn *c)
 {
+    assert(broker_lock_held() || worker_current() == c->w);
     if (c->state == CONN_CLOSED)
         return;
     if (worker_current() != c->w) {
@@ -169,6 +172,7 @@ static int grow(uint8_t **buf, size_t *cap, size_t used, size_t extra, size_t in
 
 uint8_t *conn_out_reserve(struct conn *c, size_t n)
 {
+    BROKER_LOCK_HELD();
     if (grow(&c->out, &c->out_cap, c->out_len, n, 512) != 0)
         return NULL;
     return c->out + c->out_len;
@@ -304,6 +308,7 @@ static int write_some(struct conn *c)
 /* Takes what other code queued in `out` as the next buffer to write (owner thread). */
 static bool take_output(struct conn *c)
 {
+    WORKER_OWNS(c->w);
     free(c->wbuf);
     broker_lock();
     c->wbuf = c->out;
@@ -346,6 +351,7 @@ void conn_touch(struct conn *c)
 /* Handles every complete packet in buf[0..len) (broker lock held); returns bytes consumed. */
 static size_t handle_buffer(struct conn *c, const uint8_t *buf, size_t len)
 {
+    BROKER_LOCK_HELD();
     size_t off = 0;
     while (off < len && c->state != CONN_CLOSED) {
         uint8_t first;
@@ -748,6 +754,7 @@ static void teardown(struct conn *c)
 {
     BROKER_LOCK_NOT_HELD();
     struct worker *w = c->w;
+    WORKER_OWNS(w);
     /* best effort: what is buffered (a CONNACK or DISCONNECT with the reason) goes out now */
     if (output_pending(c) || take_output(c))
         while (write_some(c) > 0 && take_output(c))
@@ -807,6 +814,7 @@ void conn_close(struct conn *c, int reason, const char *detail)
 
 void conn_close_remote(struct conn *c, int reason)
 {
+    BROKER_LOCK_HELD();
     if (c->state == CONN_CLOSED)
         return;
     if (worker_current() == c->w) {
@@ -819,6 +827,7 @@ void conn_close_remote(struct conn *c, int reason)
 
 void conn_resume_remote(struct conn *c)
 {
+    BROKER_LOCK_HELD();
     if (c->state == CONN_CLOSED || c->resume_requested)
         return;
     c->resume_requested = true;

@@ -1,5 +1,5 @@
 /*
- * handle_auth.c: MQTT 5 enhanced authentication with the method PSA-IAT (WIRE.md section 3).
+ * handle_auth.c: MQTT 5 enhanced authentication with the method PSA-IAT (docs/design/wire.md section 3).
  *
  *   CONNECT (method PSA-IAT) -> AUTH 0x18 (data: fresh nonce) -> AUTH 0x18 (data: token)
  *   -> CONNACK 0x00, or CONNACK 0x87 with the reason, then close.

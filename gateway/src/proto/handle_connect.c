@@ -148,7 +148,7 @@ struct conn_end handle_connect(struct conn *c, const struct mqtt_connect *p, con
         }
     }
 
-    /* Attestation (WIRE.md section 3, docs/attestation.md): the device's policy decides. */
+    /* Attestation (docs/design/wire.md section 3, docs/attestation.md): the device's policy decides. */
     enum attest_policy policy = c->who.attestation == ATTEST_DEFAULT ? gw->cfg.attestation_default
                                                                      : c->who.attestation;
     if (c->version == MQTT_V5 && mqtt_props_has(&p->props, MQTT_PROP_AUTH_METHOD)) {

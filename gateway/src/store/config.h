@@ -15,7 +15,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/psagw/psagw.conf"
 #define CONFIG_DEFAULT_REGISTRY "/var/lib/psagw/registry.db"
 
-/* TLS 1.2 PSK suites in WIRE.md section 1's order (OpenSSL names). */
+/* TLS 1.2 PSK suites in docs/design/wire.md section 1's order (OpenSSL names). */
 #define CONFIG_DEFAULT_CIPHERS                                                                    \
     "PSK-AES128-CCM:PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:ECDHE-PSK-AES128-CBC-SHA256:"           \
     "ECDHE-PSK-CHACHA20-POLY1305"
@@ -51,7 +51,7 @@ struct attest_config {
     uint32_t history_per_device;
 };
 
-/* The cloud uplink and its durable spool (WIRE.md sections 5 and 6, docs/cloud.md). */
+/* The cloud uplink and its durable spool (docs/design/wire.md sections 5 and 6, docs/cloud.md). */
 #define CLOUD_MAX_ROUTES 8
 #define CLOUD_TEMPLATE_MAX 256
 #define CONFIG_DEFAULT_SPOOL "/var/lib/psagw/spool.db"

@@ -73,7 +73,7 @@ int registry_begin(struct registry *r);
 int registry_commit(struct registry *r);
 void registry_rollback(struct registry *r);
 
-/* Reference values for attestation (IAT.md section 4, step 6). */
+/* Reference values for attestation (docs/design/token.md section 4, step 6). */
 enum refval_kind { REFVAL_IMPLEMENTATION = 0, REFVAL_MEASUREMENT = 1 };
 
 struct refval {

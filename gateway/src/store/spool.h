@@ -1,5 +1,5 @@
 /*
- * spool.h: the durable spool between devices and the cloud (WIRE.md section 6).
+ * spool.h: the durable spool between devices and the cloud (docs/design/wire.md section 6).
  *
  * A device's message that routes to the cloud is written to a SQLite file (WAL,
  * synchronous=FULL) by one spool thread, in group commits: whatever arrived while the last
