@@ -25,14 +25,16 @@ ALLOWED_CYCLES = [{"proto/handle_connect", "proto/handle_auth"}]
 
 def symbols(obj):
     out = subprocess.run(["nm", obj], capture_output=True, text=True, check=True).stdout
-    defined, undefined = set(), set()
+    defined, undefined, functions = set(), set(), set()
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[1] in "TDBRCV":
             defined.add(parts[2])
+            if parts[1] == "T":
+                functions.add(parts[2])
         elif len(parts) == 2 and parts[0] == "U":
             undefined.add(parts[1])
-    return defined, undefined
+    return defined, undefined, functions
 
 
 def strongly_connected(graph):
@@ -94,12 +96,12 @@ def main():
         print("layers: no gateway objects under %s (build first)" % build, file=sys.stderr)
         return 2
     owner = {}
-    for name, (_, defined, _) in files.items():
+    for name, (_, defined, _, _) in files.items():
         for sym in defined:
             owner[sym] = name
     graph = {name: set() for name in files}
     why = {}
-    for name, (_, _, undefined) in files.items():
+    for name, (_, _, undefined, _) in files.items():
         for sym in undefined:
             callee = owner.get(sym)
             if callee and callee != name:
@@ -110,6 +112,13 @@ def main():
         for callee in sorted(graph[caller]):
             if files[callee][0] > files[caller][0]:
                 failures.append("upward call: %s -> %s (%s)" % (caller, callee, why[(caller, callee)]))
+    for name, (_, _, _, functions) in sorted(files.items()):
+        layer, base = name.split("/")
+        for fn in sorted(functions):
+            prefix = fn.split("_")[0]
+            if prefix != layer and prefix not in base.split("_"):
+                failures.append("name: %s defines %s (prefix '%s' names neither the file nor "
+                                "the layer)" % (name, fn, prefix))
     for comp in strongly_connected(graph):
         if comp not in ALLOWED_CYCLES:
             failures.append("cycle: %s" % " ".join(sorted(comp)))
@@ -119,8 +128,8 @@ def main():
     for f in failures:
         print("layers: " + f, file=sys.stderr)
     if not failures:
-        print("layers: %d files in %d layers, no upward call, no cycle but CONNECT/AUTH"
-              % (len(files), len(LAYERS)))
+        print("layers: %d files in %d layers, no upward call, no cycle but CONNECT/AUTH, "
+              "every function named after its file or layer" % (len(files), len(LAYERS)))
     return 1 if failures else 0
 
 

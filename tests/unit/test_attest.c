@@ -108,8 +108,8 @@ static void claims(struct iat_claims *c, const struct fixture *f, enum iat_profi
     c->sw[0].value = (struct iat_bytes){meas, 32};
     c->sw[0].signer_id = (struct iat_bytes){signer, 32};
     c->sw[0].present = 1u << IAT_SW_TYPE | 1u << IAT_SW_VALUE | 1u << IAT_SW_SIGNER_ID;
-    const char *pname = profile == IAT_PROFILE_LEGACY ? IAT_PROFILE_STR_LEGACY
-                                                      : IAT_PROFILE_STR_PSA2_2023;
+    const char *pname =
+        profile == IAT_PROFILE_LEGACY ? IAT_PROFILE_STR_LEGACY : IAT_PROFILE_STR_PSA2_2023;
     c->profile_name = (struct iat_bytes){(const uint8_t *)pname, strlen(pname)};
     c->present = 1u << IAT_CLAIM_NONCE | 1u << IAT_CLAIM_BOOT_SEED | 1u << IAT_CLAIM_INSTANCE_ID |
                  1u << IAT_CLAIM_IMPLEMENTATION_ID | 1u << IAT_CLAIM_CLIENT_ID |

@@ -52,8 +52,8 @@ static void timers_fire_in_deadline_order(void **state)
     loop_timer_start(l, &b.t, 10, fired);
     loop_timer_start(l, &c.t, 20, fired);
     loop_timer_start(l, &d.t, 5, fired);
-    loop_timer_cancel(l, &d.t);        /* cancelled: never fires */
-    loop_timer_cancel(l, &d.t);        /* twice is harmless */
+    loop_timer_cancel(l, &d.t);          /* cancelled: never fires */
+    loop_timer_cancel(l, &d.t);          /* twice is harmless */
     loop_timer_start(l, &c.t, 1, fired); /* re-armed earlier */
     loop_set_before_sleep(l, count_hook, NULL);
     hooks = 0;

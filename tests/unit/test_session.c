@@ -27,8 +27,8 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     config_defaults(&f->gw.cfg);
     f->gw.cfg.max_queued_messages = 5;
-    f->gw.subs_root = tree_new();
-    f->gw.retained_root = tree_new();
+    f->gw.subs_root = topic_tree_new();
+    f->gw.retained_root = topic_tree_new();
     worker.gw = &f->gw;
     worker_set_current(&worker);
     broker_lock();
@@ -41,8 +41,8 @@ static int teardown(void **state)
     struct fixture *f = *state;
     broker_unlock();
     session_destroy_all(&f->gw);
-    tree_free(f->gw.subs_root);
-    tree_free(f->gw.retained_root);
+    topic_tree_free(f->gw.subs_root);
+    topic_tree_free(f->gw.retained_root);
     config_free(&f->gw.cfg);
     worker.flush_list = NULL;
     free(f);
@@ -73,9 +73,9 @@ static void subscribe(struct gateway *gw, struct session *s, const char *filter,
     sub->session = s;
     sub->options = options;
     sub->sub_id = sub_id;
-    struct tnode *n = tree_node(gw->subs_root, filter, strlen(filter));
+    struct tnode *n = topic_tree_node(gw->subs_root, filter, strlen(filter));
     assert_non_null(n);
-    tree_add_sub(n, sub);
+    topic_tree_add_sub(n, sub);
     sub->next_in_session = s->subs;
     s->subs = sub;
 }
@@ -265,8 +265,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(receive_maximum_bounds_inflight_and_acks_release_more,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(reconnect_resends_inflight_with_dup_first, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(reconnect_resends_inflight_with_dup_first, setup, teardown),
         cmocka_unit_test_setup_teardown(overlapping_subscriptions_deliver_once_at_the_highest_qos,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(no_local_skips_the_publisher, setup, teardown),

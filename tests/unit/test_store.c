@@ -50,11 +50,12 @@ static void config_defaults_and_a_complete_file(void **state)
     (void)state;
     struct config c;
     char err[512] = "";
-    assert_int_equal(load("registry = \"/tmp/r.db\";\n"
-                          "mqtt = { max_queued_messages = 77; receive_maximum = 9; };\n"
-                          "listeners = ( { address = \"127.0.0.1:8883\"; type = \"tls-psk\"; } );\n",
-                          &c, err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        load("registry = \"/tmp/r.db\";\n"
+             "mqtt = { max_queued_messages = 77; receive_maximum = 9; };\n"
+             "listeners = ( { address = \"127.0.0.1:8883\"; type = \"tls-psk\"; } );\n",
+             &c, err, sizeof(err)),
+        0);
     assert_string_equal(c.registry, "/tmp/r.db");
     assert_int_equal(c.max_queued_messages, 77);
     assert_int_equal(c.receive_maximum, 9);
@@ -78,8 +79,8 @@ static void config_errors_name_the_file_and_line(void **state)
         {"mqtt = { no_such_key = 1; };\n", ":1: "},
         {"no_such_key = 1;\n", ":1: "},
         {"registry = \"/tmp/r.db\";\nmqtt = { receive_maximum = ; };\n", ":2: "}, /* syntax */
-        {"listeners = { address = \"x\"; };\n", ":1: "},       /* not a list */
-        {"stats_interval = \"often\";\n", ":1: stats_interval"}, /* wrong type */
+        {"listeners = { address = \"x\"; };\n", ":1: "},                          /* not a list */
+        {"stats_interval = \"often\";\n", ":1: stats_interval"},                  /* wrong type */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct config c;
@@ -213,7 +214,8 @@ static struct spool *open_spool(const char *path, struct durable_log *log)
 {
     struct spool_callbacks cb = {on_durable, on_records, log};
     char err[256] = "";
-    struct spool *sp = spool_open(path, 1u << 20, 1u << 20, SPOOL_FULL_BLOCK, &cb, err, sizeof(err));
+    struct spool *sp =
+        spool_open(path, 1u << 20, 1u << 20, SPOOL_FULL_BLOCK, &cb, err, sizeof(err));
     if (!sp)
         fail_msg("spool_open: %s", err);
     return sp;
@@ -224,8 +226,8 @@ static void submit(struct spool *sp, int i)
     char topic[32], payload[32];
     snprintf(topic, sizeof(topic), "sensors/dev-1/%d", i);
     snprintf(payload, sizeof(payload), "reading %d", i);
-    struct spool_item *it = spool_item_new("dev-1", topic, strlen(topic), (uint8_t *)payload,
-                                           strlen(payload), "dev-1");
+    struct spool_item *it =
+        spool_item_new("dev-1", topic, strlen(topic), (uint8_t *)payload, strlen(payload), "dev-1");
     assert_non_null(it);
     it->has_ack = true;
     it->ack.packet_id = (uint16_t)(i + 1);

@@ -32,14 +32,14 @@ static void collect(struct sub *s, void *arg)
 static size_t matches(struct tnode *root, const char *topic)
 {
     struct hits h = {0};
-    tree_match(root, topic, strlen(topic), collect, &h);
+    topic_tree_match(root, topic, strlen(topic), collect, &h);
     return h.n;
 }
 
 static bool matched(struct tnode *root, const char *topic, const struct sub *s)
 {
     struct hits h = {0};
-    tree_match(root, topic, strlen(topic), collect, &h);
+    topic_tree_match(root, topic, strlen(topic), collect, &h);
     for (size_t i = 0; i < h.n; i++)
         if (h.seen[i] == s)
             return true;
@@ -50,24 +50,24 @@ static struct sub *subscribe(struct tnode *root, const char *filter)
 {
     struct sub *s = calloc(1, sizeof(*s));
     assert_non_null(s);
-    struct tnode *n = tree_node(root, filter, strlen(filter));
+    struct tnode *n = topic_tree_node(root, filter, strlen(filter));
     assert_non_null(n);
-    tree_add_sub(n, s);
+    topic_tree_add_sub(n, s);
     return s;
 }
 
 static void unsubscribe(struct sub *s)
 {
     struct tnode *n = s->node;
-    tree_remove_sub(n, s);
-    tree_prune(n);
+    topic_tree_remove_sub(n, s);
+    topic_tree_prune(n);
     free(s);
 }
 
 static void wildcards_match_as_section_4_7_says(void **state)
 {
     (void)state;
-    struct tnode *root = tree_new();
+    struct tnode *root = topic_tree_new();
     struct sub *exact = subscribe(root, "sensors/dev-1/env");
     struct sub *plus = subscribe(root, "sensors/+/env");
     struct sub *hash = subscribe(root, "sensors/#");
@@ -99,13 +99,13 @@ static void wildcards_match_as_section_4_7_says(void **state)
     unsubscribe(all);
     unsubscribe(plus_end);
     unsubscribe(empty_level);
-    tree_free(root);
+    topic_tree_free(root);
 }
 
 static void dollar_topics_are_not_matched_by_leading_wildcards(void **state)
 {
     (void)state;
-    struct tnode *root = tree_new();
+    struct tnode *root = topic_tree_new();
     struct sub *all = subscribe(root, "#");
     struct sub *plus = subscribe(root, "+/monitor/Clients");
     struct sub *sys = subscribe(root, "$SYS/#");
@@ -122,19 +122,18 @@ static void dollar_topics_are_not_matched_by_leading_wildcards(void **state)
     unsubscribe(plus);
     unsubscribe(sys);
     unsubscribe(sys_plus);
-    tree_free(root);
+    topic_tree_free(root);
 }
 
 static void deep_and_wide_trees(void **state)
 {
     (void)state;
-    struct tnode *root = tree_new();
+    struct tnode *root = topic_tree_new();
     /* 1,000 levels deep */
     char deep[4096] = "";
     size_t len = 0;
     for (int i = 0; i < 1000; i++)
-        len += (size_t)snprintf(deep + len, sizeof(deep) - len, "%s%c", i ? "/" : "",
-                                'a' + i % 26);
+        len += (size_t)snprintf(deep + len, sizeof(deep) - len, "%s%c", i ? "/" : "", 'a' + i % 26);
     struct sub *d = subscribe(root, deep);
     struct sub *dh = subscribe(root, "a/b/c/#");
     assert_true(matched(root, deep, d));
@@ -158,13 +157,13 @@ static void deep_and_wide_trees(void **state)
     assert_int_equal(matches(root, "sensors/dev-5/env"), 0);
     unsubscribe(d);
     unsubscribe(dh);
-    tree_free(root);
+    topic_tree_free(root);
 }
 
 static void removal_prunes_and_keeps_the_rest(void **state)
 {
     (void)state;
-    struct tnode *root = tree_new();
+    struct tnode *root = topic_tree_new();
     struct sub *a = subscribe(root, "x/y/z");
     struct sub *b = subscribe(root, "x/y/z"); /* two sessions on one filter */
     struct sub *c = subscribe(root, "x/y");
@@ -181,7 +180,7 @@ static void removal_prunes_and_keeps_the_rest(void **state)
     struct sub *again = subscribe(root, "x/y/z");
     assert_true(matched(root, "x/y/z", again));
     unsubscribe(again);
-    tree_free(root);
+    topic_tree_free(root);
 }
 
 struct retained_hits {
@@ -198,9 +197,9 @@ static void collect_retained(struct msg *m, void *arg)
 
 static void retain(struct tnode *root, const char *topic)
 {
-    struct tnode *n = tree_node(root, topic, strlen(topic));
+    struct tnode *n = topic_tree_node(root, topic, strlen(topic));
     assert_non_null(n);
-    struct msg **slot = tree_node_retained(n);
+    struct msg **slot = topic_tree_node_retained(n);
     msg_unref(*slot);
     *slot = msg_new(topic, strlen(topic), (const uint8_t *)"v", 1, 1, true, NULL, 0);
     assert_non_null(*slot);
@@ -209,14 +208,14 @@ static void retain(struct tnode *root, const char *topic)
 static size_t retained_for(struct tnode *root, const char *filter)
 {
     struct retained_hits h = {0};
-    tree_match_retained(root, filter, strlen(filter), collect_retained, &h);
+    topic_tree_match_retained(root, filter, strlen(filter), collect_retained, &h);
     return h.n;
 }
 
 static void retained_messages_found_by_filter(void **state)
 {
     (void)state;
-    struct tnode *root = tree_new();
+    struct tnode *root = topic_tree_new();
     retain(root, "sensors/dev-1/env");
     retain(root, "sensors/dev-2/env");
     retain(root, "sensors/dev-2/power");
@@ -230,7 +229,7 @@ static void retained_messages_found_by_filter(void **state)
     assert_int_equal(retained_for(root, "sensors/dev-3/+"), 0);
     retain(root, "sensors/dev-1/env"); /* replaced, not added */
     assert_int_equal(retained_for(root, "sensors/dev-1/env"), 1);
-    tree_free(root); /* drops the retained messages (ASan checks the leak) */
+    topic_tree_free(root); /* drops the retained messages (ASan checks the leak) */
 }
 
 int main(void)

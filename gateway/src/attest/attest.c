@@ -81,7 +81,7 @@ int attest_init(struct gateway *gw, const struct attest_callbacks *cb, char *err
               "default=%s nonce_size=%u deadline_s=%u debug_lifecycle=%s profiles=%s%s "
               "implementation_ids=%zu require_known_implementation=%d measurements=%zu "
               "require_known_measurements=%d reattest_interval_s=%u",
-              attest_policy_name(gw->cfg.attestation_default), c->nonce_size, c->deadline,
+              device_policy_name(gw->cfg.attestation_default), c->nonce_size, c->deadline,
               c->lifecycle_mask & IAT_LC_BIT(IAT_LC_NON_PSA_ROT_DEBUG) ? "allowed" : "refused",
               c->profile_mask & (1u << IAT_PROFILE_LEGACY) ? "legacy," : "",
               c->profile_mask & (1u << IAT_PROFILE_PSA2) ? "psa2" : "", a->refvals->n_impl,

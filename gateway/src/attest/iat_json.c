@@ -376,7 +376,7 @@ static int refval_entry(const json_t *e, enum refval_kind kind, size_t i, struct
     return 0;
 }
 
-int refvals_from_json(const json_t *o, int (*fn)(const struct refval *rv, void *arg), void *arg,
+int iat_json_refvals(const json_t *o, int (*fn)(const struct refval *rv, void *arg), void *arg,
                       char *err, size_t errlen)
 {
     if (!json_is_object(o)) {
@@ -416,7 +416,7 @@ int refvals_from_json(const json_t *o, int (*fn)(const struct refval *rv, void *
     return 0;
 }
 
-json_t *refval_to_json(const struct refval *rv)
+json_t *iat_json_refval(const struct refval *rv)
 {
     json_t *o = json_object();
     char hexbuf[129];

@@ -39,6 +39,6 @@ void iat_claims_store_free(struct iat_claims_store *store);
  * `psagw iat verify --refvals` and (later) the provisioning manifest's "refvals" member. */
 #include "registry.h"
 /* Calls fn for each entry; stops at the first error (message names the entry). */
-int refvals_from_json(const json_t *obj, int (*fn)(const struct refval *rv, void *arg),
+int iat_json_refvals(const json_t *obj, int (*fn)(const struct refval *rv, void *arg),
                       void *arg, char *err, size_t errlen);
-json_t *refval_to_json(const struct refval *rv);
+json_t *iat_json_refval(const struct refval *rv);

@@ -7,9 +7,8 @@
 
 #include "msg.h"
 
-struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload,
-                    size_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,
-                    uint64_t now_ms)
+struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload, size_t payload_len,
+                    uint8_t qos, bool retain, const struct mqtt_props *props, uint64_t now_ms)
 {
     size_t raw_len = props ? props->raw.len : 0;
     struct msg *m = malloc(sizeof(*m) + topic_len + 1 + payload_len + raw_len);
@@ -33,10 +32,13 @@ struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload,
         uint8_t *raw = m->payload + payload_len;
         memcpy(raw, props->raw.data, raw_len);
         const uint8_t *base = props->raw.data;
-#define REBASE(f) (struct mqtt_bytes){(f).len ? raw + ((f).data - base) : NULL, (f).len}
+#define REBASE(f)                                                                                  \
+    (struct mqtt_bytes)                                                                            \
+    {                                                                                              \
+        (f).len ? raw + ((f).data - base) : NULL, (f).len                                          \
+    }
         struct mqtt_props *p = &m->props;
-        static const enum mqtt_prop_id kept[] = {MQTT_PROP_PAYLOAD_FORMAT,
-                                                 MQTT_PROP_CONTENT_TYPE,
+        static const enum mqtt_prop_id kept[] = {MQTT_PROP_PAYLOAD_FORMAT, MQTT_PROP_CONTENT_TYPE,
                                                  MQTT_PROP_RESPONSE_TOPIC,
                                                  MQTT_PROP_CORRELATION_DATA};
         for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)

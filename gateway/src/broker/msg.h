@@ -25,9 +25,8 @@ struct msg {
 
 /* A copy of the message with one reference, or NULL; `props` (may be NULL) gives the properties
  * forwarded to subscribers (MQTT 5 section 3.3.2.3) and the Message Expiry, from now_ms. */
-struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload,
-                    size_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,
-                    uint64_t now_ms);
+struct msg *msg_new(const char *topic, size_t topic_len, const uint8_t *payload, size_t payload_len,
+                    uint8_t qos, bool retain, const struct mqtt_props *props, uint64_t now_ms);
 void msg_ref(struct msg *m);
 void msg_unref(struct msg *m); /* NULL is fine */
 

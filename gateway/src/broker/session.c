@@ -105,8 +105,8 @@ void session_destroy(struct gateway *gw, struct session *s)
     while (s->subs) {
         struct sub *sub = s->subs;
         s->subs = sub->next_in_session;
-        tree_remove_sub(sub->node, sub);
-        tree_prune(sub->node);
+        topic_tree_remove_sub(sub->node, sub);
+        topic_tree_prune(sub->node);
         free(sub);
     }
     free_queue(s->pend_head);
@@ -426,10 +426,10 @@ static void collect(struct sub *sub, void *arg)
 
 static void store_retained(struct gateway *gw, struct msg *m)
 {
-    struct tnode *n = tree_node(gw->retained_root, m->topic, m->topic_len);
+    struct tnode *n = topic_tree_node(gw->retained_root, m->topic, m->topic_len);
     if (!n)
         return;
-    struct msg **slot = tree_node_retained(n);
+    struct msg **slot = topic_tree_node_retained(n);
     if (*slot) {
         msg_unref(*slot);
         *slot = NULL;
@@ -437,7 +437,7 @@ static void store_retained(struct gateway *gw, struct msg *m)
     }
     if (m->payload_len == 0) {
         /* section 3.3.1.3: an empty retained message clears the topic */
-        tree_prune(n);
+        topic_tree_prune(n);
         return;
     }
     msg_ref(m);
@@ -457,7 +457,7 @@ void broker_publish(struct gateway *gw, struct msg *m, const struct session *ori
     mc.n = 0;
     mc.msg_qos = m->qos;
     gw->match_gen++;
-    tree_match(gw->subs_root, m->topic, m->topic_len, collect, &mc);
+    topic_tree_match(gw->subs_root, m->topic, m->topic_len, collect, &mc);
     for (size_t i = 0; i < mc.n; i++) {
         struct target *t = &mc.t[i];
         /* section 3.3.1.3: retain is cleared for normal delivery unless retain-as-published */
@@ -495,7 +495,7 @@ int broker_deliver_command(struct gateway *gw, const char *id, const char *rest,
         mc.n = 0;
         mc.msg_qos = qos;
         gw->match_gen++;
-        tree_match(gw->subs_root, m->topic, m->topic_len, collect, &mc);
+        topic_tree_match(gw->subs_root, m->topic, m->topic_len, collect, &mc);
         for (size_t i = 0; i < mc.n; i++)
             enqueue(gw, mc.t[i].s, m, mc.t[i].qos, false, mc.t[i].sub_ids, mc.t[i].n_sub_ids);
         rc = mc.n ? 0 : -1;
@@ -532,7 +532,7 @@ void broker_send_retained(struct gateway *gw, struct session *s, const char *fil
 {
     BROKER_LOCK_HELD();
     struct retained_ctx rc = {gw, s, qos, sub_id};
-    tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
+    topic_tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
 }
 
 void session_destroy_all(struct gateway *gw)

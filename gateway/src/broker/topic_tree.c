@@ -42,12 +42,12 @@ static struct tnode *node_new(const char *name, size_t len)
     return n;
 }
 
-struct tnode *tree_new(void)
+struct tnode *topic_tree_new(void)
 {
     return node_new("", 0);
 }
 
-void tree_free(struct tnode *n)
+void topic_tree_free(struct tnode *n)
 {
     if (!n)
         return;
@@ -55,7 +55,7 @@ void tree_free(struct tnode *n)
         struct tnode *k = n->kids[b];
         while (k) {
             struct tnode *next = k->hnext;
-            tree_free(k);
+            topic_tree_free(k);
             k = next;
         }
     }
@@ -112,7 +112,7 @@ static struct tnode *add_child(struct tnode *n, const char *name, size_t len)
     return k;
 }
 
-struct tnode *tree_node(struct tnode *root, const char *f, size_t len)
+struct tnode *topic_tree_node(struct tnode *root, const char *f, size_t len)
 {
     BROKER_LOCK_HELD();
     struct tnode *n = root;
@@ -135,7 +135,7 @@ struct tnode *tree_node(struct tnode *root, const char *f, size_t len)
     }
 }
 
-void tree_prune(struct tnode *n)
+void topic_tree_prune(struct tnode *n)
 {
     while (n && n->parent && !n->subs && !n->retained && n->n_kids == 0) {
         struct tnode *p = n->parent;
@@ -150,7 +150,7 @@ void tree_prune(struct tnode *n)
     }
 }
 
-void tree_add_sub(struct tnode *n, struct sub *s)
+void topic_tree_add_sub(struct tnode *n, struct sub *s)
 {
     BROKER_LOCK_HELD();
     s->node = n;
@@ -158,7 +158,7 @@ void tree_add_sub(struct tnode *n, struct sub *s)
     n->subs = s;
 }
 
-void tree_remove_sub(struct tnode *n, struct sub *s)
+void topic_tree_remove_sub(struct tnode *n, struct sub *s)
 {
     BROKER_LOCK_HELD();
     for (struct sub **pp = &n->subs; *pp; pp = &(*pp)->next_in_node) {
@@ -169,12 +169,12 @@ void tree_remove_sub(struct tnode *n, struct sub *s)
     }
 }
 
-struct sub *tree_node_subs(struct tnode *n)
+struct sub *topic_tree_node_subs(struct tnode *n)
 {
     return n->subs;
 }
 
-struct msg **tree_node_retained(struct tnode *n)
+struct msg **topic_tree_node_retained(struct tnode *n)
 {
     return &n->retained;
 }
@@ -216,7 +216,7 @@ static void match(struct tnode *n, const char *t, size_t len, size_t i, bool fir
         match(plus, t, len, j + 1, false, fn, arg);
 }
 
-void tree_match(struct tnode *root, const char *topic, size_t len,
+void topic_tree_match(struct tnode *root, const char *topic, size_t len,
                 void (*fn)(struct sub *s, void *arg), void *arg)
 {
     BROKER_LOCK_HELD();
@@ -275,7 +275,7 @@ static void match_retained(struct tnode *n, const char *f, size_t len, size_t i,
     }
 }
 
-void tree_match_retained(struct tnode *root, const char *filter, size_t len,
+void topic_tree_match_retained(struct tnode *root, const char *filter, size_t len,
                          void (*fn)(struct msg *m, void *arg), void *arg)
 {
     match_retained(root, filter, len, 0, true, fn, arg);

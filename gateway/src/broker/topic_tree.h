@@ -24,22 +24,22 @@ struct sub {
     uint32_t sub_id; /* 0: none */
 };
 
-struct tnode *tree_new(void);
-void tree_free(struct tnode *root); /* drops the retained messages' references too */
+struct tnode *topic_tree_new(void);
+void topic_tree_free(struct tnode *root); /* drops the retained messages' references too */
 /* Finds or creates the node of a filter (or topic); NULL on allocation failure. */
-struct tnode *tree_node(struct tnode *root, const char *filter, size_t len);
+struct tnode *topic_tree_node(struct tnode *root, const char *filter, size_t len);
 /* Removes empty nodes from n up towards the root. */
-void tree_prune(struct tnode *n);
-void tree_add_sub(struct tnode *n, struct sub *s);
-void tree_remove_sub(struct tnode *n, struct sub *s);
-struct sub *tree_node_subs(struct tnode *n);
+void topic_tree_prune(struct tnode *n);
+void topic_tree_add_sub(struct tnode *n, struct sub *s);
+void topic_tree_remove_sub(struct tnode *n, struct sub *s);
+struct sub *topic_tree_node_subs(struct tnode *n);
 /* The node's retained message slot (NULL when none is kept). */
-struct msg **tree_node_retained(struct tnode *n);
+struct msg **topic_tree_node_retained(struct tnode *n);
 /* Calls fn for every subscription matching topic. */
-void tree_match(struct tnode *root, const char *topic, size_t len,
-                void (*fn)(struct sub *s, void *arg), void *arg);
+void topic_tree_match(struct tnode *root, const char *topic, size_t len,
+                      void (*fn)(struct sub *s, void *arg), void *arg);
 /* Calls fn for every retained message whose topic matches filter. */
-void tree_match_retained(struct tnode *root, const char *filter, size_t len,
-                         void (*fn)(struct msg *m, void *arg), void *arg);
+void topic_tree_match_retained(struct tnode *root, const char *filter, size_t len,
+                               void (*fn)(struct msg *m, void *arg), void *arg);
 
 #endif

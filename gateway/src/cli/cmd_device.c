@@ -169,7 +169,7 @@ static int device_add(struct device_opts *o, const char *id)
         return 2;
     }
     d.role = (enum device_role)role;
-    int pol = o->attestation ? attest_policy_parse(o->attestation) : ATTEST_DEFAULT;
+    int pol = o->attestation ? device_policy_parse(o->attestation) : ATTEST_DEFAULT;
     if (pol < 0) {
         fprintf(stderr, "psagw device add: --attestation must be required, optional, off or "
                         "default\n");
@@ -210,7 +210,7 @@ static int device_add(struct device_opts *o, const char *id)
         device_clear(&d);
         return 1;
     }
-    int prof = o->iat_profile ? iat_profile_parse(o->iat_profile) : IAT_PROFILE_AUTO;
+    int prof = o->iat_profile ? device_profile_parse(o->iat_profile) : IAT_PROFILE_AUTO;
     if (prof < 0) {
         fprintf(stderr, "psagw device add: --iat-profile must be auto, legacy or psa2\n");
         device_clear(&d);
@@ -233,7 +233,7 @@ static int device_add(struct device_opts *o, const char *id)
         fprintf(stderr, "psagw device add: %s\n", registry_error(r));
     } else {
         printf("added %s (role %s, attestation %s, %s)\n", d.id, device_role_name(d.role),
-               attest_policy_name(d.attestation), d.iak_len ? "IAK registered" : "no IAK");
+               device_policy_name(d.attestation), d.iak_len ? "IAK registered" : "no IAK");
         if (o->generate_psk) {
             printf("psk=");
             for (size_t i = 0; i < d.psk_len; i++)
@@ -264,7 +264,7 @@ static int device_set_iak(struct device_opts *o, const char *id)
     else if (r)
         printf("IAK of %s set (%zu bytes)\n", id, d.iak_len);
     if (r && rc == REG_OK && o->iat_profile) {
-        int prof = iat_profile_parse(o->iat_profile);
+        int prof = device_profile_parse(o->iat_profile);
         rc = prof < 0 ? REG_INVALID : registry_set_iat_profile(r, id, (enum iat_profile)prof);
         if (rc != REG_OK)
             fprintf(stderr, "psagw device set-iak: bad --iat-profile\n");
@@ -278,7 +278,7 @@ static int print_row(const struct device *d, void *arg)
 {
     (void)arg;
     printf("%-32s %-8s %-9s %s\n", d->id, device_role_name(d->role),
-           attest_policy_name(d->attestation), d->revoked ? "revoked" : "active");
+           device_policy_name(d->attestation), d->revoked ? "revoked" : "active");
     return 0;
 }
 
@@ -338,7 +338,7 @@ static int device_show(struct registry *r, const char *id)
     }
     printf("%-12s %s\n", "id", d.id);
     printf("%-12s %s\n", "role", device_role_name(d.role));
-    printf("%-12s %s\n", "attestation", attest_policy_name(d.attestation));
+    printf("%-12s %s\n", "attestation", device_policy_name(d.attestation));
     printf("%-12s %s\n", "state", d.revoked ? "revoked" : "active");
     printf("%-12s %zu bytes (not shown)\n", "psk", d.psk_len);
     if (d.iak_len) {
@@ -374,7 +374,7 @@ static int import_manifest(struct device_opts *o, const char *path, json_t *doc)
 {
     struct device d = {0};
     char err[256] = "";
-    int pol = o->attestation ? attest_policy_parse(o->attestation) : ATTEST_DEFAULT;
+    int pol = o->attestation ? device_policy_parse(o->attestation) : ATTEST_DEFAULT;
     const char *id = json_string_value(json_object_get(doc, "id"));
     const char *role = json_string_value(json_object_get(doc, "role"));
     const char *psk = json_string_value(json_object_get(doc, "psk"));
@@ -428,7 +428,7 @@ static int import_manifest(struct device_opts *o, const char *path, json_t *doc)
         goto out;
     }
     const json_t *rv = json_object_get(doc, "refvals");
-    if (rv && refvals_from_json(rv, add_refval, r, err, sizeof(err)) != 0) {
+    if (rv && iat_json_refvals(rv, add_refval, r, err, sizeof(err)) != 0) {
         fprintf(stderr, "psagw device import: %s: refvals: %s (nothing imported)\n", path, err);
         registry_rollback(r);
         goto out;
@@ -438,7 +438,7 @@ static int import_manifest(struct device_opts *o, const char *path, json_t *doc)
         goto out;
     }
     printf("imported %s from %s (role %s, attestation %s, IAK registered%s)\n", d.id, path,
-           device_role_name(d.role), attest_policy_name(d.attestation),
+           device_role_name(d.role), device_policy_name(d.attestation),
            rv ? ", reference values added" : "");
     ret = 0;
 out:
@@ -471,7 +471,7 @@ static int device_import(struct device_opts *o, const char *path)
         }
     }
     int role = device_role_parse(o->role ? o->role : "sensor");
-    int pol = o->attestation ? attest_policy_parse(o->attestation) : ATTEST_DEFAULT;
+    int pol = o->attestation ? device_policy_parse(o->attestation) : ATTEST_DEFAULT;
     if (role < 0 || pol < 0) {
         fprintf(stderr, "psagw device import: bad --role or --attestation\n");
         return 2;
@@ -546,7 +546,7 @@ static int device_import(struct device_opts *o, const char *path)
     }
     printf("imported %d device%s from %s (role %s, attestation %s)\n", count,
            count == 1 ? "" : "s", path, device_role_name((enum device_role)role),
-           attest_policy_name((enum attest_policy)pol));
+           device_policy_name((enum attest_policy)pol));
     ret = 0;
     goto out;
 fail:

@@ -107,7 +107,7 @@ static int load_key(const struct iat_opts *o, uint8_t *key, size_t *len)
 
 static int parse_profile(const char *s, enum iat_profile *p)
 {
-    int v = s ? iat_profile_parse(s) : IAT_PROFILE_AUTO;
+    int v = s ? device_profile_parse(s) : IAT_PROFILE_AUTO;
     if (v < 0) {
         fprintf(stderr, "psagw iat: --profile must be auto, legacy or psa2\n");
         return -1;
@@ -186,7 +186,7 @@ static int iat_verify_cmd(const struct iat_opts *o, const char *path)
         }
         const json_t *obj = json_object_get(doc, "refvals") ? json_object_get(doc, "refvals")
                                                              : doc;
-        int rc = refvals_from_json(obj, refval_set_add, rs, err, sizeof(err));
+        int rc = iat_json_refvals(obj, refval_set_add, rs, err, sizeof(err));
         json_decref(doc);
         if (rc != 0) {
             fprintf(stderr, "psagw iat verify: %s: %s\n", o->refvals, err);
@@ -276,7 +276,7 @@ static int iat_create_cmd(const struct iat_opts *o)
     json_decref(doc);
     enum iat_profile profile = c.profile;
     if (o->profile) {
-        int p = iat_profile_parse(o->profile);
+        int p = device_profile_parse(o->profile);
         if (p != IAT_PROFILE_LEGACY && p != IAT_PROFILE_PSA2) {
             fprintf(stderr, "psagw iat create: --profile must be legacy or psa2\n");
             iat_claims_store_free(&store);

@@ -88,7 +88,7 @@ static int print_refval(const struct refval *rv, void *arg)
     struct list_state *st = arg;
     if (st->json) {
         json_array_append_new(rv->kind == REFVAL_IMPLEMENTATION ? st->impl : st->meas,
-                              refval_to_json(rv));
+                              iat_json_refval(rv));
         return 0;
     }
     char value[129], signer[129];
@@ -167,7 +167,7 @@ static int refval_import(struct registry *r, const char *path)
     }
     /* a manifest carries its reference values under "refvals" */
     const json_t *obj = json_object_get(doc, "refvals") ? json_object_get(doc, "refvals") : doc;
-    int rc = refvals_from_json(obj, import_one, &st, err, sizeof(err));
+    int rc = iat_json_refvals(obj, import_one, &st, err, sizeof(err));
     json_decref(doc);
     if (rc != 0) {
         registry_rollback(r);

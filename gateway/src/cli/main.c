@@ -135,7 +135,7 @@ static int cmd_serve(int argc, char **argv)
     if (registry)
         snprintf(cfg.registry, sizeof(cfg.registry), "%s", registry);
     if (policy) {
-        int p = attest_policy_parse(policy);
+        int p = device_policy_parse(policy);
         if (p <= ATTEST_DEFAULT) {
             snprintf(err, sizeof(err),
                      "--attestation-default must be required, optional or off, not '%s'", policy);

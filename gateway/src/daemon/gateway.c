@@ -540,8 +540,8 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     static const struct attest_callbacks attest_cb = {.verdict = cloud_attest_verdict};
     if (attest_init(gw, &attest_cb, err, errlen) != 0)
         return -1;
-    gw->subs_root = tree_new();
-    gw->retained_root = tree_new();
+    gw->subs_root = topic_tree_new();
+    gw->retained_root = topic_tree_new();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     gw->n_workers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
     gw->workers = calloc(gw->n_workers, sizeof(*gw->workers));
@@ -602,7 +602,7 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
                          stats_tick);
     log_event(LOG_INFO, "started", "version=%s registry=%s attestation_default=%s "
                                    "allow_anonymous=%d workers=%u config=%s",
-              PSAGW_VERSION, cfg->registry, attest_policy_name(cfg->attestation_default),
+              PSAGW_VERSION, cfg->registry, device_policy_name(cfg->attestation_default),
               cfg->allow_anonymous, gw->n_workers, cfg->path[0] ? cfg->path : "none");
     return 0;
 }
@@ -665,8 +665,8 @@ void gateway_free(struct gateway *gw)
     registry_close(gw->reg);
     worker_set_current(NULL);
     session_destroy_all(gw);
-    tree_free(gw->subs_root);
-    tree_free(gw->retained_root);
+    topic_tree_free(gw->subs_root);
+    topic_tree_free(gw->retained_root);
     for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)
         SSL_CTX_free(gw->tls[i]);
     if (signal_io.fd >= 0)

@@ -74,14 +74,14 @@ struct conn {
     bool teardown_pending; /* closed under the broker lock, on the worker's closing list */
     char peer[64];
     struct principal who;
-    bool have_identity; /* set by the TLS PSK callbacks */
-    bool resumed;       /* the handshake used one of our session tickets */
-    struct attest_state *att; /* attest/attest.h; NULL most of the time */
-    bool auth_psa_iat;        /* CONNECT carried Authentication Method PSA-IAT */
-    bool attested;            /* the last verdict on this connection was "accepted" */
+    bool have_identity;          /* set by the TLS PSK callbacks */
+    bool resumed;                /* the handshake used one of our session tickets */
+    struct attest_state *att;    /* attest/attest.h; NULL most of the time */
+    bool auth_psa_iat;           /* CONNECT carried Authentication Method PSA-IAT */
+    bool attested;               /* the last verdict on this connection was "accepted" */
     struct loop_timer att_timer; /* re-attestation deadline / interval */
-    const char *psk_refusal; /* why the PSK callback refused, for the handshake failure log */
-    uint8_t psk_fp[PSK_FP_LEN]; /* SHA-256 prefix of the PSK used, bound into session tickets */
+    const char *psk_refusal;     /* why the PSK callback refused, for the handshake failure log */
+    uint8_t psk_fp[PSK_FP_LEN];  /* SHA-256 prefix of the PSK used, bound into session tickets */
     uint64_t last_rx_ms;
     uint8_t version;
     uint16_t keep_alive;
@@ -101,14 +101,14 @@ struct conn {
     bool remote_pending; /* on the owner's remote list (broker lock) */
     int kill_reason;     /* >= 0: another worker asked the owner to close it (broker lock) */
     struct session *session;
-    uint64_t gen;           /* unique per connection: acks the spool releases find their conn */
-    uint32_t spool_waiting; /* QoS 1/2 acks waiting for the spool (broker lock) */
-    bool read_paused;       /* too many waiting: input is not read (set under the broker lock) */
-    bool resume_requested;  /* the spool caught up: the owner reads again (broker lock) */
-    struct conn *next, *prev;  /* the worker's live connections */
-    struct conn *next_flush;   /* the worker's connections with output to write */
-    struct conn *next_remote;  /* the worker's remote list (broker lock) */
-    struct conn *next_dead;    /* the closing list, then the dead list (owner only) */
+    uint64_t gen;             /* unique per connection: acks the spool releases find their conn */
+    uint32_t spool_waiting;   /* QoS 1/2 acks waiting for the spool (broker lock) */
+    bool read_paused;         /* too many waiting: input is not read (set under the broker lock) */
+    bool resume_requested;    /* the spool caught up: the owner reads again (broker lock) */
+    struct conn *next, *prev; /* the worker's live connections */
+    struct conn *next_flush;  /* the worker's connections with output to write */
+    struct conn *next_remote; /* the worker's remote list (broker lock) */
+    struct conn *next_dead;   /* the closing list, then the dead list (owner only) */
 };
 
 /* Why a connection must end: an MQTT reason code (the DISCONNECT an MQTT 5 client gets, and
@@ -150,8 +150,9 @@ uint8_t *conn_out_reserve(struct conn *c, size_t n);
 void conn_out_commit(struct conn *c, size_t n);
 /*
  * Ends the connection (owner thread): the handlers' closing() says goodbye (an MQTT 5 DISCONNECT
- * with reason >= 0x80 and `detail` as its reason string), and the disconnect is logged. Safe to call twice; memory is freed later. With the broker lock held the rest of the
- * teardown (flush, TLS close, unhooking from the loop) is deferred until it is released.
+ * with reason >= 0x80 and `detail` as its reason string), and the disconnect is logged. Safe to
+ * call twice; memory is freed later. With the broker lock held the rest of the teardown (flush, TLS
+ * close, unhooking from the loop) is deferred until it is released.
  */
 void conn_close(struct conn *c, int reason, const char *detail);
 /* Asks the connection's own worker to close it (from any worker, broker lock held). */

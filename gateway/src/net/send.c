@@ -76,17 +76,16 @@ int send_publish(struct conn *c, const struct mqtt_publish *p)
     return commit(c, mqtt_encode_publish(e.buf, e.cap, c->version, p, &e.need), &e);
 }
 
-int send_suback(struct conn *c, uint8_t type, uint16_t packet_id, const uint8_t *reasons,
-                size_t n)
+int send_suback(struct conn *c, uint8_t type, uint16_t packet_id, const uint8_t *reasons, size_t n)
 {
     struct encoding e = {0};
-    if (reserve(c, mqtt_encode_suback(NULL, 0, c->version, type, packet_id, NULL, reasons, n,
-                                      &e.need),
+    if (reserve(c,
+                mqtt_encode_suback(NULL, 0, c->version, type, packet_id, NULL, reasons, n, &e.need),
                 &e) != 0)
         return -1;
-    return commit(c, mqtt_encode_suback(e.buf, e.cap, c->version, type, packet_id, NULL, reasons,
-                                        n, &e.need),
-                  &e);
+    return commit(
+        c, mqtt_encode_suback(e.buf, e.cap, c->version, type, packet_id, NULL, reasons, n, &e.need),
+        &e);
 }
 
 int send_suback_reserve(struct conn *c, uint16_t packet_id, size_t n, size_t *at)
@@ -95,8 +94,9 @@ int send_suback_reserve(struct conn *c, uint16_t packet_id, size_t n, size_t *at
     if (n > sizeof(zeros))
         return -1;
     struct encoding e = {0};
-    if (reserve(c, mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, packet_id, NULL, zeros, n,
-                                      &e.need),
+    if (reserve(c,
+                mqtt_encode_suback(NULL, 0, c->version, MQTT_SUBACK, packet_id, NULL, zeros, n,
+                                   &e.need),
                 &e) != 0)
         return -1;
     *at = c->out_len;

@@ -23,8 +23,7 @@ int send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason,
 /* 1: not sent, larger than the client's Maximum Packet Size (MQTT 5 section 3.1.2.25) */
 int send_publish(struct conn *c, const struct mqtt_publish *p);
 /* SUBACK or UNSUBACK */
-int send_suback(struct conn *c, uint8_t type, uint16_t packet_id, const uint8_t *reasons,
-                size_t n);
+int send_suback(struct conn *c, uint8_t type, uint16_t packet_id, const uint8_t *reasons, size_t n);
 /* A SUBACK that must precede what the subscription releases (its retained messages): its room
  * is taken now (*at: where), its reason codes written by send_suback_fill once known (the size
  * does not depend on them). Broker lock held from one to the other. */

@@ -44,11 +44,10 @@ void proto_end(struct conn *c, struct conn_end why)
                 (*(_Atomic uint64_t *)((char *)&c->gw->metrics + r->counter))++;
             if (r->event) {
                 char id[LOG_SAFE_MAX];
-                log_event(LOG_WARN, r->event, "peer=%s id=%s reason_code=0x%02x detail=\"%s\"",
-                          c->peer,
-                          c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
-                                       : "-",
-                          (unsigned)why.reason, why.detail ? why.detail : "");
+                log_event(
+                    LOG_WARN, r->event, "peer=%s id=%s reason_code=0x%02x detail=\"%s\"", c->peer,
+                    c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-",
+                    (unsigned)why.reason, why.detail ? why.detail : "");
             }
             break;
         }

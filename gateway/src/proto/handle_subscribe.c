@@ -51,7 +51,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     if (qos > 1)
         qos = 1;
     uint8_t options = (uint8_t)((e->options & ~MQTT_SUBOPT_QOS_MASK) | qos);
-    struct tnode *node = tree_node(gw->subs_root, f, flen);
+    struct tnode *node = topic_tree_node(gw->subs_root, f, flen);
     if (!node)
         return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;
     struct sub *sub = find_sub(s, node);
@@ -59,11 +59,11 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     if (!sub) {
         sub = calloc(1, sizeof(*sub));
         if (!sub) {
-            tree_prune(node);
+            topic_tree_prune(node);
             return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;
         }
         sub->session = s;
-        tree_add_sub(node, sub);
+        topic_tree_add_sub(node, sub);
         sub->next_in_session = s->subs;
         s->subs = sub;
     }
@@ -118,19 +118,19 @@ struct conn_end handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *
     while (mqtt_unsubscribe_next(p, &off, &f)) {
         reasons[n] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
         if (mqtt_topic_filter_valid(f.data, f.len)) {
-            struct tnode *node = tree_node(c->gw->subs_root, (const char *)f.data, f.len);
+            struct tnode *node = topic_tree_node(c->gw->subs_root, (const char *)f.data, f.len);
             struct sub **pp = &s->subs;
             while (node && *pp && (*pp)->node != node)
                 pp = &(*pp)->next_in_session;
             if (node && *pp) {
                 struct sub *x = *pp;
                 *pp = x->next_in_session;
-                tree_remove_sub(node, x);
+                topic_tree_remove_sub(node, x);
                 free(x);
                 reasons[n] = MQTT_RC_SUCCESS;
             }
             if (node)
-                tree_prune(node);
+                topic_tree_prune(node);
         } else {
             reasons[n] = MQTT_RC_TOPIC_FILTER_INVALID;
         }

@@ -295,7 +295,7 @@ static int read_attestation(struct reader *r, struct config *c, const config_set
     if (a->nonce_size != 32 && a->nonce_size != 48 && a->nonce_size != 64)
         return fail(r, config_setting_get_member(g, "nonce_size"), "must be 32, 48 or 64");
     if (*policy) {
-        int p = attest_policy_parse(policy);
+        int p = device_policy_parse(policy);
         if (p <= ATTEST_DEFAULT)
             return fail(r, config_setting_get_member(g, "default"),
                         "must be required, optional or off");
@@ -536,7 +536,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         c->log_level = lv;
     }
     if (*policy) {
-        int p = attest_policy_parse(policy);
+        int p = device_policy_parse(policy);
         if (p <= ATTEST_DEFAULT) {
             fail(&r, config_setting_get_member(root, "attestation_default"), "must be required, optional or off");
             goto out;

@@ -203,7 +203,7 @@ static void row_to_device(sqlite3_stmt *st, struct device *d)
         n = DEVICE_PSK_MAX;
     memcpy(d->psk, sqlite3_column_blob(st, 2), (size_t)n);
     d->psk_len = (size_t)n;
-    int a = attest_policy_parse((const char *)sqlite3_column_text(st, 3));
+    int a = device_policy_parse((const char *)sqlite3_column_text(st, 3));
     d->attestation = a < 0 ? ATTEST_DEFAULT : (enum attest_policy)a;
     d->acl_pub = dup_text(st, 4);
     d->acl_sub = dup_text(st, 5);
@@ -217,7 +217,7 @@ static void row_to_device(sqlite3_stmt *st, struct device *d)
         if (sqlite3_column_bytes(st, 10) == IAT_INSTANCE_ID_SIZE)
             memcpy(d->instance_id, sqlite3_column_blob(st, 10), IAT_INSTANCE_ID_SIZE);
     }
-    int p = iat_profile_parse((const char *)sqlite3_column_text(st, 11));
+    int p = device_profile_parse((const char *)sqlite3_column_text(st, 11));
     d->iat_profile = p < 0 ? IAT_PROFILE_AUTO : (enum iat_profile)p;
 }
 
@@ -274,7 +274,7 @@ int registry_add(struct registry *r, const struct device *d)
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, device_role_name(d->role), -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, d->psk, (int)d->psk_len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, attest_policy_name(d->attestation), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, device_policy_name(d->attestation), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, d->acl_pub, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, d->acl_sub, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, now);
@@ -641,70 +641,4 @@ int registry_history_list(struct registry *r, const char *id, unsigned limit,
     }
     sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? REG_OK : db_fail(r, "attestation history");
-}
-
-void device_clear(struct device *d)
-{
-    OPENSSL_cleanse(d->psk, sizeof(d->psk));
-    d->psk_len = 0;
-    OPENSSL_cleanse(d->iak, sizeof(d->iak));
-    d->iak_len = 0;
-    free(d->acl_pub);
-    free(d->acl_sub);
-    d->acl_pub = d->acl_sub = NULL;
-}
-
-bool device_id_valid(const char *id, size_t len)
-{
-    if (len == 0 || len > DEVICE_ID_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)id[i];
-        /* '/', '+' and '#' would change the meaning of the %c ACL patterns and topics */
-        if (c <= 0x20 || c >= 0x7f || c == '/' || c == '+' || c == '#')
-            return false;
-    }
-    return true;
-}
-
-static const char *const role_names[] = {"sensor", "monitor", "custom"};
-static const char *const policy_names[] = {"default", "off", "optional", "required"};
-
-const char *device_role_name(enum device_role role)
-{
-    return (unsigned)role < 3 ? role_names[role] : "?";
-}
-
-int device_role_parse(const char *s)
-{
-    for (int i = 0; s && i < 3; i++)
-        if (strcmp(s, role_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-const char *attest_policy_name(enum attest_policy p)
-{
-    return (unsigned)p < 4 ? policy_names[p] : "?";
-}
-
-int iat_profile_parse(const char *s)
-{
-    if (!s)
-        return -1;
-    if (strcmp(s, "auto") == 0)
-        return IAT_PROFILE_AUTO;
-    if (strcmp(s, "legacy") == 0)
-        return IAT_PROFILE_LEGACY;
-    if (strcmp(s, "psa2") == 0)
-        return IAT_PROFILE_PSA2;
-    return -1;
-}
-
-int attest_policy_parse(const char *s)
-{
-    for (int i = 0; s && i < 4; i++)
-        if (strcmp(s, policy_names[i]) == 0)
-            return i;
-    return -1;
 }

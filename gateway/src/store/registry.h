@@ -133,8 +133,8 @@ void device_clear(struct device *d);
 bool device_id_valid(const char *id, size_t len);
 const char *device_role_name(enum device_role role);
 int device_role_parse(const char *s); /* -1 if unknown */
-const char *attest_policy_name(enum attest_policy p);
-int attest_policy_parse(const char *s); /* -1 if unknown; "default" is ATTEST_DEFAULT */
-int iat_profile_parse(const char *s);   /* auto|legacy|psa2, -1 if unknown */
+const char *device_policy_name(enum attest_policy p); /* an attestation policy: "required"... */
+int device_policy_parse(const char *s); /* -1 if unknown; "default" is ATTEST_DEFAULT */
+int device_profile_parse(const char *s);   /* auto|legacy|psa2, -1 if unknown */
 
 #endif
