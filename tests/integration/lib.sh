@@ -15,6 +15,7 @@ CHILDREN=()
 
 cleanup() {
   local rc=$?
+  if declare -F test_cleanup >/dev/null; then test_cleanup || true; fi
   for p in "${CHILDREN[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   pkill -P $$ 2>/dev/null || true # anything else this script started
   if [ -n "$GW_PID" ]; then kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
@@ -41,7 +42,7 @@ start_gateway() {
 # run's event=started and reads PSK_PORT and PLAIN_PORT from this run's listening lines.
 launch_gateway() {
   local from
-  from=$(( $(wc -l < "$GW_LOG" 2>/dev/null || echo 0) + 1 ))
+  from=$(( $(wc -l 2>/dev/null < "$GW_LOG" || echo 0) + 1 ))
   "$PSAGW" serve "$@" 2>>"$GW_LOG" &
   GW_PID=$!
   for _ in $(seq 1 100); do

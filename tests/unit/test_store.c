@@ -357,6 +357,63 @@ static void spool_recovers_from_a_torn_wal_write(void **state)
     spool_close(sp);
 }
 
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* With the cloud keeping up, records come and go all the time: the WAL must be checkpointed
+ * and reset, so it stays within its budget instead of growing with every message (it grew to
+ * 127 MB in 3 minutes at 475 msg/s before), and is truncated once the spool is empty. */
+static void spool_wal_stays_bounded_and_is_truncated_when_empty(void **state)
+{
+    (void)state;
+    char path[256], wal[300];
+    path_in_dir(path, sizeof(path), "wal.spool");
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    struct durable_log log = {0};
+    struct spool *sp = open_spool(path, &log);
+    assert_int_equal(spool_start(sp), 0);
+    static uint8_t payload[1024];
+    off_t peak = 0;
+    for (int round = 0; round < 40; round++) { /* 40 x 200 x 1 KiB: 8 MiB through the spool */
+        for (int i = 0; i < 200; i++) {
+            struct spool_item *it = spool_item_new("dev-1", "sensors/dev-1/env", 17, payload,
+                                                   sizeof(payload), NULL);
+            assert_non_null(it);
+            assert_int_equal(spool_submit(sp, it), 0);
+        }
+        uint64_t first = 0, last = 0;
+        assert_int_equal(take_all(sp, 200, &first, &last), 200);
+        spool_done(sp, last, 200);
+        usleep(20000);
+        off_t now = file_size(wal);
+        if (now > peak)
+            peak = now;
+    }
+    /* the budget (SPOOL_WAL_BUDGET, 4 MiB) and one group commit's worth over it */
+    if (peak > (off_t)(SPOOL_WAL_BUDGET + (2u << 20)))
+        fail_msg("the WAL reached %lld bytes", (long long)peak);
+    /* empty and idle: truncated within a checkpoint period or two */
+    off_t idle = 0;
+    for (int i = 0; i < 100; i++) {
+        usleep(20000);
+        struct spool_stats st;
+        spool_get_stats(sp, &st);
+        idle = file_size(wal);
+        if (st.records == 0 && idle == 0)
+            break;
+    }
+    if (idle != 0)
+        fail_msg("the WAL of an empty spool is still %lld bytes", (long long)idle);
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.wal_bytes, 0);
+    spool_stop(sp);
+    spool_close(sp);
+}
+
 static int setup_dir(void **state)
 {
     (void)state;
@@ -381,6 +438,7 @@ int main(void)
         cmocka_unit_test(spool_acks_only_after_commit_and_in_order),
         cmocka_unit_test(spool_records_survive_a_restart_until_done),
         cmocka_unit_test(spool_recovers_from_a_torn_wal_write),
+        cmocka_unit_test(spool_wal_stays_bounded_and_is_truncated_when_empty),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

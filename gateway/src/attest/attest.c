@@ -153,30 +153,6 @@ void attest_state_free(struct conn *c)
     c->att = NULL;
 }
 
-/* The verdict as JSON for the cloud (docs/design/wire.md section 5:
- * psagw/<gateway>/attest/<id>). The claims are the token's public claims (iat_json.c), never the
- * key or the MAC. */
-static void send_verdict_up(struct gateway *gw, const struct conn *c, enum iat_result r,
-                            const char *reason, const struct iat_token *tok)
-{
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "device", c->who.id, "verdict",
-                          r == IAT_OK ? "accepted" : "refused", "result", iat_result_name(r),
-                          "reason", reason, "time_ms", (json_int_t)clock_wall_ms());
-    if (!o)
-        return;
-    if (tok) {
-        json_t *claims = iat_claims_to_json(tok);
-        if (claims)
-            json_object_set_new(o, "claims", claims);
-    }
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (text) {
-        gw->attest->cb.verdict(gw, c->who.id, text, strlen(text));
-        free(text);
-    }
-}
-
 static void queue_verdict(struct gateway *gw, const struct conn *c, enum iat_result r,
                           const char *reason, const uint8_t *token, size_t token_len)
 {
@@ -320,7 +296,9 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
               claims_valid ? (long long)tok->claims.client_id : 0LL, impl, iid, tok->alg,
               (unsigned long long)took_us);
     queue_verdict(gw, c, r, reason, claims_valid ? token : NULL, claims_valid ? len : 0);
-    if (gw->attest->cb.verdict)
-        send_verdict_up(gw, c, r, reason, claims_valid ? tok : NULL);
+    if (gw->attest->cb.verdict) {
+        struct attest_verdict v = {c->who.id, r, reason, claims_valid ? tok : NULL};
+        gw->attest->cb.verdict(gw, &v);
+    }
     return r;
 }

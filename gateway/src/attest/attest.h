@@ -31,10 +31,19 @@ struct attest_state {
     uint64_t started_us;
 };
 
+/* A verdict as handed upward: the device, the result and its reason, and the token's claims
+ * when its MAC was good (else NULL). Valid during the call only. */
+struct attest_verdict {
+    const char *device;
+    enum iat_result result;
+    const char *reason;
+    const struct iat_token *tok;
+};
+
 /* What attestation hands upward. */
 struct attest_callbacks {
-    /* A verdict as JSON for the device `id` (broker lock held; may be NULL: not sent). */
-    void (*verdict)(struct gateway *gw, const char *id, const char *json, size_t len);
+    /* Every verdict (broker lock held; NULL: not handed up). */
+    void (*verdict)(struct gateway *gw, const struct attest_verdict *v);
 };
 
 struct attest_ctx;

@@ -3,6 +3,8 @@
  * and container runtimes collect it with timestamps of their own, but we add ours so a log
  * file read later still says when).
  */
+#include <stdatomic.h>
+
 #include "log.h"
 
 #include <stdarg.h>
@@ -87,4 +89,16 @@ const char *log_safe(const void *data, size_t len, char *out, size_t cap)
     }
     out[o] = '\0';
     return out;
+}
+
+bool log_limit_take(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
+{
+    uint64_t next = l->next_ms;
+    if (now_ms < next ||
+        !atomic_compare_exchange_strong(&l->next_ms, &next, now_ms + LOG_LIMIT_INTERVAL_MS)) {
+        l->suppressed++;
+        return false;
+    }
+    *suppressed = atomic_exchange(&l->suppressed, 0);
+    return true;
 }

@@ -8,7 +8,9 @@
 #ifndef PSAGW_LOG_H
 #define PSAGW_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
@@ -29,5 +31,19 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 const char *log_safe(const void *data, size_t len, char *out, size_t cap);
 
 #define LOG_SAFE_MAX 400
+
+/*
+ * A repeated event's limiter, so that logging never floods the disk or slows the hot path: one
+ * line per interval goes through, the rest are only counted, and the next line that goes
+ * through reports how many were left out (suppressed=N). The counters (metrics) keep exact
+ * totals either way. Zero-initialised; any thread.
+ */
+struct log_limit {
+    _Atomic uint64_t next_ms;
+    _Atomic uint64_t suppressed;
+};
+#define LOG_LIMIT_INTERVAL_MS 10000
+/* Whether to log this occurrence now; if so, *suppressed is how many were left out since. */
+bool log_limit_take(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed);
 
 #endif

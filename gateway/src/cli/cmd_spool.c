@@ -106,10 +106,22 @@ static int spool_stats_cmd(int argc, char **argv)
     int64_t now = (int64_t)clock_wall_ms();
     double age = st.oldest_ms ? (double)(now - st.oldest_ms) / 1000.0 : 0.0;
     json_t *up = uplink_status(path);
+    uint64_t free_bytes = 0, resume_at = 0;
+    bool room_known = spool_disk_room(path, &free_bytes, &resume_at) == 0;
+    /* the daemon's word (its status file) if it has one; a disk below the mark says it too */
+    const char *state = up ? json_string_value(json_object_get(up, "spool_state")) : NULL;
+    if (room_known && free_bytes < resume_at)
+        state = "disk_full";
+    if (!state)
+        state = "unknown";
     if (json) {
-        json_t *j = json_pack("{s:s, s:I, s:I, s:f, s:I}", "spool", path, "depth",
-                              (json_int_t)st.records, "bytes", (json_int_t)st.bytes,
-                              "oldest_age_s", age, "drops", (json_int_t)st.drops);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I}", "spool", path, "state",
+                              state, "depth", (json_int_t)st.records, "bytes",
+                              (json_int_t)st.bytes, "oldest_age_s", age, "drops",
+                              (json_int_t)st.drops, "wal_bytes", (json_int_t)st.wal_bytes,
+                              "db_bytes", (json_int_t)st.db_bytes);
+        if (j && room_known)
+            json_object_set_new(j, "disk_free_bytes", json_integer((json_int_t)free_bytes));
         if (j && up)
             json_object_set(j, "uplink", up);
         json_decref(up);
@@ -128,6 +140,12 @@ static int spool_stats_cmd(int argc, char **argv)
     else
         printf("oldest age:  - (empty)\n");
     printf("drops:       %llu\n", (unsigned long long)st.drops);
+    printf("state:       %s\n", state);
+    printf("files:       database %llu bytes, WAL %llu bytes\n", (unsigned long long)st.db_bytes,
+           (unsigned long long)st.wal_bytes);
+    if (room_known)
+        printf("disk free:   %llu bytes%s\n", (unsigned long long)free_bytes,
+               free_bytes < resume_at ? " (below the mark a full spool waits for)" : "");
     if (up)
         print_uplink(up, now);
     json_decref(up);

@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attest.h"
 #include "broker_lock.h"
+#include "clock.h"
 #include "cloud.h"
 #include "cloud_topic.h"
+#include "iat_json.h"
 #include "log.h"
 #include "record_json.h"
 #include "send.h"
@@ -36,7 +39,8 @@ static void on_durable(void *arg, const struct spool_item *list)
             continue; /* that connection is gone; the device sends it again (DUP) */
         if (c->spool_waiting > 0)
             c->spool_waiting--;
-        send_ack(c, it->ack.type, it->ack.packet_id, MQTT_RC_SUCCESS, NULL);
+        send_ack(c, it->ack.type, it->ack.packet_id, it->ack.reason,
+                 it->ack.reason ? "the gateway's spool disk is full; send again later" : NULL);
         if (c->read_paused && c->spool_waiting < (gw->cfg.receive_maximum + 1u) / 2u)
             conn_resume_remote(c);
     }
@@ -197,9 +201,25 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
     struct gateway *gw = c->gw;
     struct session *s = c->session;
     bool ack_only = rt == NULL;
+    uint8_t refusal = 0;
     const uint8_t *payload = p->payload.data;
     size_t payload_len = p->payload.len;
     char json[512];
+    if (!ack_only && spool_disk_full(gw->spool) && c->version == MQTT_V5) {
+        /* the spool's disk is full (docs/cloud.md): an MQTT 5 device hears it at once, 0x97,
+         * rather than waiting for an ack; the spool's own log line says why. Behind acks that
+         * still wait, the refusal waits its turn (acks leave in PUBLISH order). */
+        gw->metrics.cloud_refused++;
+        if (p->qos == 0)
+            return -1;
+        if (c->spool_waiting == 0) {
+            send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+                     MQTT_RC_QUOTA_EXCEEDED, "the gateway's spool disk is full; send again later");
+            return -1;
+        }
+        ack_only = true;
+        refusal = MQTT_RC_QUOTA_EXCEEDED;
+    }
     if (!ack_only) {
         const struct cloud_config *k = &gw->cfg.cloud;
         if (p->payload.len > k->max_payload)
@@ -239,6 +259,7 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
         it->ack.conn_gen = c->gen;
         it->ack.packet_id = p->packet_id;
         it->ack.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+        it->ack.reason = refusal;
     }
     char id[LOG_SAFE_MAX];
     switch (spool_submit(gw->spool, it)) {
@@ -248,11 +269,17 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
             c->spool_waiting++;
         if (!ack_only)
             gw->metrics.cloud_spooled++;
+        return refusal ? -1 : 0;
+    case -1: {
+        /* QoS 0 while the spool is full: counted (spool drops); logged once per interval */
+        static struct log_limit limit;
+        uint64_t suppressed = 0;
+        if (log_limit_take(&limit, clock_mono_ms(), &suppressed))
+            log_event(LOG_WARN, "spool_drop", "id=%s qos=0 reason=spool_full suppressed=%llu",
+                      log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
+                      (unsigned long long)suppressed);
         return 0;
-    case -1:
-        log_event(LOG_WARN, "spool_drop", "id=%s qos=0 reason=spool_full",
-                  log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
-        return 0;
+    }
     default:
         /* spool full and its queue in memory too: the message is not acknowledged; closing
          * the connection makes the device send it again after it reconnects */
@@ -264,12 +291,32 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
     }
 }
 
-void cloud_attest_verdict(struct gateway *gw, const char *id, const char *json, size_t len)
+/* The verdict as JSON (docs/design/wire.md section 5: psagw/<gateway>/attest/<id>): the
+ * token's public claims (iat_json.c), never the key or the MAC. Built only when a cloud takes
+ * verdicts. */
+void cloud_attest_verdict(struct gateway *gw, const struct attest_verdict *v)
 {
     if (!gw->spool || !*gw->cfg.cloud.attest_topic)
         return;
-    struct spool_item *it = spool_item_new(id, UPLINK_ATTEST_TOPIC, strlen(UPLINK_ATTEST_TOPIC),
-                                           (const uint8_t *)json, len, NULL);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "device", v->device, "verdict",
+                          v->result == IAT_OK ? "accepted" : "refused", "result",
+                          iat_result_name(v->result), "reason", v->reason, "time_ms",
+                          (json_int_t)clock_wall_ms());
+    if (!o)
+        return;
+    if (v->tok) {
+        json_t *claims = iat_claims_to_json(v->tok);
+        if (claims)
+            json_object_set_new(o, "claims", claims);
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text)
+        return;
+    struct spool_item *it = spool_item_new(v->device, UPLINK_ATTEST_TOPIC,
+                                           strlen(UPLINK_ATTEST_TOPIC), (const uint8_t *)text,
+                                           strlen(text), NULL);
+    free(text);
     if (it) {
         it->droppable = true; /* evidence stays in the registry's history either way */
         spool_submit(gw->spool, it);
@@ -285,13 +332,18 @@ void cloud_log_stats(struct gateway *gw)
     spool_get_stats(gw->spool, &st);
     uplink_get_stats(gw->uplink, &us);
     log_event(LOG_INFO, "cloud_stats",
-              "connected=%d spool_records=%llu spool_bytes=%llu spool_drops=%llu spool_blocked=%d "
+              "connected=%d spool_state=%s spool_records=%llu spool_bytes=%llu spool_drops=%llu "
+              "spool_blocked=%d spool_disk_full_events=%llu spool_wal_bytes=%llu "
+              "spool_db_bytes=%llu spool_checkpoints=%llu "
               "spool_written=%llu spool_commits=%llu spool_commit_avg_us=%llu spool_commit_max_us=%llu "
               "published=%llu acked=%llu rejected=%llu "
               "unroutable=%llu inflight=%llu connects=%llu failures=%llu commands_in=%llu "
               "commands_delivered=%llu commands_dropped=%llu",
-              us.connected, (unsigned long long)st.records, (unsigned long long)st.bytes,
-              (unsigned long long)st.drops, st.blocked, (unsigned long long)st.written,
+              us.connected, st.disk_full ? "disk_full" : st.blocked ? "blocked" : "ok",
+              (unsigned long long)st.records, (unsigned long long)st.bytes,
+              (unsigned long long)st.drops, st.blocked, (unsigned long long)st.disk_full_events,
+              (unsigned long long)st.wal_bytes, (unsigned long long)st.db_bytes,
+              (unsigned long long)st.checkpoints, (unsigned long long)st.written,
               (unsigned long long)st.commits,
               (unsigned long long)(st.commits ? st.commit_us / st.commits : 0),
               (unsigned long long)st.commit_max_us, (unsigned long long)us.published,

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "attest.h"
 #include "config.h"
 #include "conn.h"
 #include "context.h"
@@ -26,8 +27,8 @@ const struct cloud_route *cloud_route(struct gateway *gw, const char *topic, siz
 int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
                        const struct cloud_route *route, const char *rest, size_t rest_len,
                        struct conn_end *end);
-/* An attestation verdict as JSON, spooled for attest_topic (an attest_callbacks.verdict). */
-void cloud_attest_verdict(struct gateway *gw, const char *id, const char *json, size_t len);
+/* An attestation verdict, spooled as JSON for attest_topic (an attest_callbacks.verdict). */
+void cloud_attest_verdict(struct gateway *gw, const struct attest_verdict *v);
 void cloud_log_stats(struct gateway *gw);
 
 #endif

@@ -385,12 +385,13 @@ static void write_status(struct uplink *u)
             "{\"state\":\"%s\",\"host\":\"%s\",\"port\":%u,\"since_ms\":%lld,"
             "\"last_error\":\"%s\",\"backlog_in_memory\":%zu,\"inflight\":%zu,"
             "\"published\":%llu,\"acked\":%llu,\"rejected\":%llu,\"connects\":%llu,"
-            "\"failures\":%llu,\"commands_delivered\":%llu,\"updated_ms\":%lld}\n",
+            "\"failures\":%llu,\"commands_delivered\":%llu,\"spool_state\":\"%s\","
+            "\"updated_ms\":%lld}\n",
             u->status, u->cfg.host, u->cfg.port, (long long)u->status_since_ms, err, u->win_n,
             u->n_inflight, (unsigned long long)st.published, (unsigned long long)st.acked,
             (unsigned long long)st.rejected, (unsigned long long)st.connects,
             (unsigned long long)st.failures, (unsigned long long)st.commands_delivered,
-            (long long)(int64_t)clock_wall_ms());
+            spool_state_name(u->sp), (long long)(int64_t)clock_wall_ms());
     if (fclose(f) == 0)
         rename(tmp, path);
     else

@@ -9,7 +9,13 @@
  *
  * Checkpoints (copying the WAL back into the database file, with its own fsync) run on a
  * second connection in a checkpoint thread, PASSIVE, not inside a COMMIT as SQLite's automatic
- * checkpoint would: the devices' PUBACKs wait for the WAL's sync only.
+ * checkpoint would: the devices' PUBACKs wait for the WAL's sync only. A complete checkpoint
+ * lets the next commit start the WAL over from its beginning, and journal_size_limit cuts the
+ * file back to SPOOL_WAL_BUDGET then; an empty spool gets a TRUNCATE checkpoint, which leaves
+ * no WAL at all (https://www.sqlite.org/c3ref/wal_checkpoint_v2.html,
+ * https://www.sqlite.org/pragma.html#pragma_journal_size_limit). The checkpoint connection
+ * reads the database once when it opens: a connection that never read it does not know the
+ * file is in WAL mode, and its checkpoints are silent no-ops.
  *
  * Committed records go on to the uplink through `handoff` while it keeps up (no read back);
  * when the handoff is full, or after a restart, they stay on disk only (`disk_only`) and are
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "clock.h"
@@ -36,7 +43,7 @@
 #define HANDOFF_MAX 4096                /* records waiting in memory for the uplink */
 #define HANDOFF_BYTES_MAX (16u << 20)
 
-#define CHECKPOINT_FRAMES 1000 /* WAL pages that wake the checkpointer (else every 200 ms) */
+#define CHECKPOINT_PERIOD_MS 200 /* the checkpointer looks at least this often */
 
 struct spool {
     sqlite3 *db;
@@ -46,6 +53,7 @@ struct spool {
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
     bool ckpt_stop, ckpt_due;
+    uint64_t checkpoints; /* complete ones (ckpt_mu) */
     char path[1024];
     sqlite3_stmt *ins, *del, *del_upto, *sel, *oldest, *meta;
     pthread_t thread;
@@ -68,6 +76,11 @@ struct spool {
     size_t n_hand, hand_bytes;
     bool want_fill;       /* the uplink's handoff ran low */
     bool blocked;
+    _Atomic bool disk_full;      /* the last commit failed with SQLITE_FULL (written: spool thread) */
+    uint64_t full_since_ms;      /* wall clock */
+    uint64_t full_next_log_ms;   /* monotonic: the next summary line */
+    uint64_t full_retry_at_ms;   /* monotonic: the next attempt */
+    uint64_t full_retries, full_events, stop_dropped;
     /* the thread's own (read under mu by stats) */
     bool disk_only;       /* records after last_handed are only on disk */
     uint64_t last_handed; /* highest seq put in the handoff */
@@ -181,7 +194,11 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_m
     if (!db)
         return NULL;
     char e[256];
-    if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", e, sizeof(e)) != 0 ||
+    char pragmas[128];
+    snprintf(pragmas, sizeof(pragmas),
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA journal_size_limit=%u;",
+             SPOOL_WAL_BUDGET);
+    if (exec(db, pragmas, e, sizeof(e)) != 0 ||
         exec(db, SCHEMA, e, sizeof(e)) != 0) {
         snprintf(err, errlen, "spool %s: %s", path, e);
         sqlite3_close(db);
@@ -265,13 +282,14 @@ int spool_submit(struct spool *sp, struct spool_item *it)
 {
     size_t sz = it->topic_len + it->payload_len;
     pthread_mutex_lock(&sp->mu);
-    if (it->droppable && (sp->blocked || sp->pend_bytes + sz > sp->memory_max)) {
+    bool held = sp->blocked || sp->disk_full; /* nothing is being written for now */
+    if (it->droppable && (held || sp->pend_bytes + sz > sp->memory_max)) {
         sp->drops++;
         pthread_mutex_unlock(&sp->mu);
         free(it);
         return -1;
     }
-    if (it->has_record && sp->blocked && sp->pend_bytes + sz > sp->memory_max) {
+    if (it->has_record && held && sp->pend_bytes + sz > sp->memory_max) {
         /* full, and the queue in memory at its bound too: not taken (and so never
          * acknowledged); the caller makes the device send it again later */
         pthread_mutex_unlock(&sp->mu);
@@ -332,8 +350,119 @@ static bool db_ok(struct spool *sp, int rc, const char *what)
 {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
         return true;
-    log_event(LOG_ERROR, "spool_error", "step=%s detail=\"%s\"", what, sqlite3_errmsg(sp->db));
+    /* a full disk is one state with its own log lines (disk_full_begin), not an error a
+     * second */
+    if ((rc & 0xff) != SQLITE_FULL)
+        log_event(LOG_ERROR, "spool_error", "step=%s detail=\"%s\"", what,
+                  sqlite3_errmsg(sp->db));
     return false;
+}
+
+#define DISK_RETRY_MS 1000
+#define DISK_SUMMARY_MS 10000
+
+int spool_disk_room(const char *path, uint64_t *free_bytes, uint64_t *resume_at)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0) {
+        *free_bytes = UINT64_MAX; /* cannot tell: just try */
+        *resume_at = 0;
+        return -1;
+    }
+    uint64_t size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    *free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    *resume_at = size / 8 < SPOOL_DISK_RESUME_BYTES ? size / 8 : SPOOL_DISK_RESUME_BYTES;
+    return 0;
+}
+
+/* The spool's file system: free bytes and the watermark to reach before trying again. */
+static void disk_room(const struct spool *sp, uint64_t *free_bytes, uint64_t *resume_at)
+{
+    spool_disk_room(sp->path, free_bytes, resume_at);
+}
+
+/* A commit failed with SQLITE_FULL (spool thread, mu held). */
+static void disk_full_begin(struct spool *sp)
+{
+    uint64_t now = clock_mono_ms();
+    sp->full_retry_at_ms = now + DISK_RETRY_MS;
+    if (sp->disk_full) {
+        sp->full_retries++;
+        if (now >= sp->full_next_log_ms) {
+            sp->full_next_log_ms = now + DISK_SUMMARY_MS;
+            uint64_t free_bytes, resume_at;
+            disk_room(sp, &free_bytes, &resume_at);
+            log_event(LOG_WARN, "spool_full", "state=disk_full path=%s for_s=%llu retries=%llu "
+                      "waiting_items=%zu waiting_bytes=%llu free_bytes=%llu "
+                      "resume_at_free_bytes=%llu", sp->path,
+                      (unsigned long long)((clock_wall_ms() - sp->full_since_ms) / 1000),
+                      (unsigned long long)sp->full_retries, sp->n_pending,
+                      (unsigned long long)sp->pend_bytes, (unsigned long long)free_bytes,
+                      (unsigned long long)resume_at);
+        }
+        return;
+    }
+    sp->disk_full = true;
+    sp->full_events++;
+    sp->full_retries = 0;
+    sp->full_since_ms = clock_wall_ms();
+    sp->full_next_log_ms = now + DISK_SUMMARY_MS;
+    uint64_t free_bytes, resume_at;
+    disk_room(sp, &free_bytes, &resume_at);
+    log_event(LOG_ERROR, "spool_full", "state=disk_full path=%s records=%llu free_bytes=%llu "
+              "resume_at_free_bytes=%llu detail=\"the disk is full: nothing more is acknowledged "
+              "until it has room (MQTT 5 devices get 0x97); nothing acknowledged is lost\"",
+              sp->path, (unsigned long long)sp->records, (unsigned long long)free_bytes,
+              (unsigned long long)resume_at);
+}
+
+/* A commit went through (spool thread, mu held). */
+static void disk_full_end(struct spool *sp)
+{
+    if (!sp->disk_full)
+        return;
+    sp->disk_full = false;
+    log_event(LOG_INFO, "spool_full", "state=resumed path=%s after_s=%llu retries=%llu",
+              sp->path, (unsigned long long)((clock_wall_ms() - sp->full_since_ms) / 1000),
+              (unsigned long long)sp->full_retries);
+}
+
+/* While the disk is full: whether to try a commit now (room above the watermark, and the
+ * retry period passed). */
+static bool disk_retry_due(struct spool *sp)
+{
+    if (!sp->disk_full)
+        return true;
+    if (clock_mono_ms() < sp->full_retry_at_ms)
+        return false;
+    uint64_t free_bytes, resume_at;
+    disk_room(sp, &free_bytes, &resume_at);
+    if (free_bytes >= resume_at)
+        return true;
+    sp->full_retry_at_ms = clock_mono_ms() + DISK_RETRY_MS;
+    return false;
+}
+
+bool spool_disk_full(const struct spool *sp)
+{
+    return sp->disk_full;
+}
+
+const char *spool_state_name(struct spool *sp)
+{
+    if (sp->disk_full)
+        return "disk_full";
+    pthread_mutex_lock(&sp->mu);
+    bool blocked = sp->blocked;
+    pthread_mutex_unlock(&sp->mu);
+    return blocked ? "blocked" : "ok";
 }
 
 static bool insert(struct spool *sp, struct spool_item *it)
@@ -447,6 +576,8 @@ static void hand_append(struct spool *sp, struct spool_item *it)
     sp->hand_bytes += it->topic_len + it->payload_len;
 }
 
+static void free_list(struct spool_item *it);
+
 static void *spool_thread(void *arg)
 {
     struct spool *sp = arg;
@@ -454,11 +585,18 @@ static void *spool_thread(void *arg)
     pthread_mutex_lock(&sp->mu);
     for (;;) {
         struct timespec deadline = {0, 0};
+        bool write_now = false;
         for (;;) {
             bool deletes = sp->done_upto > sp->deleted_upto;
-            if (sp->stop || (sp->pend_head && !sp->blocked) || (sp->want_fill && sp->disk_only) ||
-                (deletes && (sp->blocked || sp->n_done >= DELETE_BATCH)))
+            write_now = sp->pend_head && !sp->blocked && disk_retry_due(sp);
+            if (sp->stop || write_now || (sp->want_fill && sp->disk_only) ||
+                (deletes && (sp->blocked || sp->disk_full || sp->n_done >= DELETE_BATCH)))
                 break;
+            if (sp->pend_head && sp->disk_full) { /* look again at the next retry */
+                struct timespec t = clock_wall_deadline(DISK_RETRY_MS);
+                pthread_cond_timedwait(&sp->cv, &sp->mu, &t);
+                continue;
+            }
             if (!deletes) {
                 pthread_cond_wait(&sp->cv, &sp->mu);
                 continue;
@@ -468,10 +606,25 @@ static void *spool_thread(void *arg)
             if (pthread_cond_timedwait(&sp->cv, &sp->mu, &deadline) == ETIMEDOUT)
                 break;
         }
-        if (sp->stop && sp->done_upto == sp->deleted_upto && (!sp->pend_head || sp->blocked))
+        if (sp->stop && sp->disk_full && sp->pend_head) {
+            /* stopping with the disk full: what waits in memory was acknowledged to nobody
+             * (the devices send it again); a stop must not wait for free space */
+            size_t dropped = sp->n_pending;
+            free_list(sp->pend_head);
+            sp->pend_head = sp->pend_tail = NULL;
+            sp->n_pending = 0;
+            sp->pend_bytes = 0;
+            sp->stop_dropped += dropped;
+            log_event(LOG_WARN, "spool_stopped", "reason=disk_full dropped_items=%zu "
+                      "detail=\"never acknowledged; the devices send them again\"", dropped);
+        }
+        if (sp->stop && sp->done_upto == sp->deleted_upto &&
+            (!sp->pend_head || sp->blocked || sp->disk_full))
             break;
-        /* take a batch of pending items and the deletions */
-        struct spool_item *batch = sp->pend_head, *cut = NULL;
+        /* take a batch of pending items (unless the disk is full and it is not time to try
+         * again) and the deletions */
+        struct spool_item *batch = sp->disk_full && !write_now && !sp->stop ? NULL : sp->pend_head;
+        struct spool_item *cut = NULL;
         size_t n = 0, batch_bytes = 0;
         for (struct spool_item *it = batch; it && n < BATCH_MAX; it = it->next, n++) {
             batch_bytes += it->topic_len + it->payload_len;
@@ -545,6 +698,7 @@ static void *spool_thread(void *arg)
             if (us > sp->commit_max_us)
                 sp->commit_max_us = us;
         }
+        bool full = !ok && (sqlite3_errcode(sp->db) & 0xff) == SQLITE_FULL;
         if (!ok) {
             /* nothing of this batch is durable: no acks; the items go back to the queue and
              * the next round tries again (a full disk shows as back-pressure, not loss) */
@@ -554,8 +708,10 @@ static void *spool_thread(void *arg)
             rest = done;
             done = NULL;
             n_written = 0;
-            struct timespec ts = {0, 100 * 1000000};
-            nanosleep(&ts, NULL);
+            if (!full) { /* another failure: try again shortly */
+                struct timespec ts = {0, 100 * 1000000};
+                nanosleep(&ts, NULL);
+            }
         }
         sp->commits += ok;
         sp->written += n_written;
@@ -583,6 +739,10 @@ static void *spool_thread(void *arg)
             sp->n_pending += rn;
             sp->pend_bytes += rb;
         }
+        if (full)
+            disk_full_begin(sp);
+        else if (ok)
+            disk_full_end(sp);
         bool was_blocked = sp->blocked;
         sp->blocked = ok && rest != NULL;
         if (sp->blocked != was_blocked)
@@ -650,13 +810,52 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     (void)db;
     (void)name;
     struct spool *sp = arg;
-    if (frames >= CHECKPOINT_FRAMES) {
+    /* half the budget waiting (frames of the default 4 KiB page): checkpoint now */
+    if ((uint64_t)frames * 4096u >= SPOOL_WAL_BUDGET / 2) {
         pthread_mutex_lock(&sp->ckpt_mu);
         sp->ckpt_due = true;
         pthread_cond_signal(&sp->ckpt_cv);
         pthread_mutex_unlock(&sp->ckpt_mu);
     }
     return SQLITE_OK;
+}
+
+static uint64_t file_bytes(const char *path, const char *suffix)
+{
+    char p[1100];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s%s", path, suffix);
+    return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* One look of the checkpointer: a PASSIVE checkpoint when frames wait (it never blocks the
+ * writer), a TRUNCATE one when the spool is empty and a WAL file is left. */
+static void checkpoint_once(struct spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    bool empty = sp->pub.records == 0 && sp->n_pending == 0;
+    pthread_mutex_unlock(&sp->mu);
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(sp->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                       &done_frames);
+    if (rc == SQLITE_OK && empty && file_bytes(sp->path, "-wal") > 0)
+        rc = sqlite3_wal_checkpoint_v2(sp->ckpt_db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                       &log_frames, &done_frames);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        /* a full disk is the writer's state to report (spool_full); anything else once per
+         * interval */
+        static struct log_limit limit;
+        uint64_t suppressed = 0;
+        if ((rc & 0xff) != SQLITE_FULL && log_limit_take(&limit, clock_mono_ms(), &suppressed))
+            log_event(LOG_WARN, "spool_error", "step=checkpoint detail=\"%s\" suppressed=%llu",
+                      sqlite3_errmsg(sp->ckpt_db), (unsigned long long)suppressed);
+        return;
+    }
+    if (rc == SQLITE_OK && log_frames > 0 && done_frames == log_frames) {
+        pthread_mutex_lock(&sp->ckpt_mu);
+        sp->checkpoints++;
+        pthread_mutex_unlock(&sp->ckpt_mu);
+    }
 }
 
 static void *checkpoint_thread(void *arg)
@@ -666,16 +865,14 @@ static void *checkpoint_thread(void *arg)
     pthread_mutex_lock(&sp->ckpt_mu);
     while (!sp->ckpt_stop) {
         if (!sp->ckpt_due) {
-            struct timespec ts = clock_wall_deadline(200);
+            struct timespec ts = clock_wall_deadline(CHECKPOINT_PERIOD_MS);
             pthread_cond_timedwait(&sp->ckpt_cv, &sp->ckpt_mu, &ts);
         }
         sp->ckpt_due = false;
+        if (sp->ckpt_stop)
+            break;
         pthread_mutex_unlock(&sp->ckpt_mu);
-        int rc = sqlite3_wal_checkpoint_v2(sp->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                           NULL);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            log_event(LOG_WARN, "spool_error", "step=checkpoint detail=\"%s\"",
-                      sqlite3_errmsg(sp->ckpt_db));
+        checkpoint_once(sp);
         pthread_mutex_lock(&sp->ckpt_mu);
     }
     pthread_mutex_unlock(&sp->ckpt_mu);
@@ -686,6 +883,13 @@ int spool_start(struct spool *sp)
 {
     char err[256];
     sp->ckpt_db = open_db(sp->path, SQLITE_OPEN_READWRITE, err, sizeof(err));
+    char e[256];
+    /* read once: until it has, the connection does not know the file is in WAL mode */
+    if (sp->ckpt_db && exec(sp->ckpt_db, "SELECT count(*) FROM spool_meta;", e, sizeof(e)) != 0) {
+        snprintf(err, sizeof(err), "%s", e);
+        sqlite3_close(sp->ckpt_db);
+        sp->ckpt_db = NULL;
+    }
     if (sp->ckpt_db) {
         sqlite3_wal_hook(sp->db, wal_hook, sp);
         if (pthread_create(&sp->ckpt_thread, NULL, checkpoint_thread, sp) == 0)
@@ -759,8 +963,16 @@ void spool_get_stats(struct spool *sp, struct spool_stats *st)
     st->drops = sp->drops;
     st->pending = sp->n_pending;
     st->blocked = sp->blocked;
+    st->disk_full = sp->disk_full;
+    st->disk_full_since_ms = sp->disk_full ? (int64_t)sp->full_since_ms : 0;
+    st->disk_full_events = sp->full_events;
     st->oldest_ms = 0;
     pthread_mutex_unlock(&sp->mu);
+    pthread_mutex_lock(&sp->ckpt_mu);
+    st->checkpoints = sp->checkpoints;
+    pthread_mutex_unlock(&sp->ckpt_mu);
+    st->wal_bytes = file_bytes(sp->path, "-wal");
+    st->db_bytes = file_bytes(sp->path, "");
 }
 
 int spool_file_stats(const char *path, struct spool_stats *st, char *err, size_t errlen)
@@ -785,5 +997,7 @@ int spool_file_stats(const char *path, struct spool_stats *st, char *err, size_t
         st->drops = fc.drops;
     }
     sqlite3_close(db);
+    st->wal_bytes = file_bytes(path, "-wal");
+    st->db_bytes = file_bytes(path, "");
     return rc;
 }

@@ -17,6 +17,14 @@
  * (their acknowledgements wait, so devices see back-pressure) until the uplink frees room;
  * SPOOL_FULL_DROP_OLDEST deletes the oldest records to make room. Every drop is counted and the
  * count is kept in the file.
+ *
+ * When the disk itself is full (a commit fails with SQLITE_FULL) the spool behaves as blocked
+ * (nothing of the failed batch was acknowledged; it waits in memory, bounded by memory_max) and
+ * says so once (`spool_full state=disk_full`, then a summary every 10 s). It tries again once a
+ * second, but only when the file system has SPOOL_DISK_RESUME_BYTES free (or an eighth of its
+ * size, if smaller): a little space freed does not make it fill and stall again at once. A stop
+ * while the disk is full ends within a retry period: the batch in memory, acknowledged to
+ * nobody, is dropped and counted.
  */
 #ifndef PSAGW_SPOOL_H
 #define PSAGW_SPOOL_H
@@ -27,13 +35,20 @@
 
 #include "config.h"
 
+/* The WAL's budget: a checkpoint is asked for once this much waits in it (and every 200 ms
+ * anyway), the WAL file is cut back to it whenever SQLite starts it over (journal_size_limit),
+ * and it is truncated to nothing once the spool is empty. */
+#define SPOOL_WAL_BUDGET (4u << 20)
+#define SPOOL_DISK_RESUME_BYTES (8u << 20) /* free space before retrying after a full disk */
+
 /* Whom to acknowledge once an item is durable. */
 struct spool_ack {
     char *client; /* session id; inside the item's allocation */
     bool anonymous;
     uint64_t conn_gen; /* the connection that sent it; a newer one does not get the ack */
     uint16_t packet_id;
-    uint8_t type; /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t type;   /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t reason; /* 0: success; else a refusal kept in order behind earlier acks (0x97) */
 };
 
 struct spool_item {
@@ -62,7 +77,13 @@ struct spool_stats {
     uint64_t commit_us;  /* since start: time spent in COMMIT (the sync), summed */
     uint64_t commit_max_us; /* the longest COMMIT since the last look (spool_get_stats resets) */
     uint64_t pending;    /* items waiting for the next commit */
+    uint64_t wal_bytes;  /* the size of the WAL file now */
+    uint64_t db_bytes;   /* the size of the database file now */
+    uint64_t checkpoints; /* since start: checkpoints that copied the whole WAL back */
     bool blocked;        /* full, refusing records (SPOOL_FULL_BLOCK) */
+    bool disk_full;      /* the disk refused a commit: waiting for free space */
+    int64_t disk_full_since_ms; /* wall clock, while disk_full */
+    uint64_t disk_full_events;  /* since start: times the disk filled up */
 };
 
 struct spool;
@@ -112,6 +133,13 @@ struct spool_item *spool_take(struct spool *sp, size_t max);
 void spool_done(struct spool *sp, uint64_t upto, uint64_t count);
 
 void spool_get_stats(struct spool *sp, struct spool_stats *st);
+/* Whether the disk is full (any thread; no lock taken). */
+bool spool_disk_full(const struct spool *sp);
+/* "ok", "blocked" (max_bytes reached) or "disk_full", for status lines (any thread). */
+const char *spool_state_name(struct spool *sp);
+/* Free bytes on the file system that holds path, and the free space a full spool waits for
+ * before it writes again; -1 if the file system cannot be asked. */
+int spool_disk_room(const char *path, uint64_t *free_bytes, uint64_t *resume_at);
 /* From another process (psagw spool stats): what the file holds. */
 int spool_file_stats(const char *path, struct spool_stats *st, char *err, size_t errlen);
 
