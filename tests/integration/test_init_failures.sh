@@ -54,5 +54,19 @@ mkdir -p "$WORK/registry-dir"
 expect_start_failure "unusable registry" "registry-dir" \
   --registry "$WORK/registry-dir" --listen 127.0.0.1:0
 
+# an explicitly empty listener list is a mistake, not a wish for the default public listener
+printf 'registry = "%s";\nlisteners = ( );\n' "$REG" > "$WORK/empty-listeners.conf"
+expect_start_failure "empty listener list" "listeners: must not be empty" --config "$WORK/empty-listeners.conf"
+
+# the registry holds PSKs: a file others can read, or a directory anyone can write, is refused
+mkdir -p "$WORK/open" "$WORK/shared"
+"$PSAGW" device add d1 --role sensor --generate-psk --registry "$WORK/open/registry.db" >/dev/null
+chmod 644 "$WORK/open/registry.db"
+expect_start_failure "registry readable by others" "chmod 600" \
+  --registry "$WORK/open/registry.db" --listen 127.0.0.1:0
+chmod 777 "$WORK/shared"
+expect_start_failure "registry in a directory anyone can write" "chmod o-w" \
+  --registry "$WORK/shared/registry.db" --listen 127.0.0.1:0
+
 # an address that does not parse as a listener
 expect_start_failure "bad listen address" "listen" --registry "$REG" --listen "999.1.1.1:0"

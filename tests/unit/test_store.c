@@ -81,6 +81,7 @@ static void config_errors_name_the_file_and_line(void **state)
         {"registry = \"/tmp/r.db\";\nmqtt = { receive_maximum = ; };\n", ":2: "}, /* syntax */
         {"listeners = { address = \"x\"; };\n", ":1: "},                          /* not a list */
         {"stats_interval = \"often\";\n", ":1: stats_interval"},                  /* wrong type */
+        {"registry = \"/tmp/r.db\";\nlisteners = ( );\n", ":2: listeners: must not be empty"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct config c;

@@ -20,8 +20,10 @@ int cmd_spool(int argc, char **argv);
 int cmd_cloud(int argc, char **argv);
 
 /* Opens the registry named by --registry, else by the config file (--config or the default
- * one), else the default path; prints why it cannot, prefixed with `who`. */
+ * one), else the default path; prints why it cannot, prefixed with `who`. With `create` it is
+ * made if missing, except where a configuration names it and --create (create_asked) was not
+ * given: a daemon may be running with that configuration. */
 struct registry *cli_open_registry(const char *registry, const char *config, bool create,
-                                   const char *who);
+                                   bool create_asked, const char *who);
 
 #endif

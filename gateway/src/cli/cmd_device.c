@@ -33,6 +33,7 @@ struct device_opts {
     const char *iak_hex;
     const char *iak_file;
     const char *iat_profile;
+    bool create; /* --create: make the registry even where a configuration names it */
     char *acl_pub; /* newline-joined, owned */
     char *acl_sub;
 };
@@ -97,10 +98,12 @@ static int read_psk_file(const char *path, uint8_t *psk, size_t *len)
     return 0;
 }
 
-/* --registry, else the config file's registry, else the default path. */
+/* --registry, else the config file's registry, else the default path; *from_config says
+ * whether a configuration file named it (one a daemon may be running with). */
 static int resolve_registry(const char *registry, const char *config, const char *who, char *out,
-                            size_t cap)
+                            size_t cap, bool *from_config)
 {
+    *from_config = false;
     if (registry) {
         snprintf(out, cap, "%s", registry);
         return 0;
@@ -119,16 +122,29 @@ static int resolve_registry(const char *registry, const char *config, const char
         }
     }
     snprintf(out, cap, "%s", cfg.registry);
+    *from_config = path != NULL;
     config_free(&cfg);
     return 0;
 }
 
 struct registry *cli_open_registry(const char *registry, const char *config, bool create,
-                                   const char *who)
+                                   bool create_asked, const char *who)
 {
     char path[4096], err[1024];
-    if (resolve_registry(registry, config, who, path, sizeof(path)) != 0)
+    bool from_config = false;
+    if (resolve_registry(registry, config, who, path, sizeof(path), &from_config) != 0)
         return NULL;
+    if (create && from_config && !create_asked && access(path, F_OK) != 0 && errno == ENOENT) {
+        /* a daemon running with this configuration would not see a registry made now: it
+         * still has the old file open (docs/operations.md, "The registry file") */
+        fprintf(stderr,
+                "%s: the registry %s named by the configuration does not exist. If a gateway "
+                "runs with that configuration, its registry was moved or deleted: restore it "
+                "rather than starting an empty one. To create a new registry there, add "
+                "--create.\n",
+                who, path);
+        return NULL;
+    }
     if (create) {
         /* make the parent directory for the default location, private */
         char dir[4096];
@@ -149,7 +165,7 @@ struct registry *cli_open_registry(const char *registry, const char *config, boo
 
 static struct registry *open_registry(const struct device_opts *o, bool create)
 {
-    return cli_open_registry(o->registry, o->config, create, "psagw device");
+    return cli_open_registry(o->registry, o->config, create, o->create, "psagw device");
 }
 
 static int device_add(struct device_opts *o, const char *id)
@@ -575,6 +591,7 @@ int cmd_device(int argc, char **argv)
         {"iak", required_argument, NULL, 'i'},
         {"iak-file", required_argument, NULL, 'I'},
         {"iat-profile", required_argument, NULL, 'p'},
+        {"create", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     if (argc < 2) {
@@ -592,6 +609,9 @@ int cmd_device(int argc, char **argv)
             break;
         case 'c':
             o.config = optarg;
+            break;
+        case 'C':
+            o.create = true;
             break;
         case 'o':
             o.role = optarg;

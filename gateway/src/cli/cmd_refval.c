@@ -16,6 +16,7 @@
 struct refval_opts {
     const char *registry;
     const char *config;
+    bool create; /* --create */
     const char *implementation;
     const char *measurement;
     const char *signer;
@@ -195,6 +196,7 @@ int cmd_refval(int argc, char **argv)
         {"label", required_argument, NULL, 'l'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        {"create", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     if (argc < 2) {
@@ -209,6 +211,7 @@ int cmd_refval(int argc, char **argv)
         switch (opt) {
         case 'r': o.registry = optarg; break;
         case 'c': o.config = optarg; break;
+        case 'C': o.create = true; break;
         case 'i': o.implementation = optarg; break;
         case 'm': o.measurement = optarg; break;
         case 's': o.signer = optarg; break;
@@ -229,7 +232,7 @@ int cmd_refval(int argc, char **argv)
         return 2;
     }
     bool writes = strcmp(sub, "list") != 0;
-    struct registry *r = cli_open_registry(o.registry, o.config, writes, "psagw refval");
+    struct registry *r = cli_open_registry(o.registry, o.config, writes, o.create, "psagw refval");
     if (!r)
         return 1;
     int ret;

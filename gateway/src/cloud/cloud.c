@@ -19,6 +19,7 @@
 #include "cloud_topic.h"
 #include "iat_json.h"
 #include "log.h"
+#include "private_file.h"
 #include "record_json.h"
 #include "send.h"
 #include "session.h"
@@ -69,6 +70,8 @@ int cloud_init(struct gateway *gw, char *err, size_t errlen)
             record_keys_load(k->group_key_file, gw->record_keys, err, errlen) != 0)
             return -1;
     }
+    if (private_file_check(k->spool, "spool", err, errlen) != 0)
+        return -1;
     gw->spool = spool_open(k->spool, k->spool_max_bytes, k->spool_memory_max,
                            k->spool_when_full, &cb, err, errlen);
     if (!gw->spool)

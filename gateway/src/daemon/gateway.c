@@ -27,6 +27,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "acl.h"
@@ -38,6 +39,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "lookup.h"
+#include "private_file.h"
 #include "proto.h"
 #include "session.h"
 #include "tls.h"
@@ -425,10 +427,77 @@ static void stats_tick(struct loop *l, struct loop_timer *t)
         loop_timer_start(l, t, (uint64_t)gw->cfg.stats_interval * 1000u, stats_tick);
 }
 
+/* Where the path points: the device's file id, or false if there is no file. */
+static bool registry_file_id(const char *path, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return true;
+}
+
+/*
+ * The registry file behind the path (docs/operations.md, "The registry file"). SQLite keeps
+ * the file it opened; a `psagw device` command writes to whatever the path names. So when the
+ * path leads to another file (replaced by a restore or a copy), the daemon opens that one and
+ * re-checks every connection against it; when it leads nowhere (deleted or moved), new devices
+ * are refused until it is back, since a revocation written meanwhile would go to a new file the
+ * daemon does not read. Worker 0, once a second.
+ */
+static void watch_registry_file(struct gateway *gw)
+{
+    const char *path = gw->cfg.registry;
+    dev_t dev;
+    ino_t ino;
+    if (!registry_file_id(path, &dev, &ino)) {
+        if (!gw->registry_lost)
+            log_event(LOG_ERROR, "registry_missing",
+                      "path=%s action=refusing_new_devices detail=\"the registry file was "
+                      "deleted or moved; restore it (connected devices stay)\"",
+                      path);
+        gw->registry_lost = true;
+        return;
+    }
+    if (dev == gw->registry_dev && ino == gw->registry_ino) {
+        if (gw->registry_lost) {
+            gw->registry_lost = false;
+            log_event(LOG_INFO, "registry_restored", "path=%s", path);
+            tell_workers(gw, false, true);
+        }
+        return;
+    }
+    struct registry *fresh = NULL;
+    char err[512];
+    if (registry_open(path, false, &fresh, err, sizeof(err)) != REG_OK) {
+        if (!gw->registry_lost)
+            log_event(LOG_ERROR, "registry_unusable",
+                      "path=%s action=refusing_new_devices detail=\"%s\"", path, err);
+        gw->registry_lost = true;
+        return;
+    }
+    pthread_mutex_lock(&gw->reg_lock);
+    struct registry *old = gw->reg;
+    gw->reg = fresh;
+    gw->registry_version = registry_data_version(fresh);
+    gw->change_seq = registry_change_seq(fresh);
+    pthread_mutex_unlock(&gw->reg_lock);
+    registry_close(old);
+    gw->registry_dev = dev;
+    gw->registry_ino = ino;
+    gw->registry_lost = false;
+    log_event(LOG_WARN, "registry_reopened",
+              "path=%s reason=replaced action=recheck_all_connections", path);
+    attest_registry_changed(gw);
+    tell_workers(gw, false, true); /* every connection, against the new file */
+}
+
 static void worker_tick(struct loop *l, struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, tick_timer);
     struct gateway *gw = w->gw;
+    watch_registry_file(gw);
     broker_lock();
     broker_sweep(gw);
     broker_unlock();
@@ -533,10 +602,15 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     raise_fd_limit(cfg);
     conn_set_handlers(&proto_handlers);
     pthread_mutex_init(&gw->reg_lock, NULL);
-    if (registry_open(cfg->registry, true, &gw->reg, err, errlen) != REG_OK)
+    if (private_file_check(cfg->registry, "registry", err, errlen) != 0 ||
+        registry_open(cfg->registry, true, &gw->reg, err, errlen) != REG_OK)
         return -1;
     gw->registry_version = registry_data_version(gw->reg);
     gw->change_seq = registry_change_seq(gw->reg);
+    if (!registry_file_id(cfg->registry, &gw->registry_dev, &gw->registry_ino)) {
+        snprintf(err, errlen, "registry %s: gone right after it was opened", cfg->registry);
+        return -1;
+    }
     static const struct attest_callbacks attest_cb = {.verdict = cloud_attest_verdict};
     if (attest_init(gw, &attest_cb, err, errlen) != 0)
         return -1;

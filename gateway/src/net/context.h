@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "loop.h"
@@ -37,6 +38,9 @@ struct gateway {
     pthread_mutex_t reg_lock;
     int64_t registry_version; /* daemon, worker 0: the last data_version seen */
     int64_t change_seq;       /* daemon, worker 0: the last device change log entry seen */
+    dev_t registry_dev;       /* daemon, worker 0: the file the connection has open */
+    ino_t registry_ino;
+    _Atomic bool registry_lost; /* the path no longer leads to it: new devices are refused */
 
     /* net: workers, TLS contexts, connections */
     struct worker *workers;

@@ -8,6 +8,10 @@
 
 int lookup_device(struct gateway *gw, const char *id, struct device *d, const char **why)
 {
+    if (gw->registry_lost) { /* the daemon logged it (registry_missing / registry_unusable) */
+        *why = "registry_unavailable";
+        return -1;
+    }
     pthread_mutex_lock(&gw->reg_lock);
     int rc = registry_get(gw->reg, id, d);
     char err[256] = "";

@@ -564,6 +564,12 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
             fail(&r, ls, "must be a list: listeners = ( { ... }, { ... } );");
             goto out;
         }
+        if (config_setting_length(ls) == 0) {
+            /* an empty list is a mistake, not a wish for the default public listener */
+            fail(&r, ls, "must not be empty: give at least one listener, or leave the key out "
+                         "for the default 0.0.0.0:8883");
+            goto out;
+        }
         for (int i = 0; i < config_setting_length(ls); i++)
             if (read_listener(&r, c, config_setting_get_elem(ls, (unsigned)i)))
                 goto out;

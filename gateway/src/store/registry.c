@@ -124,14 +124,26 @@ static int db_fail(struct registry *r, const char *what)
 int registry_open(const char *path, bool create, struct registry **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (create) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    if (create && access(path, F_OK) != 0) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create the registry %s: %s", path, strerror(errno));
             return REG_DB;
         }
-        close(fd);
-    } else if (access(path, R_OK) != 0) {
+        if (fd >= 0)
+            close(fd);
+    }
+    if (access(path, R_OK | W_OK) != 0) {
+        /* it exists (or was just made) but this user cannot use it: say so, not "create" */
+        if (errno == EACCES || errno == EROFS) {
+            snprintf(err, errlen,
+                     "the registry %s cannot be read and written by this user (%s); the daemon "
+                     "and the device commands need both (check its owner and mode, 0600)",
+                     path, strerror(errno));
+            return REG_DB;
+        }
+    }
+    if (!create && access(path, R_OK) != 0) {
         snprintf(err, errlen, "cannot open registry %s: %s", path, strerror(errno));
         return REG_DB;
     }
