@@ -127,6 +127,54 @@ static void offline_queue_is_bounded_and_drops_are_counted(void **state)
     assert_int_equal(f->gw.metrics.messages_dropped_queue_full, 3);
 }
 
+/* A subscriber that stops reading must not grow the gateway without bound: its queue is
+ * bounded in bytes as well, QoS 0 deliveries make room first, and drops are counted. */
+static void queue_is_bounded_in_bytes_and_qos0_goes_first(void **state)
+{
+    struct fixture *f = *state;
+    f->gw.cfg.max_queued_messages = 1000;
+    f->gw.cfg.max_queued_bytes = 4096;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    subscribe(&f->gw, s, "sensors/#", 1, 0);
+    static char big[1001];
+    memset(big, 'x', 1000);
+    publish(&f->gw, "sensors/a/env", big, 0, false, NULL); /* 1013 bytes each */
+    publish(&f->gw, "sensors/a/env", big, 0, false, NULL);
+    publish(&f->gw, "sensors/a/env", big, 1, false, NULL);
+    publish(&f->gw, "sensors/a/env", big, 1, false, NULL);
+    assert_int_equal(s->n_pending, 4);
+    assert_true(s->queued_bytes <= 4096);
+    /* a fifth: the oldest QoS 0 one makes room for a QoS 1 message */
+    publish(&f->gw, "sensors/a/env", big, 1, false, NULL);
+    assert_int_equal(s->n_pending, 4);
+    assert_true(s->queued_bytes <= 4096);
+    assert_int_equal(f->gw.metrics.messages_dropped_queue_full, 1);
+    unsigned qos0 = 0;
+    for (struct qentry *q = s->pend_head; q; q = q->next)
+        qos0 += q->qos == 0;
+    assert_int_equal(qos0, 1);
+    /* QoS 0 beyond the bound is dropped, never queued */
+    for (int i = 0; i < 100; i++)
+        publish(&f->gw, "sensors/a/env", big, 0, false, NULL);
+    assert_true(s->queued_bytes <= 4096);
+    /* QoS 1 with no QoS 0 left to drop: dropped too, and counted in bytes */
+    publish(&f->gw, "sensors/a/env", big, 1, false, NULL);
+    publish(&f->gw, "sensors/a/env", big, 1, false, NULL);
+    assert_true(s->queued_bytes <= 4096);
+    assert_true(f->gw.metrics.bytes_dropped_queue_full >= 100 * 1013);
+    /* the accounting returns to zero as deliveries leave */
+    struct conn *c = connect_conn(&f->gw, 100);
+    session_attach(&f->gw, s, c);
+    session_flush(&f->gw, s);
+    for (struct qentry *q = s->infl_head, *next; q; q = next) {
+        next = q->next;
+        session_ack(&f->gw, s, q->packet_id);
+    }
+    assert_int_equal(s->queued_bytes, 0);
+    s->conn = NULL;
+    free_conn(c);
+}
+
 static void receive_maximum_bounds_inflight_and_acks_release_more(void **state)
 {
     struct fixture *f = *state;
@@ -262,6 +310,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(offline_queue_is_bounded_and_drops_are_counted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(queue_is_bounded_in_bytes_and_qos0_goes_first, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(receive_maximum_bounds_inflight_and_acks_release_more,
                                         setup, teardown),

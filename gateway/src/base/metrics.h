@@ -31,6 +31,7 @@
     X(acl_denied_publish)                                                                         \
     X(acl_denied_subscribe)                                                                       \
     X(messages_dropped_queue_full)                                                                \
+    X(bytes_dropped_queue_full)                                                                   \
     X(messages_dropped_too_large)                                                                 \
     X(messages_expired)                                                                           \
     X(wills_published)                                                                            \

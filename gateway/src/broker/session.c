@@ -81,12 +81,24 @@ struct session *session_create(struct gateway *gw, const char *id, bool anonymou
     return s;
 }
 
-static void free_queue(struct qentry *q)
+static size_t entry_bytes(const struct qentry *q)
+{
+    return q->m->topic_len + q->m->payload_len;
+}
+
+/* Frees one delivery that left the session's queues. */
+static void entry_free(struct session *s, struct qentry *q)
+{
+    s->queued_bytes -= entry_bytes(q);
+    msg_unref(q->m);
+    free(q);
+}
+
+static void free_queue(struct session *s, struct qentry *q)
 {
     while (q) {
         struct qentry *next = q->next;
-        msg_unref(q->m);
-        free(q);
+        entry_free(s, q);
         q = next;
     }
 }
@@ -109,8 +121,8 @@ void session_destroy(struct gateway *gw, struct session *s)
         topic_tree_prune(sub->node);
         free(sub);
     }
-    free_queue(s->pend_head);
-    free_queue(s->infl_head);
+    free_queue(s, s->pend_head);
+    free_queue(s, s->infl_head);
     if (s->will)
         msg_unref(s->will);
     free(s->qos2_in);
@@ -284,8 +296,7 @@ void session_flush(struct gateway *gw, struct session *s)
         q->next = NULL;
         if (q->m->expires_at_ms && q->m->expires_at_ms <= now && !q->dup) {
             gw->metrics.messages_expired++;
-            msg_unref(q->m);
-            free(q);
+            entry_free(s, q);
             continue;
         }
         if (q->qos > 0 && q->packet_id == 0)
@@ -309,8 +320,7 @@ void session_flush(struct gateway *gw, struct session *s)
             s->infl_tail = q;
             s->n_inflight++;
         } else {
-            msg_unref(q->m);
-            free(q);
+            entry_free(s, q);
         }
     }
 }
@@ -329,21 +339,69 @@ void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id)
         if (s->infl_tail == q)
             s->infl_tail = prev;
         s->n_inflight--;
-        msg_unref(q->m);
-        free(q);
+        entry_free(s, q);
         session_flush(gw, s);
         return;
     }
 }
 
+/* A drop, logged once per interval per session with the count since (the counters have the
+ * exact totals): a subscriber that stops reading must not turn routing into logging. */
+static void log_dropped(struct gateway *gw, struct session *s, const char *why)
+{
+    (void)gw;
+    uint64_t suppressed = 0;
+    if (!log_limit_take(&s->drop_log, clock_mono_ms(), &suppressed))
+        return;
+    char id[LOG_SAFE_MAX];
+    log_event(LOG_WARN, "message_dropped",
+              "client_id=%s reason=%s queued=%u queued_bytes=%llu suppressed=%llu",
+              log_safe(s->id, strlen(s->id), id, sizeof(id)), why, s->n_pending,
+              (unsigned long long)s->queued_bytes, (unsigned long long)suppressed);
+}
+
+/* Drops pending QoS 0 deliveries, oldest first, until `need` bytes are freed or none is left. */
+static void drop_qos0(struct gateway *gw, struct session *s, size_t need)
+{
+    size_t freed = 0;
+    struct qentry *prev = NULL;
+    for (struct qentry *q = s->pend_head, *next; q && freed < need; q = next) {
+        next = q->next;
+        if (q->qos != 0) {
+            prev = q;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            s->pend_head = next;
+        if (s->pend_tail == q)
+            s->pend_tail = prev;
+        s->n_pending--;
+        freed += entry_bytes(q);
+        gw->metrics.messages_dropped_queue_full++;
+        gw->metrics.bytes_dropped_queue_full += entry_bytes(q);
+        entry_free(s, q);
+    }
+    if (freed)
+        log_dropped(gw, s, "queue_bytes_qos0_first");
+}
+
 static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_t qos,
                     bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids)
 {
-    if (s->n_pending >= gw->cfg.max_queued_messages) {
+    size_t bytes = m->topic_len + m->payload_len;
+    /* over the byte bound, room is made by dropping the oldest QoS 0 deliveries first (no
+     * promise was made for them); a message that still does not fit is dropped */
+    if (s->queued_bytes + bytes > gw->cfg.max_queued_bytes && qos > 0)
+        drop_qos0(gw, s, s->queued_bytes + bytes - gw->cfg.max_queued_bytes);
+    const char *why = s->n_pending >= gw->cfg.max_queued_messages ? "queue_full"
+                      : s->queued_bytes + bytes > gw->cfg.max_queued_bytes ? "queue_bytes"
+                                                                            : NULL;
+    if (why) {
         gw->metrics.messages_dropped_queue_full++;
-        char id[LOG_SAFE_MAX];
-        log_event(LOG_WARN, "message_dropped", "client_id=%s reason=queue_full queued=%u",
-                  log_safe(s->id, strlen(s->id), id, sizeof(id)), s->n_pending);
+        gw->metrics.bytes_dropped_queue_full += bytes;
+        log_dropped(gw, s, why);
         return;
     }
     struct qentry *q = calloc(1, sizeof(*q));
@@ -364,6 +422,7 @@ static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_
         s->pend_head = q;
     s->pend_tail = q;
     s->n_pending++;
+    s->queued_bytes += bytes;
     session_flush(gw, s);
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "log.h"
 #include "conn.h"
 #include "msg.h"
 #include "topic_tree.h"
@@ -41,6 +42,8 @@ struct session {
     uint32_t n_pending;
     struct qentry *infl_head, *infl_tail;
     uint32_t n_inflight;
+    uint64_t queued_bytes; /* topics and payloads pending or in flight (max_queued_bytes) */
+    struct log_limit drop_log; /* message_dropped: one line per interval */
     uint16_t next_pid;
     uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */
     uint16_t n_qos2_in, cap_qos2_in;

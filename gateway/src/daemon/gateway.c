@@ -363,6 +363,7 @@ static void reload(struct gateway *gw)
     gw->cfg.max_keepalive = next.max_keepalive;
     gw->cfg.max_session_expiry = next.max_session_expiry;
     gw->cfg.max_queued_messages = next.max_queued_messages;
+    gw->cfg.max_queued_bytes = next.max_queued_bytes;
     gw->cfg.max_inflight_messages = next.max_inflight_messages;
     gw->cfg.connect_timeout = next.connect_timeout;
     gw->cfg.max_connections = next.max_connections;

@@ -54,6 +54,7 @@ void config_defaults(struct config *c)
     c->max_keepalive = 3600;
     c->max_session_expiry = 86400;
     c->max_queued_messages = 1000;
+    c->max_queued_bytes = 8u << 20;
     c->max_inflight_messages = 20;
     c->connect_timeout = 10;
     c->ticket_lifetime = 7200;
@@ -498,7 +499,8 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         "listeners", "mqtt", "tls", "stats_interval", "workers", "attestation", "cloud", NULL};
     static const char *const mqtt_keys[] = {
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
-        "max_session_expiry", "max_queued_messages", "max_inflight_messages", "connect_timeout",
+        "max_session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight_messages",
+        "connect_timeout",
         "max_connections", NULL};
     static const char *const tls_keys[] = {"ticket_lifetime", NULL};
     static const char *const acl_keys[] = {"publish", "subscribe", NULL};
@@ -577,6 +579,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     config_setting_t *m = config_setting_get_member(root, "mqtt");
     uint32_t ra = c->receive_maximum, tam = c->topic_alias_maximum, mk = c->max_keepalive;
     uint32_t mi = c->max_inflight_messages;
+    uint32_t qb = (uint32_t)c->max_queued_bytes;
     if (m && (check_keys(&r, m, mqtt_keys) ||
               get_uint(&r, m, "max_packet_size", 64, 268435460u, &c->max_packet_size) ||
               get_uint(&r, m, "receive_maximum", 1, 65535, &ra) ||
@@ -584,6 +587,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
               get_uint(&r, m, "max_keepalive", 10, 65535, &mk) ||
               get_uint(&r, m, "max_session_expiry", 0, UINT32_MAX, &c->max_session_expiry) ||
               get_uint(&r, m, "max_queued_messages", 1, 10000000, &c->max_queued_messages) ||
+              get_uint(&r, m, "max_queued_bytes", 1024, UINT32_MAX, &qb) ||
               get_uint(&r, m, "max_inflight_messages", 1, 65535, &mi) ||
               get_uint(&r, m, "connect_timeout", 1, 3600, &c->connect_timeout) ||
               get_uint(&r, m, "max_connections", 0, 10000000, &c->max_connections)))
@@ -592,6 +596,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     c->topic_alias_maximum = (uint16_t)tam;
     c->max_keepalive = (uint16_t)mk;
     c->max_inflight_messages = (uint16_t)mi;
+    c->max_queued_bytes = qb;
     config_setting_t *t = config_setting_get_member(root, "tls");
     if (t && (check_keys(&r, t, tls_keys) ||
               get_uint(&r, t, "ticket_lifetime", 0, 604800, &c->ticket_lifetime)))

@@ -117,6 +117,7 @@ struct config {
     uint16_t max_keepalive;
     uint32_t max_session_expiry;
     uint32_t max_queued_messages;
+    uint64_t max_queued_bytes; /* per session: topics and payloads queued or in flight */
     uint16_t max_inflight_messages;
     uint32_t connect_timeout;
     uint32_t max_connections;
