@@ -11,6 +11,7 @@
 #define METRICS_FIELDS(X)                                                                         \
     X(connections_accepted)                                                                       \
     X(connections_refused)                                                                        \
+    X(accept_fd_exhausted)                                                                        \
     X(tls_handshakes_ok)                                                                          \
     X(tls_handshakes_failed)                                                                      \
     X(tls_resumed)                                                                                \

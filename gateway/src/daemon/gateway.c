@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,6 +48,46 @@
 
 static struct loop_io signal_io = {.fd = -1};
 
+#define ACCEPT_PAUSE_MS 250 /* out of descriptors: how long a listener rests */
+
+static void on_accept(struct loop *l, struct loop_io *io, uint32_t events);
+
+static void accept_resume(struct loop *l, struct loop_timer *t)
+{
+    struct listener *ls = container_of(t, struct listener, resume);
+    loop_io_modify(l, &ls->io, EPOLLIN);
+}
+
+/*
+ * accept() failed for want of descriptors (EMFILE, ENFILE). The connection stays in the
+ * kernel's queue and epoll would report it again at once: a worker would spin. So the spare
+ * descriptor kept for this makes room to accept that connection and close it at once (the
+ * client learns now, instead of waiting), the listener rests a moment, and the event is logged
+ * once per interval with the count; it recovers by itself as descriptors free up.
+ */
+static void out_of_descriptors(struct worker *w, struct listener *ls, int err)
+{
+    w->gw->metrics.accept_fd_exhausted++;
+    if (w->spare_fd >= 0) {
+        close(w->spare_fd);
+        int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    loop_io_modify(w->loop, &ls->io, 0);
+    loop_timer_start(w->loop, &ls->resume, ACCEPT_PAUSE_MS, accept_resume);
+    static struct log_limit limit;
+    uint64_t suppressed = 0;
+    if (log_limit_take(&limit, loop_now_ms(w->loop), &suppressed))
+        log_event(LOG_ERROR, "accept_failed",
+                  "listener=%s reason=%s connections=%zu suppressed=%llu detail=\"out of file "
+                  "descriptors: new connections are closed at once until some free up; raise "
+                  "the limit (LimitNOFILE) or lower mqtt.max_connections\"",
+                  ls->cfg->address, err == EMFILE ? "too_many_open_files" : "system_file_table_full",
+                  (size_t)w->gw->n_conns, (unsigned long long)suppressed);
+}
+
 static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)l;
@@ -64,8 +105,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         int fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
-                log_event(LOG_ERROR, "accept_failed", "listener=%s reason=too_many_open_files",
-                          ls->cfg->address);
+                out_of_descriptors(w, ls, errno);
             return;
         }
         char host[INET6_ADDRSTRLEN] = "?", port[8] = "?", peer[64];
@@ -147,6 +187,7 @@ static uint16_t bound_port(int fd, char *host, size_t hostlen)
 static void close_listeners(struct worker *w)
 {
     for (size_t i = 0; i < w->n_listeners; i++) {
+        loop_timer_cancel(w->loop, &w->listeners[i].resume);
         if (w->listeners[i].fd >= 0) {
             loop_io_remove(w->loop, &w->listeners[i].io);
             close(w->listeners[i].fd);
@@ -548,25 +589,32 @@ static void before_sleep(struct loop *l, void *arg)
     }
 }
 
+#define FD_RESERVED 64 /* descriptors kept for listeners, the registry, the spool, logs */
+
+/* The soft limit of open files goes up to the hard one; the log says how many devices that
+ * lets in at once. */
 static void raise_fd_limit(const struct config *cfg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
-    rlim_t want = cfg->max_connections ? (rlim_t)cfg->max_connections + 64 : rl.rlim_max;
-    if (want > rl.rlim_max)
-        want = rl.rlim_max;
-    if (rl.rlim_cur < want) {
-        rl.rlim_cur = want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (cfg->max_connections && rl.rlim_cur < (rlim_t)cfg->max_connections + 64)
-        log_event(LOG_WARN, "fd_limit", "open_files=%llu max_connections=%u "
-                                        "detail=\"raise the hard limit (ulimit -Hn / LimitNOFILE)\"",
-                  (unsigned long long)rl.rlim_cur, cfg->max_connections);
+    unsigned long long devices = rl.rlim_cur > FD_RESERVED ? rl.rlim_cur - FD_RESERVED : 0;
+    if (cfg->max_connections && rl.rlim_cur < (rlim_t)cfg->max_connections + FD_RESERVED)
+        log_event(LOG_WARN, "fd_limit",
+                  "open_files=%llu devices_max=%llu max_connections=%u detail=\"raise the hard "
+                  "limit (ulimit -Hn / LimitNOFILE)\"",
+                  (unsigned long long)rl.rlim_cur, devices, cfg->max_connections);
     else
-        log_event(LOG_INFO, "fd_limit", "open_files=%llu", (unsigned long long)rl.rlim_cur);
+        log_event(LOG_INFO, "fd_limit", "open_files=%llu devices_max=%llu",
+                  (unsigned long long)rl.rlim_cur,
+                  cfg->max_connections && cfg->max_connections < devices
+                      ? (unsigned long long)cfg->max_connections
+                      : devices);
 }
 
 static int worker_init(struct gateway *gw, struct worker *w, unsigned index, char *err,
@@ -577,6 +625,7 @@ static int worker_init(struct gateway *gw, struct worker *w, unsigned index, cha
     for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)
         w->listeners[i].fd = -1;
     w->wake_io.fd = -1;
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->loop = loop_new();
     if (!w->loop) {
         snprintf(err, errlen, "out of memory");
@@ -729,6 +778,8 @@ void gateway_free(struct gateway *gw)
         close_listeners(w);
         if (w->wake_io.fd >= 0)
             close(w->wake_io.fd);
+        if (w->spare_fd >= 0)
+            close(w->spare_fd);
         loop_free(w->loop);
         broker_lock();
         idset_unref(w->recheck_ids); /* a re-check still pending at exit */

@@ -21,6 +21,7 @@ struct idset;
 
 struct listener {
     struct loop_io io;
+    struct loop_timer resume; /* accepting again after running out of descriptors */
     struct worker *w;
     const struct listener_config *cfg;
     SSL_CTX *tls; /* shared by every worker's socket of this listener */
@@ -50,6 +51,7 @@ struct worker {
     bool recheck_requested;    /* broker lock (daemon): re-check connections against the registry */
     struct idset *recheck_ids; /* broker lock (daemon): only these device ids (NULL: every one) */
     struct loop_io wake_io;    /* eventfd */
+    int spare_fd; /* kept open to accept-and-close when descriptors run out (-1: none) */
     struct loop_timer tick_timer;
     uint8_t scratch[READ_CHUNK];
     uint8_t tls_in[TLS_IN_CAP];
