@@ -150,7 +150,7 @@ if [ "$DISKFULL" -gt 0 ]; then
   say "5. the spool's disk full for ${DISKFULL} s (the cloud stopped, a filler takes the space)"
   kill -TERM $CLOUD; wait $CLOUD 2>/dev/null || true; CLOUD=
   free_kb=$(df -k --output=avail "$SPOOL_DIR" | tail -1)
-  dd if=/dev/zero of="$SPOOL_DIR/filler" bs=1k count=$((free_kb > 2048 ? free_kb - 2048 : 0)) 2>/dev/null || true
+  dd if=/dev/zero of="$SPOOL_DIR/filler" bs=1k count=$((free_kb > 128 ? free_kb - 128 : 0)) 2>/dev/null || true
   sleep "$DISKFULL"
   say "   $(grep -c 'event=spool_full state=disk_full' "$DIR/gw.log" || true) disk_full lines; $("$PSAGW" spool stats --spool "$SPOOL" | grep '^state' || true)"
   rm -f "$SPOOL_DIR/filler"

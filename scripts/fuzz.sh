@@ -14,7 +14,8 @@ for seeds in tests/fuzz/corpus/*/; do
   cp -n "$seeds"* "$work"/ 2>/dev/null || true
   echo "fuzz: $name for ${SECONDS_EACH}s"
   log=build-fuzz/$name.log
-  if ! build-fuzz/tests/fuzz/fuzz_$name -max_total_time="$SECONDS_EACH" -max_len=4096 \
+  if ! LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp \
+      build-fuzz/tests/fuzz/fuzz_$name -max_total_time="$SECONDS_EACH" -max_len=4096 \
       -print_final_stats=1 -artifact_prefix=build-fuzz/ "$work" >"$log" 2>&1; then
     echo "fuzz: $name failed:"; grep -E "ERROR|SUMMARY|artifact" "$log" || tail -20 "$log"
     exit 1

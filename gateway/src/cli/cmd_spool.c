@@ -108,9 +108,10 @@ static int spool_stats_cmd(int argc, char **argv)
     json_t *up = uplink_status(path);
     uint64_t free_bytes = 0, resume_at = 0;
     bool room_known = spool_disk_room(path, &free_bytes, &resume_at) == 0;
-    /* the daemon's word (its status file) if it has one; a disk below the mark says it too */
+    /* the daemon's word (its status file, which it cannot rewrite on a full disk); a disk with
+     * less than 1 MiB free is full whatever the last word was */
     const char *state = up ? json_string_value(json_object_get(up, "spool_state")) : NULL;
-    if (room_known && free_bytes < resume_at)
+    if (room_known && free_bytes < (1u << 20))
         state = "disk_full";
     if (!state)
         state = "unknown";

@@ -385,6 +385,19 @@ static void reload(struct gateway *gw)
         config_free(&next);
         return;
     }
+    /* listeners apply at the next start: a TLS setting that start would refuse (an unknown
+     * cipher) is reported now, not found at the next restart */
+    for (size_t i = 0; i < next.n_listeners; i++) {
+        if (next.listeners[i].type != LISTENER_TLS_PSK)
+            continue;
+        SSL_CTX *probe = tls_server_ctx(&next, &next.listeners[i], proto_admit, err, sizeof(err));
+        if (!probe) {
+            log_event(LOG_ERROR, "reload_failed", "detail=\"%s\" action=kept_old_config", err);
+            config_free(&next);
+            return;
+        }
+        SSL_CTX_free(probe);
+    }
     /* listeners, workers and the registry path need a restart; everything else applies now */
     broker_lock();
     config_free(&gw->cfg);
