@@ -70,3 +70,16 @@ expect_start_failure "registry in a directory anyone can write" "chmod o-w" \
 
 # an address that does not parse as a listener
 expect_start_failure "bad listen address" "listen" --registry "$REG" --listen "999.1.1.1:0"
+
+# a reload with a cipher the next start would refuse: reported now, the running config kept
+conf "$WORK/reload.conf" 'ciphers = "PSK-AES128-CCM";'
+: >"$GW_LOG"
+launch_gateway --config "$WORK/reload.conf" --attestation-default off
+add_device r1 sensor $PSK_A --attestation off
+conf "$WORK/reload.conf" 'ciphers = "NO-SUCH-CIPHER";'
+kill -HUP "$GW_PID"
+expect_log "event=reload_failed detail=\"TLS 1.2 cipher list 'NO-SUCH-CIPHER'.*action=kept_old_config"
+gateway_alive
+pub r1 $PSK_A -t sensors/r1/env -m still-serving -q 1 || fail "not serving after a refused reload"
+ok "SIGHUP with an unknown cipher: reload_failed, the running configuration kept"
+stop_gateway
