@@ -31,7 +31,8 @@
 
 
 static int conn_index = -1;
-static tls_admit_fn admit_identity; /* the same for every listener */
+/* the same for every listener; atomic, as a reload builds a context to check it */
+static _Atomic tls_admit_fn admit_identity;
 
 int tls_conn_index(void)
 {
