@@ -148,9 +148,20 @@ static int open_listener(struct worker *w, size_t index, uint16_t port_override,
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-        /* Linux hands these to every accepted socket: two setsockopt() fewer per connect */
+        /* Linux hands these to every accepted socket: no setsockopt() per connect */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        const struct config *c = &gw->cfg;
+        int idle = (int)c->tcp_keepalive_idle, intvl = (int)c->tcp_keepalive_interval,
+            cnt = (int)c->tcp_keepalive_count, user_ms = (int)c->tcp_user_timeout * 1000;
+        if (idle)
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        if (intvl)
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        if (cnt)
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+        if (user_ms)
+            setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
     }
     if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
         snprintf(err, errlen, "listener %s: %s", lc->address, strerror(errno));

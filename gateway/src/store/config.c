@@ -58,6 +58,10 @@ void config_defaults(struct config *c)
     c->max_inflight_messages = 20;
     c->connect_timeout = 10;
     c->ticket_lifetime = 7200;
+    c->tcp_keepalive_idle = 120;
+    c->tcp_keepalive_interval = 30;
+    c->tcp_keepalive_count = 4;
+    c->tcp_user_timeout = 120;
     c->stats_interval = 60;
     cloud_defaults(&c->cloud);
 }
@@ -496,13 +500,16 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     static const char *const root_keys[] = {
         "registry", "log_level", "attestation_default", "allow_anonymous", "anonymous_acl",
-        "listeners", "mqtt", "tls", "stats_interval", "workers", "attestation", "cloud", NULL};
+        "listeners", "mqtt", "tls", "tcp", "stats_interval", "workers", "attestation", "cloud",
+        NULL};
     static const char *const mqtt_keys[] = {
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight_messages",
         "connect_timeout",
         "max_connections", NULL};
     static const char *const tls_keys[] = {"ticket_lifetime", NULL};
+    static const char *const tcp_keys[] = {"keepalive_idle", "keepalive_interval",
+                                           "keepalive_count", "user_timeout", NULL};
     static const char *const acl_keys[] = {"publish", "subscribe", NULL};
 
     config_t cf;
@@ -597,6 +604,13 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     c->max_keepalive = (uint16_t)mk;
     c->max_inflight_messages = (uint16_t)mi;
     c->max_queued_bytes = qb;
+    config_setting_t *tcp = config_setting_get_member(root, "tcp");
+    if (tcp && (check_keys(&r, tcp, tcp_keys) ||
+                get_uint(&r, tcp, "keepalive_idle", 0, 86400, &c->tcp_keepalive_idle) ||
+                get_uint(&r, tcp, "keepalive_interval", 0, 3600, &c->tcp_keepalive_interval) ||
+                get_uint(&r, tcp, "keepalive_count", 0, 127, &c->tcp_keepalive_count) ||
+                get_uint(&r, tcp, "user_timeout", 0, 86400, &c->tcp_user_timeout)))
+        goto out;
     config_setting_t *t = config_setting_get_member(root, "tls");
     if (t && (check_keys(&r, t, tls_keys) ||
               get_uint(&r, t, "ticket_lifetime", 0, 604800, &c->ticket_lifetime)))

@@ -122,6 +122,11 @@ struct config {
     uint32_t connect_timeout;
     uint32_t max_connections;
     uint32_t ticket_lifetime;
+    /* device sockets: TCP keep-alive finds a peer that vanished without a word (a 3.1.1 client
+     * with keep-alive 0 would otherwise be held forever), TCP_USER_TIMEOUT one that stopped
+     * acknowledging what we send; seconds, 0 = the system's default */
+    uint32_t tcp_keepalive_idle, tcp_keepalive_interval, tcp_keepalive_count;
+    uint32_t tcp_user_timeout;
     uint32_t stats_interval;
     uint32_t workers; /* event loops (threads); 0: one per online CPU */
     struct cloud_config cloud;
