@@ -288,6 +288,31 @@ static void retained_store_replaces_and_empty_payload_clears(void **state)
     free_conn(c);
 }
 
+/* The retained store is bounded in bytes: beyond it a retained message is delivered but not
+ * kept (and clears what its topic held); replacing one frees its bytes. */
+static void retained_store_is_bounded_in_bytes(void **state)
+{
+    struct fixture *f = *state;
+    f->gw.cfg.max_retained_bytes = 2100;
+    static char big[1001];
+    memset(big, 'r', 1000);
+    publish(&f->gw, "status/a", big, 0, true, NULL); /* 1008 bytes */
+    publish(&f->gw, "status/b", big, 0, true, NULL);
+    assert_int_equal(f->gw.n_retained, 2);
+    publish(&f->gw, "status/c", big, 0, true, NULL); /* over: not kept */
+    assert_int_equal(f->gw.n_retained, 2);
+    assert_int_equal(f->gw.metrics.retained_refused, 1);
+    assert_true(f->gw.retained_bytes <= 2100);
+    publish(&f->gw, "status/a", "small", 0, true, NULL); /* replacing frees room */
+    publish(&f->gw, "status/c", big, 0, true, NULL);
+    assert_int_equal(f->gw.n_retained, 3);
+    assert_true(f->gw.retained_bytes <= 2100);
+    publish(&f->gw, "status/b", "", 0, true, NULL);
+    publish(&f->gw, "status/c", "", 0, true, NULL);
+    publish(&f->gw, "status/a", "", 0, true, NULL);
+    assert_int_equal(f->gw.retained_bytes, 0);
+}
+
 static void many_sessions_found_by_id(void **state)
 {
     struct fixture *f = *state;
@@ -321,6 +346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(no_local_skips_the_publisher, setup, teardown),
         cmocka_unit_test_setup_teardown(retained_store_replaces_and_empty_payload_clears, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(retained_store_is_bounded_in_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(many_sessions_found_by_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

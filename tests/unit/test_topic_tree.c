@@ -232,6 +232,30 @@ static void retained_messages_found_by_filter(void **state)
     topic_tree_free(root); /* drops the retained messages (ASan checks the leak) */
 }
 
+static bool within(const char *t, uint32_t max_len, uint32_t max_levels)
+{
+    return topic_tree_within_limits((const uint8_t *)t, strlen(t), max_len, max_levels);
+}
+
+/* The configured bounds on topics and filters (a node per level is what a huge topic costs). */
+static void topic_limits_count_bytes_and_levels(void **state)
+{
+    (void)state;
+    assert_true(within("a/b/c", 5, 3));
+    assert_false(within("a/b/c", 4, 3));
+    assert_false(within("a/b/c/d", 100, 3));
+    assert_true(within("", 10, 1));
+    assert_true(within("/", 10, 2)); /* two empty levels */
+    assert_false(within("//", 10, 2));
+    static char deep[65536];
+    for (int i = 0; i < 65534; i += 2) {
+        deep[i] = 'a';
+        deep[i + 1] = '/';
+    }
+    assert_false(within(deep, 65535, 64));
+    assert_true(within("sensors/dev-1/env", 1024, 64));
+}
+
 int main(void)
 {
     broker_lock(); /* the tree's contract: broker lock held */
@@ -241,6 +265,7 @@ int main(void)
         cmocka_unit_test(deep_and_wide_trees),
         cmocka_unit_test(removal_prunes_and_keeps_the_rest),
         cmocka_unit_test(retained_messages_found_by_filter),
+        cmocka_unit_test(topic_limits_count_bytes_and_levels),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     broker_unlock();

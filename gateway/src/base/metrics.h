@@ -31,6 +31,8 @@
     X(publishes_out)                                                                              \
     X(acl_denied_publish)                                                                         \
     X(acl_denied_subscribe)                                                                       \
+    X(topics_refused)                                                                             \
+    X(retained_refused)                                                                           \
     X(messages_dropped_queue_full)                                                                \
     X(bytes_dropped_queue_full)                                                                   \
     X(messages_dropped_too_large)                                                                 \

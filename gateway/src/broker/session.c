@@ -490,18 +490,36 @@ static void store_retained(struct gateway *gw, struct msg *m)
         return;
     struct msg **slot = topic_tree_node_retained(n);
     if (*slot) {
+        gw->retained_bytes -= (*slot)->topic_len + (*slot)->payload_len;
         msg_unref(*slot);
         *slot = NULL;
         gw->n_retained--;
     }
-    if (m->payload_len == 0) {
-        /* section 3.3.1.3: an empty retained message clears the topic */
+    size_t bytes = m->topic_len + m->payload_len;
+    if (m->payload_len == 0 || gw->retained_bytes + bytes > gw->cfg.max_retained_bytes) {
+        /* section 3.3.1.3: an empty retained message clears the topic; one over the store's
+         * bound clears it too (the message is still delivered to subscribers now) */
+        if (m->payload_len != 0) {
+            gw->metrics.retained_refused++;
+            static struct log_limit limit;
+            uint64_t suppressed = 0;
+            char t[LOG_SAFE_MAX];
+            if (log_limit_take(&limit, clock_mono_ms(), &suppressed))
+                log_event(LOG_WARN, "retained_refused",
+                          "topic=%s bytes=%zu retained_bytes=%llu max_retained_bytes=%llu "
+                          "suppressed=%llu",
+                          log_safe(m->topic, m->topic_len, t, sizeof(t)), bytes,
+                          (unsigned long long)gw->retained_bytes,
+                          (unsigned long long)gw->cfg.max_retained_bytes,
+                          (unsigned long long)suppressed);
+        }
         topic_tree_prune(n);
         return;
     }
     msg_ref(m);
     *slot = m;
     gw->n_retained++;
+    gw->retained_bytes += bytes;
 }
 
 void broker_publish(struct gateway *gw, struct msg *m, const struct session *origin)

@@ -42,6 +42,17 @@ static struct tnode *node_new(const char *name, size_t len)
     return n;
 }
 
+bool topic_tree_within_limits(const uint8_t *t, size_t len, uint32_t max_len, uint32_t max_levels)
+{
+    if (len > max_len)
+        return false;
+    uint32_t levels = 1;
+    for (size_t i = 0; i < len; i++)
+        if (t[i] == '/' && ++levels > max_levels)
+            return false;
+    return true;
+}
+
 struct tnode *topic_tree_new(void)
 {
     return node_new("", 0);

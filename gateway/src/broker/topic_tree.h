@@ -7,6 +7,7 @@
 #ifndef PSAGW_TOPIC_TREE_H
 #define PSAGW_TOPIC_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,10 @@ struct sub {
     uint8_t options; /* MQTT 5 subscription options; QoS already capped */
     uint32_t sub_id; /* 0: none */
 };
+
+/* Whether a topic name or filter stays within max_len bytes and max_levels levels (a retained
+ * message or subscription costs a node per level: 65,519 levels cost 8 MB). */
+bool topic_tree_within_limits(const uint8_t *t, size_t len, uint32_t max_len, uint32_t max_levels);
 
 struct tnode *topic_tree_new(void);
 void topic_tree_free(struct tnode *root); /* drops the retained messages' references too */

@@ -56,6 +56,7 @@ struct gateway {
     struct tnode *subs_root;
     struct tnode *retained_root;
     size_t n_retained;
+    uint64_t retained_bytes; /* topics and payloads of the retained messages */
     uint64_t match_gen;
 
     /* attest */

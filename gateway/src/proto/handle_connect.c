@@ -21,6 +21,7 @@
 #include "proto.h"
 #include "send.h"
 #include "session.h"
+#include "topic_tree.h"
 
 #define REATTEST_KEY "psa-iat-reattest-interval"
 
@@ -139,8 +140,14 @@ struct conn_end handle_connect(struct conn *c, const struct mqtt_connect *p, con
     }
 
     if (p->will) {
-        if (!mqtt_topic_name_valid(p->will_topic.data, p->will_topic.len)) {
-            return connect_refuse(c, MQTT_RC_TOPIC_NAME_INVALID, "will topic is not a valid topic name");
+        if (!mqtt_topic_name_valid(p->will_topic.data, p->will_topic.len))
+            return connect_refuse(c, MQTT_RC_TOPIC_NAME_INVALID,
+                                  "will topic is not a valid topic name");
+        if (!topic_tree_within_limits(p->will_topic.data, p->will_topic.len,
+                                      gw->cfg.max_topic_length, gw->cfg.max_topic_levels)) {
+            gw->metrics.topics_refused++;
+            return connect_refuse(c, MQTT_RC_TOPIC_NAME_INVALID,
+                                  "will topic over mqtt.max_topic_length or max_topic_levels");
         }
         if (!acl_may_publish(&c->who, (const char *)p->will_topic.data, p->will_topic.len)) {
             gw->metrics.acl_denied_publish++;

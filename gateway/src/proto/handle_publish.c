@@ -21,6 +21,9 @@
 #include "proto.h"
 #include "send.h"
 #include "session.h"
+#include "topic_tree.h"
+
+#define TOPIC_LIMIT_TEXT "topic over mqtt.max_topic_length or max_topic_levels"
 
 static bool qos2_pending(const struct session *s, uint16_t id)
 {
@@ -90,6 +93,28 @@ struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p)
     if (c->version == MQTT_V5 && mqtt_props_has(&p->props, MQTT_PROP_SUBSCRIPTION_ID)) {
         /* section 3.3.4: a client must not send Subscription Identifiers */
         return CONN_END(MQTT_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH");
+    }
+    if (p->topic.len && !topic_tree_within_limits(p->topic.data, p->topic.len,
+                                                  gw->cfg.max_topic_length,
+                                                  gw->cfg.max_topic_levels)) {
+        /* a policy limit, not a malformed name: MQTT 5 hears 0x90 in its ack and goes on */
+        gw->metrics.topics_refused++;
+        static struct log_limit limit;
+        uint64_t suppressed = 0;
+        char id[LOG_SAFE_MAX];
+        if (log_limit_take(&limit, clock_mono_ms(), &suppressed))
+            log_event(LOG_WARN, "topic_refused",
+                      "action=publish id=%s bytes=%zu max_topic_length=%u max_topic_levels=%u "
+                      "suppressed=%llu",
+                      log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), p->topic.len,
+                      gw->cfg.max_topic_length, gw->cfg.max_topic_levels,
+                      (unsigned long long)suppressed);
+        if (c->version != MQTT_V5)
+            return CONN_END(MQTT_RC_TOPIC_NAME_INVALID, TOPIC_LIMIT_TEXT);
+        if (p->qos > 0)
+            send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+                     MQTT_RC_TOPIC_NAME_INVALID, TOPIC_LIMIT_TEXT);
+        return CONN_GO_ON;
     }
     struct conn_end end = resolve_alias(c, p);
     if (end.reason != CONN_END_NONE)

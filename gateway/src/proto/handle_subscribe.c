@@ -37,6 +37,11 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     uint8_t fail = c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
     if (!mqtt_topic_filter_valid(e->filter.data, flen))
         return fail;
+    if (!topic_tree_within_limits(e->filter.data, flen, gw->cfg.max_topic_length,
+                                  gw->cfg.max_topic_levels)) {
+        gw->metrics.topics_refused++;
+        return fail; /* 0x8F: a filter over the configured limits */
+    }
     if (flen >= 7 && memcmp(f, "$share/", 7) == 0)
         return c->version == MQTT_V5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80;
     if (!acl_may_subscribe(&c->who, f, flen)) {

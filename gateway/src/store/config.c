@@ -55,6 +55,9 @@ void config_defaults(struct config *c)
     c->max_session_expiry = 86400;
     c->max_queued_messages = 1000;
     c->max_queued_bytes = 8u << 20;
+    c->max_topic_length = 1024;
+    c->max_topic_levels = 64;
+    c->max_retained_bytes = 64u << 20;
     c->max_inflight_messages = 20;
     c->connect_timeout = 10;
     c->ticket_lifetime = 7200;
@@ -505,6 +508,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     static const char *const mqtt_keys[] = {
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight_messages",
+        "max_topic_length", "max_topic_levels", "max_retained_bytes",
         "connect_timeout",
         "max_connections", NULL};
     static const char *const tls_keys[] = {"ticket_lifetime", NULL};
@@ -586,7 +590,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     config_setting_t *m = config_setting_get_member(root, "mqtt");
     uint32_t ra = c->receive_maximum, tam = c->topic_alias_maximum, mk = c->max_keepalive;
     uint32_t mi = c->max_inflight_messages;
-    uint32_t qb = (uint32_t)c->max_queued_bytes;
+    uint32_t qb = (uint32_t)c->max_queued_bytes, rb = (uint32_t)c->max_retained_bytes;
     if (m && (check_keys(&r, m, mqtt_keys) ||
               get_uint(&r, m, "max_packet_size", 64, 268435460u, &c->max_packet_size) ||
               get_uint(&r, m, "receive_maximum", 1, 65535, &ra) ||
@@ -595,6 +599,9 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
               get_uint(&r, m, "max_session_expiry", 0, UINT32_MAX, &c->max_session_expiry) ||
               get_uint(&r, m, "max_queued_messages", 1, 10000000, &c->max_queued_messages) ||
               get_uint(&r, m, "max_queued_bytes", 1024, UINT32_MAX, &qb) ||
+              get_uint(&r, m, "max_topic_length", 16, 65535, &c->max_topic_length) ||
+              get_uint(&r, m, "max_topic_levels", 2, 65535, &c->max_topic_levels) ||
+              get_uint(&r, m, "max_retained_bytes", 0, UINT32_MAX, &rb) ||
               get_uint(&r, m, "max_inflight_messages", 1, 65535, &mi) ||
               get_uint(&r, m, "connect_timeout", 1, 3600, &c->connect_timeout) ||
               get_uint(&r, m, "max_connections", 0, 10000000, &c->max_connections)))
@@ -604,6 +611,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     c->max_keepalive = (uint16_t)mk;
     c->max_inflight_messages = (uint16_t)mi;
     c->max_queued_bytes = qb;
+    c->max_retained_bytes = rb;
     config_setting_t *tcp = config_setting_get_member(root, "tcp");
     if (tcp && (check_keys(&r, tcp, tcp_keys) ||
                 get_uint(&r, tcp, "keepalive_idle", 0, 86400, &c->tcp_keepalive_idle) ||

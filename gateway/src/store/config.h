@@ -118,6 +118,9 @@ struct config {
     uint32_t max_session_expiry;
     uint32_t max_queued_messages;
     uint64_t max_queued_bytes; /* per session: topics and payloads queued or in flight */
+    uint32_t max_topic_length; /* bytes of a topic name or filter */
+    uint32_t max_topic_levels; /* levels ('/' + 1) of a topic name or filter */
+    uint64_t max_retained_bytes; /* topics and payloads of every retained message together */
     uint16_t max_inflight_messages;
     uint32_t connect_timeout;
     uint32_t max_connections;
