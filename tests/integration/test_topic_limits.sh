@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Topic size limits (docs/configuration.md, mqtt.max_topic_length / max_topic_levels /
-# max_retained_bytes): a topic or filter over them costs a tree node per level, so it is refused
+# max_retained_bytes / max_subscriptions_per_client): a topic or filter over them costs a tree node per level, so it is refused
 # with the reason code MQTT 5 has for it, counted, and logged once per interval; the gateway
 # goes on serving.
 . "$(dirname "$0")/lib.sh"
 
 add_device s1 sensor $PSK_A --attestation off
 add_device m1 monitor $PSK_B --attestation off
-printf 'registry = "%s";\nlisteners = ( { address = "127.0.0.1:0"; } );\nmqtt = { max_topic_length = 64; max_topic_levels = 8; };\n' \
+printf 'registry = "%s";\nlisteners = ( { address = "127.0.0.1:0"; } );\nmqtt = { max_topic_length = 64; max_topic_levels = 8; max_subscriptions_per_client = 3; };\n' \
   "$REG" >"$WORK/psagw.conf"
 : >"$GW_LOG"
 launch_gateway --config "$WORK/psagw.conf" --log-level debug --attestation-default optional
@@ -25,6 +25,12 @@ out=$(timeout 5 mosquitto_sub -h 127.0.0.1 -p "$PSK_PORT" --psk $PSK_B --psk-ide
   -t "sensors/a/b/c/d/e/f/g/#" -C 1 -W 2 2>&1 || true)
 echo "$out" | grep -qi 'denied\|invalid' || fail "subscribe to a 10-level filter: '$out'"
 ok "a filter over the limits gets SUBACK 0x8F"
+
+timeout 5 mosquitto_sub -h 127.0.0.1 -p "$PSK_PORT" --psk $PSK_B --psk-identity m1 -i m1 -V mqttv5 \
+  -t status/a -t status/b -t status/c -t status/d -C 1 -W 2 >/dev/null 2>&1 || true
+expect_log "event=subscribe id=m1 filter=status/c result=0x00"
+expect_log "event=subscribe id=m1 filter=status/d result=0x97"
+ok "max_subscriptions_per_client 3: the fourth filter gets SUBACK 0x97 (quota exceeded)"
 
 pub s1 $PSK_A -V mqttv5 -q 1 -t sensors/s1/env -m x --will-topic "$long" --will-payload gone \
   >/dev/null 2>&1 && fail "a will topic over the limits was accepted"

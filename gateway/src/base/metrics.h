@@ -32,6 +32,7 @@
     X(acl_denied_publish)                                                                         \
     X(acl_denied_subscribe)                                                                       \
     X(topics_refused)                                                                             \
+    X(subscriptions_refused)                                                                      \
     X(retained_refused)                                                                           \
     X(messages_dropped_queue_full)                                                                \
     X(bytes_dropped_queue_full)                                                                   \

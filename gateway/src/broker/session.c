@@ -114,13 +114,8 @@ void session_destroy(struct gateway *gw, struct session *s)
         }
     }
     gw->n_sessions--;
-    while (s->subs) {
-        struct sub *sub = s->subs;
-        s->subs = sub->next_in_session;
-        topic_tree_remove_sub(sub->node, sub);
-        topic_tree_prune(sub->node);
-        free(sub);
-    }
+    while (s->subs)
+        session_sub_remove(s, s->subs);
     free_queue(s, s->pend_head);
     free_queue(s, s->infl_head);
     if (s->will)
@@ -610,6 +605,53 @@ void broker_send_retained(struct gateway *gw, struct session *s, const char *fil
     BROKER_LOCK_HELD();
     struct retained_ctx rc = {gw, s, qos, sub_id};
     topic_tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
+}
+
+struct sub *session_sub_find(const struct session *s, struct tnode *node)
+{
+    BROKER_LOCK_HELD();
+    if (topic_tree_node_sub_count(node) <= s->n_subs) {
+        for (struct sub *x = topic_tree_node_subs(node); x; x = x->next_in_node)
+            if (x->session == s)
+                return x;
+        return NULL;
+    }
+    for (struct sub *x = s->subs; x; x = x->next_in_session)
+        if (x->node == node)
+            return x;
+    return NULL;
+}
+
+struct sub *session_sub_add(struct session *s, struct tnode *node)
+{
+    BROKER_LOCK_HELD();
+    struct sub *sub = calloc(1, sizeof(*sub));
+    if (!sub)
+        return NULL;
+    sub->session = s;
+    topic_tree_add_sub(node, sub);
+    sub->next_in_session = s->subs;
+    if (s->subs)
+        s->subs->prev_in_session = sub;
+    s->subs = sub;
+    s->n_subs++;
+    return sub;
+}
+
+void session_sub_remove(struct session *s, struct sub *sub)
+{
+    BROKER_LOCK_HELD();
+    if (sub->prev_in_session)
+        sub->prev_in_session->next_in_session = sub->next_in_session;
+    else
+        s->subs = sub->next_in_session;
+    if (sub->next_in_session)
+        sub->next_in_session->prev_in_session = sub->prev_in_session;
+    s->n_subs--;
+    struct tnode *node = sub->node;
+    topic_tree_remove_sub(node, sub);
+    topic_tree_prune(node);
+    free(sub);
 }
 
 void session_destroy_all(struct gateway *gw)

@@ -35,7 +35,8 @@ struct session {
     char *id;
     bool anonymous;
     struct conn *conn; /* NULL while offline */
-    struct sub *subs;
+    struct sub *subs; /* doubly linked through next_in_session / prev_in_session */
+    uint32_t n_subs;
     uint32_t expiry;        /* seconds after disconnect; UINT32_MAX: never */
     uint64_t expires_at_ms; /* while offline: when the session ends (0: never) */
     struct qentry *pend_head, *pend_tail;
@@ -64,6 +65,13 @@ void session_attach(struct gateway *gw, struct session *s, struct conn *c);
 /* Sends what the client's receive maximum allows. */
 void session_flush(struct gateway *gw, struct session *s);
 void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id);
+/* The session's subscription at a filter's node, or NULL; looks along the shorter of the
+ * node's and the session's lists, so neither many filters nor many subscribers make it slow. */
+struct sub *session_sub_find(const struct session *s, struct tnode *node);
+/* A new subscription of s at node; NULL if out of memory. */
+struct sub *session_sub_add(struct session *s, struct tnode *node);
+/* Removes and frees one subscription (O(1)); prunes its node. */
+void session_sub_remove(struct session *s, struct sub *sub);
 /* Every session, at shutdown (takes the broker lock). */
 void session_destroy_all(struct gateway *gw);
 

@@ -18,6 +18,7 @@ struct tnode {
     uint32_t n_kids, n_buckets;
     uint32_t hash;
     struct sub *subs;
+    uint32_t n_subs;
     struct msg *retained;
     uint16_t name_len;
     char name[]; /* the level, not NUL-terminated */
@@ -165,19 +166,30 @@ void topic_tree_add_sub(struct tnode *n, struct sub *s)
 {
     BROKER_LOCK_HELD();
     s->node = n;
+    s->prev_in_node = NULL;
     s->next_in_node = n->subs;
+    if (n->subs)
+        n->subs->prev_in_node = s;
     n->subs = s;
+    n->n_subs++;
 }
 
 void topic_tree_remove_sub(struct tnode *n, struct sub *s)
 {
     BROKER_LOCK_HELD();
-    for (struct sub **pp = &n->subs; *pp; pp = &(*pp)->next_in_node) {
-        if (*pp == s) {
-            *pp = s->next_in_node;
-            return;
-        }
-    }
+    if (s->prev_in_node)
+        s->prev_in_node->next_in_node = s->next_in_node;
+    else
+        n->subs = s->next_in_node;
+    if (s->next_in_node)
+        s->next_in_node->prev_in_node = s->prev_in_node;
+    s->next_in_node = s->prev_in_node = NULL;
+    n->n_subs--;
+}
+
+uint32_t topic_tree_node_sub_count(const struct tnode *n)
+{
+    return n->n_subs;
 }
 
 struct sub *topic_tree_node_subs(struct tnode *n)

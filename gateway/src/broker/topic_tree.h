@@ -17,8 +17,8 @@ struct tnode;
 
 /* One subscription of one session, listed in its node and in its session. */
 struct sub {
-    struct sub *next_in_node;
-    struct sub *next_in_session;
+    struct sub *next_in_node, *prev_in_node; /* both lists doubly linked: O(1) removal */
+    struct sub *next_in_session, *prev_in_session;
     struct session *session;
     struct tnode *node;
     uint8_t options; /* MQTT 5 subscription options; QoS already capped */
@@ -38,6 +38,7 @@ void topic_tree_prune(struct tnode *n);
 void topic_tree_add_sub(struct tnode *n, struct sub *s);
 void topic_tree_remove_sub(struct tnode *n, struct sub *s);
 struct sub *topic_tree_node_subs(struct tnode *n);
+uint32_t topic_tree_node_sub_count(const struct tnode *n);
 /* The node's retained message slot (NULL when none is kept). */
 struct msg **topic_tree_node_retained(struct tnode *n);
 /* Calls fn for every subscription matching topic. */

@@ -430,6 +430,7 @@ static void reload(struct gateway *gw)
     gw->cfg.max_queued_messages = next.max_queued_messages;
     gw->cfg.max_queued_bytes = next.max_queued_bytes;
     gw->cfg.max_topic_length = next.max_topic_length;
+    gw->cfg.max_subscriptions_per_client = next.max_subscriptions_per_client;
     gw->cfg.max_topic_levels = next.max_topic_levels;
     gw->cfg.max_retained_bytes = next.max_retained_bytes;
     gw->cfg.max_inflight_messages = next.max_inflight_messages;

@@ -20,14 +20,6 @@
 
 #define MAX_FILTERS_PER_PACKET SEND_MAX_SUBACK_CODES
 
-static struct sub *find_sub(struct session *s, struct tnode *node)
-{
-    for (struct sub *x = s->subs; x; x = x->next_in_session)
-        if (x->node == node)
-            return x;
-    return NULL;
-}
-
 static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uint32_t sub_id)
 {
     struct gateway *gw = c->gw;
@@ -59,18 +51,16 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     struct tnode *node = topic_tree_node(gw->subs_root, f, flen);
     if (!node)
         return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;
-    struct sub *sub = find_sub(s, node);
+    struct sub *sub = session_sub_find(s, node);
     bool existed = sub != NULL;
-    if (!sub) {
-        sub = calloc(1, sizeof(*sub));
-        if (!sub) {
-            topic_tree_prune(node);
-            return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;
-        }
-        sub->session = s;
-        topic_tree_add_sub(node, sub);
-        sub->next_in_session = s->subs;
-        s->subs = sub;
+    if (!sub && s->n_subs >= gw->cfg.max_subscriptions_per_client) {
+        topic_tree_prune(node);
+        gw->metrics.subscriptions_refused++;
+        return c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
+    }
+    if (!sub && !(sub = session_sub_add(s, node))) {
+        topic_tree_prune(node);
+        return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;
     }
     sub->options = options;
     sub->sub_id = sub_id;
@@ -124,18 +114,13 @@ struct conn_end handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *
         reasons[n] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
         if (mqtt_topic_filter_valid(f.data, f.len)) {
             struct tnode *node = topic_tree_node(c->gw->subs_root, (const char *)f.data, f.len);
-            struct sub **pp = &s->subs;
-            while (node && *pp && (*pp)->node != node)
-                pp = &(*pp)->next_in_session;
-            if (node && *pp) {
-                struct sub *x = *pp;
-                *pp = x->next_in_session;
-                topic_tree_remove_sub(node, x);
-                free(x);
+            struct sub *x = node ? session_sub_find(s, node) : NULL;
+            if (x) {
+                session_sub_remove(s, x); /* prunes the node */
                 reasons[n] = MQTT_RC_SUCCESS;
-            }
-            if (node)
+            } else if (node) {
                 topic_tree_prune(node);
+            }
         } else {
             reasons[n] = MQTT_RC_TOPIC_FILTER_INVALID;
         }

@@ -56,6 +56,7 @@ void config_defaults(struct config *c)
     c->max_queued_messages = 1000;
     c->max_queued_bytes = 8u << 20;
     c->max_topic_length = 1024;
+    c->max_subscriptions_per_client = 10000;
     c->max_topic_levels = 64;
     c->max_retained_bytes = 64u << 20;
     c->max_inflight_messages = 20;
@@ -509,6 +510,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight_messages",
         "max_topic_length", "max_topic_levels", "max_retained_bytes",
+        "max_subscriptions_per_client",
         "connect_timeout",
         "max_connections", NULL};
     static const char *const tls_keys[] = {"ticket_lifetime", NULL};
@@ -600,6 +602,8 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
               get_uint(&r, m, "max_queued_messages", 1, 10000000, &c->max_queued_messages) ||
               get_uint(&r, m, "max_queued_bytes", 1024, UINT32_MAX, &qb) ||
               get_uint(&r, m, "max_topic_length", 16, 65535, &c->max_topic_length) ||
+              get_uint(&r, m, "max_subscriptions_per_client", 1, 10000000,
+                       &c->max_subscriptions_per_client) ||
               get_uint(&r, m, "max_topic_levels", 2, 65535, &c->max_topic_levels) ||
               get_uint(&r, m, "max_retained_bytes", 0, UINT32_MAX, &rb) ||
               get_uint(&r, m, "max_inflight_messages", 1, 65535, &mi) ||

@@ -119,6 +119,7 @@ struct config {
     uint32_t max_queued_messages;
     uint64_t max_queued_bytes; /* per session: topics and payloads queued or in flight */
     uint32_t max_topic_length; /* bytes of a topic name or filter */
+    uint32_t max_subscriptions_per_client;
     uint32_t max_topic_levels; /* levels ('/' + 1) of a topic name or filter */
     uint64_t max_retained_bytes; /* topics and payloads of every retained message together */
     uint16_t max_inflight_messages;
