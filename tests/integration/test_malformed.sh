@@ -63,3 +63,16 @@ wait_for $WORK/m still-serving || fail "a silent client blocked the gateway"
 exec 4<&-
 ok "a silent client does not block others"
 gateway_alive
+
+# a flood of handshakes with unknown identities: every one counted, the log bounded (one line per
+# reason per 10 s with the count left out)
+before=$(grep -c 'event=tls_psk_refused' "$GW_LOG" || true)
+for i in $(seq 1 30); do
+  mosquitto_pub -h 127.0.0.1 -p "$PSK_PORT" --psk $PSK_A --psk-identity "nobody-$i" -i "nobody-$i" \
+    -t x -m x >/dev/null 2>&1 || true
+done
+after=$(grep -c 'event=tls_psk_refused' "$GW_LOG" || true)
+[ $((after - before)) -le 2 ] || fail "$((after - before)) tls_psk_refused lines for 30 unknown identities"
+kill -USR1 "$GW_PID"
+expect_log "event=stats .*psk_unknown_identity=[3-9][0-9]"
+ok "30 unknown identities: all counted, $((after - before)) log line(s)"

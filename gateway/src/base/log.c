@@ -102,3 +102,11 @@ bool log_limit_take(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
     *suppressed = atomic_exchange(&l->suppressed, 0);
     return true;
 }
+
+struct log_limit *log_limit_for(struct log_limit *table, size_t n, const char *kind)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = kind; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return &table[h % n];
+}

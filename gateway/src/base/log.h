@@ -45,5 +45,8 @@ struct log_limit {
 #define LOG_LIMIT_INTERVAL_MS 10000
 /* Whether to log this occurrence now; if so, *suppressed is how many were left out since. */
 bool log_limit_take(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed);
+/* One limiter per kind of event (a reason, say) from a small table: kinds do not hide each
+ * other, and however many there are the table stays this size. */
+struct log_limit *log_limit_for(struct log_limit *table, size_t n, const char *kind);
 
 #endif

@@ -676,9 +676,16 @@ static void on_handshake(struct conn *c)
                 *sp = '_'; /* OpenSSL's "binder does not verify" -> one log token */
         log_safe(words, strlen(words), reason, sizeof(reason));
         c->gw->metrics.tls_handshakes_failed++;
-        log_event(LOG_WARN, "tls_handshake_failed", "peer=%s identity=%s reason=%s", c->peer,
-                  c->have_identity ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-",
-                  reason);
+        /* once per 10 s per reason: a flood of bad handshakes must not become a flood of log */
+        static struct log_limit limits[32];
+        uint64_t suppressed = 0;
+        if (log_limit_take(log_limit_for(limits, 32, reason), loop_now_ms(c->w->loop),
+                           &suppressed))
+            log_event(LOG_WARN, "tls_handshake_failed",
+                      "peer=%s identity=%s reason=%s suppressed=%llu", c->peer,
+                      c->have_identity ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
+                                       : "-",
+                      reason, (unsigned long long)suppressed);
         conn_close(c, -1, NULL);
         return;
     }

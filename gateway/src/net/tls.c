@@ -48,12 +48,24 @@ void tls_psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN])
     OPENSSL_cleanse(md, sizeof(md));
 }
 
+/* A refused identity, logged once per 10 s per reason with the count left out (the counters
+ * have every one): unknown identities cost an attacker nothing to vary. */
+static void log_refusal(const struct conn *c, const char *identity, size_t len, const char *why)
+{
+    static struct log_limit limits[16];
+    uint64_t suppressed = 0;
+    char safe[LOG_SAFE_MAX];
+    if (log_limit_take(log_limit_for(limits, 16, why), loop_now_ms(c->w->loop), &suppressed))
+        log_event(LOG_WARN, "tls_psk_refused", "peer=%s identity=%s reason=%s suppressed=%llu",
+                  c->peer, log_safe(identity, len, safe, sizeof(safe)), why,
+                  (unsigned long long)suppressed);
+}
+
 static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
                                   unsigned int max_psk_len)
 {
     struct conn *c = SSL_get_ex_data(ssl, conn_index);
     size_t len = identity ? strlen(identity) : 0;
-    char safe[LOG_SAFE_MAX];
     if (!c || !identity)
         return 0;
     if (!device_id_valid(identity, len)) {
@@ -62,8 +74,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
         if (SSL_version(ssl) != TLS1_3_VERSION) {
             c->psk_refusal = "invalid_identity";
             c->gw->metrics.psk_unknown_identity++;
-            log_event(LOG_WARN, "tls_psk_refused", "peer=%s identity=%s reason=invalid_identity",
-                      c->peer, log_safe(identity, len, safe, sizeof(safe)));
+            log_refusal(c, identity, len, "invalid_identity");
         }
         return 0;
     }
@@ -75,8 +86,7 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
             c->gw->metrics.psk_revoked++;
         else
             c->gw->metrics.psk_unknown_identity++;
-        log_event(LOG_WARN, "tls_psk_refused", "peer=%s identity=%s reason=%s", c->peer,
-                  log_safe(identity, len, safe, sizeof(safe)), why);
+        log_refusal(c, identity, len, why);
         return 0;
     }
     unsigned int n = 0;
