@@ -14,6 +14,7 @@
     X(accept_fd_exhausted)                                                                        \
     X(tls_handshakes_ok)                                                                          \
     X(tls_handshakes_failed)                                                                      \
+    X(handshakes_refused)                                                                         \
     X(tls_resumed)                                                                                \
     X(tls_record_layer_own)                                                                       \
     X(tls_record_errors)                                                                          \

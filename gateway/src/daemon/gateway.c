@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -38,6 +39,7 @@
 #include "conn.h"
 #include "end.h"
 #include "gateway.h"
+#include "handshake_limit.h"
 #include "log.h"
 #include "lookup.h"
 #include "private_file.h"
@@ -98,6 +100,8 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
     broker_lock(); /* SIGHUP may change these */
     uint32_t max_connections = gw->cfg.max_connections;
     uint32_t connect_timeout = gw->cfg.connect_timeout;
+    uint32_t per_worker = (gw->cfg.max_handshakes + gw->n_workers - 1) / gw->n_workers;
+    uint32_t per_address = gw->cfg.max_handshakes_per_address;
     broker_unlock();
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
@@ -119,7 +123,32 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             close(fd);
             continue;
         }
-        conn_accept(w, ls, fd, peer, connect_timeout);
+        uint32_t slot = 0;
+        if (ls->tls) {
+            /* bounded handshakes in progress: per worker, and per source address so that one
+             * address fills its own share, not the gateway */
+            slot = handshake_limit_slot((struct sockaddr *)&ss, sl);
+            static const char *const reasons[] = {"too_many_in_progress",
+                                                  "too_many_from_address"};
+            int refused = w->handshakes >= per_worker                ? 0
+                          : !handshake_limit_enter(slot, per_address) ? 1
+                                                                      : -1;
+            if (refused >= 0) {
+                const char *why = reasons[refused];
+                gw->metrics.handshakes_refused++;
+                static struct log_limit limits[2];
+                uint64_t suppressed = 0;
+                if (log_limit_take(&limits[refused], loop_now_ms(w->loop), &suppressed))
+                    log_event(LOG_WARN, "handshake_refused",
+                              "peer=%s reason=%s max_handshakes=%u max_handshakes_per_address=%u "
+                              "suppressed=%llu",
+                              peer, why, gw->cfg.max_handshakes, per_address,
+                              (unsigned long long)suppressed);
+                close(fd);
+                continue;
+            }
+        }
+        conn_accept(w, ls, fd, peer, slot, connect_timeout);
     }
 }
 
@@ -429,6 +458,8 @@ static void reload(struct gateway *gw)
     gw->cfg.max_session_expiry = next.max_session_expiry;
     gw->cfg.max_queued_messages = next.max_queued_messages;
     gw->cfg.max_queued_bytes = next.max_queued_bytes;
+    gw->cfg.max_handshakes = next.max_handshakes;
+    gw->cfg.max_handshakes_per_address = next.max_handshakes_per_address;
     gw->cfg.max_topic_length = next.max_topic_length;
     gw->cfg.max_subscriptions_per_client = next.max_subscriptions_per_client;
     gw->cfg.max_topic_levels = next.max_topic_levels;
@@ -563,11 +594,26 @@ static void watch_registry_file(struct gateway *gw)
     tell_workers(gw, false, true); /* every connection, against the new file */
 }
 
+/* After a burst of connections went away (a connect storm, stalled handshakes reaped), the
+ * allocator keeps what they used; handing it back to the system keeps RSS near what is in use. */
+static void give_memory_back(struct gateway *gw)
+{
+    static size_t peak;
+    size_t now = gw->n_conns;
+    if (now > peak) {
+        peak = now;
+    } else if (peak - now >= 256 && now < peak / 2) {
+        malloc_trim(0);
+        peak = now;
+    }
+}
+
 static void worker_tick(struct loop *l, struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, tick_timer);
     struct gateway *gw = w->gw;
     watch_registry_file(gw);
+    give_memory_back(gw);
     broker_lock();
     broker_sweep(gw);
     broker_unlock();

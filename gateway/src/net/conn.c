@@ -32,6 +32,7 @@
 
 #include "broker_lock.h"
 #include "conn.h"
+#include "handshake_limit.h"
 #include "log.h"
 #include "tls.h"
 
@@ -56,13 +57,25 @@ static void connect_deadline(struct loop *l, struct loop_timer *t)
     conn_close(c, -1, NULL);
 }
 
+/* The handshake ended (done, failed, or the connection closed during it). */
+static void handshake_over(struct conn *c)
+{
+    if (!c->in_handshake_limit)
+        return;
+    c->in_handshake_limit = false;
+    c->w->handshakes--;
+    handshake_limit_leave(c->addr_slot);
+}
+
 void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
-                 uint32_t connect_timeout)
+                 uint32_t addr_slot, uint32_t connect_timeout)
 {
     struct gateway *gw = w->gw;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
+        if (l->tls)
+            handshake_limit_leave(addr_slot);
         return;
     }
     /* TCP_NODELAY and SO_KEEPALIVE come from the listening socket (gateway.c) */
@@ -86,6 +99,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
             free(c->hs);
             close(fd);
             free(c);
+            handshake_limit_leave(addr_slot);
             return;
         }
         BIO_set_mem_eof_return(rb, -1); /* empty: "retry", not end of file */
@@ -94,12 +108,16 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
         SSL_set_accept_state(c->ssl);
         SSL_set_ex_data(c->ssl, tls_conn_index(), c);
         c->state = CONN_TLS_HANDSHAKE;
+        c->in_handshake_limit = true;
+        c->addr_slot = addr_slot;
+        w->handshakes++;
     } else {
         c->state = CONN_WAIT_CONNECT;
     }
     if (loop_io_add(w->loop, &c->io, fd, EPOLLIN, conn_io) != 0) {
         log_event(LOG_ERROR, "accept_failed", "peer=%s reason=epoll detail=\"%s\"", peer,
                   strerror(errno));
+        handshake_over(c);
         SSL_free(c->ssl); /* and its BIOs */
         free(c->hs);
         close(fd);
@@ -701,6 +719,7 @@ static void on_handshake(struct conn *c)
     if (resumed)
         c->gw->metrics.tls_resumed++;
     char id[LOG_SAFE_MAX];
+    handshake_over(c);
     c->tls_version = SSL_get_version(c->ssl);
     c->tls_cipher = SSL_get_cipher_name(c->ssl);
     take_over_records(c);
@@ -772,6 +791,7 @@ static void teardown(struct conn *c)
         SSL_shutdown(c->ssl);
         ssl_drain(c);
     }
+    handshake_over(c);
     loop_io_close(w->loop, &c->io);
     loop_timer_cancel(w->loop, &c->timer);
     loop_timer_cancel(w->loop, &c->resume);

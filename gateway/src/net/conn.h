@@ -72,6 +72,8 @@ struct conn {
     size_t tx_len, tx_off, tx_cap;
     enum conn_state state;
     bool teardown_pending; /* closed under the broker lock, on the worker's closing list */
+    bool in_handshake_limit; /* counted by handshake_limit.h until the handshake ends */
+    uint32_t addr_slot;      /* the peer address's slot there */
     char peer[64];
     struct principal who;
     bool have_identity;          /* set by the TLS PSK callbacks */
@@ -142,8 +144,10 @@ struct conn_handlers {
 };
 void conn_set_handlers(const struct conn_handlers *h);
 
+/* A new connection on the owner's loop. A TLS one must have been admitted by
+ * handshake_limit_enter(addr_slot); it leaves the count when its handshake ends. */
 void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
-                 uint32_t connect_timeout);
+                 uint32_t addr_slot, uint32_t connect_timeout);
 /* Room for n more output bytes at c->out + c->out_len (broker lock); NULL if out of memory. */
 uint8_t *conn_out_reserve(struct conn *c, size_t n);
 /* Counts n bytes written into the reserved room as output and schedules the write. */

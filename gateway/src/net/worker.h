@@ -52,6 +52,7 @@ struct worker {
     struct idset *recheck_ids; /* broker lock (daemon): only these device ids (NULL: every one) */
     struct loop_io wake_io;    /* eventfd */
     int spare_fd; /* kept open to accept-and-close when descriptors run out (-1: none) */
+    uint32_t handshakes; /* TLS handshakes in progress on this worker (owner only) */
     struct loop_timer tick_timer;
     uint8_t scratch[READ_CHUNK];
     uint8_t tls_in[TLS_IN_CAP];

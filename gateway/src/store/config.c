@@ -62,6 +62,8 @@ void config_defaults(struct config *c)
     c->max_inflight_messages = 20;
     c->connect_timeout = 10;
     c->ticket_lifetime = 7200;
+    c->max_handshakes = 4096;
+    c->max_handshakes_per_address = 256;
     c->tcp_keepalive_idle = 120;
     c->tcp_keepalive_interval = 30;
     c->tcp_keepalive_count = 4;
@@ -513,7 +515,8 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         "max_subscriptions_per_client",
         "connect_timeout",
         "max_connections", NULL};
-    static const char *const tls_keys[] = {"ticket_lifetime", NULL};
+    static const char *const tls_keys[] = {"ticket_lifetime", "max_handshakes",
+                                           "max_handshakes_per_address", NULL};
     static const char *const tcp_keys[] = {"keepalive_idle", "keepalive_interval",
                                            "keepalive_count", "user_timeout", NULL};
     static const char *const acl_keys[] = {"publish", "subscribe", NULL};
@@ -625,7 +628,10 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         goto out;
     config_setting_t *t = config_setting_get_member(root, "tls");
     if (t && (check_keys(&r, t, tls_keys) ||
-              get_uint(&r, t, "ticket_lifetime", 0, 604800, &c->ticket_lifetime)))
+              get_uint(&r, t, "ticket_lifetime", 0, 604800, &c->ticket_lifetime) ||
+              get_uint(&r, t, "max_handshakes", 1, 10000000, &c->max_handshakes) ||
+              get_uint(&r, t, "max_handshakes_per_address", 1, 65535,
+                       &c->max_handshakes_per_address)))
         goto out;
     rc = 0;
 out:

@@ -126,6 +126,8 @@ struct config {
     uint32_t connect_timeout;
     uint32_t max_connections;
     uint32_t ticket_lifetime;
+    uint32_t max_handshakes;             /* TLS handshakes in progress, the whole gateway */
+    uint32_t max_handshakes_per_address; /* the same from one source address */
     /* device sockets: TCP keep-alive finds a peer that vanished without a word (a 3.1.1 client
      * with keep-alive 0 would otherwise be held forever), TCP_USER_TIMEOUT one that stopped
      * acknowledging what we send; seconds, 0 = the system's default */
