@@ -80,6 +80,8 @@ GW_PORT=$(free_port)
 cat >"$DIR/psagw.conf" <<EOF
 registry = "$DIR/registry.db";
 stats_interval = 5;
+# the storm comes from one address (loopback)
+tls = { max_handshakes = 100000; max_handshakes_per_address = 65535; };
 listeners = ( { address = "127.0.0.1:$GW_PORT"; } );
 cloud = {
   host = "localhost"; port = $CLOUD_PORT; client_id = "soakgw";
