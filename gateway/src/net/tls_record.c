@@ -441,6 +441,15 @@ void tls_rec_free(struct tls_rec *r)
 {
     if (!r)
         return;
+    /* this thread's cipher contexts may still hold this connection's expanded keys: they go
+     * with it (freeing a context cleanses its key schedule); the next record makes a new one */
+    for (int e = 0; e < 2; e++) {
+        if (thread_keyed[r->alg][e] == r->id && thread_ctx[r->alg][e]) {
+            EVP_CIPHER_CTX_free(thread_ctx[r->alg][e]);
+            thread_ctx[r->alg][e] = NULL;
+            thread_keyed[r->alg][e] = 0;
+        }
+    }
     OPENSSL_cleanse(r, sizeof(*r));
     free(r);
 }
