@@ -52,9 +52,10 @@ check_suite tlsv1.3 PSK-AES128-GCM-SHA256 psagw TLS_AES_128_GCM_SHA256
 "$TLS_EDGE_CLIENT" tamper 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper 2>&1 \
   || fail "tamper client: $(cat $WORK/tamper)"
 grep -q "alert=bad record mac" $WORK/tamper || fail "no bad_record_mac alert: $(cat $WORK/tamper)"
+grep -q "bytes_after_alert=0" $WORK/tamper || fail "bytes followed the fatal alert: $(cat $WORK/tamper)"
 expect_log "event=tls_record_error peer=127.0.0.1:[0-9]* id=dev-1 reason=bad_record_mac"
 gateway_alive
-ok "a tampered record is refused with a bad_record_mac alert, logged"
+ok "a tampered record is refused with a bad_record_mac alert, logged, and nothing follows it"
 
 # the client's last flight and its CONNECT in one segment: the gateway's first read after the
 # handshake already holds the CONNECT (TLS 1.3, where the client finishes first, and a resumed
@@ -79,6 +80,12 @@ CONF
 launch_gateway --config $WORK/openssl.conf
 PORT12=$PSK_PORT
 check_suite tlsv1.2 PSK-AES128-CCM openssl
+# the same tampered record against OpenSSL's record layer: the same alert, the same silence
+"$TLS_EDGE_CLIENT" tamper 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper-openssl 2>&1 \
+  || fail "tamper client (openssl layer): $(cat $WORK/tamper-openssl)"
+grep -q "alert=bad record mac" $WORK/tamper-openssl || fail "openssl layer: $(cat $WORK/tamper-openssl)"
+grep -q "bytes_after_alert=0" $WORK/tamper-openssl || fail "openssl layer: $(cat $WORK/tamper-openssl)"
+ok "record_layer = \"openssl\": the same bad_record_mac and nothing after it"
 stop_gateway
 printf 'listeners = ( { address = "127.0.0.1:0"; record_layer = "mine"; } );\n' > $WORK/bad.conf
 out=$("$PSAGW" serve --config $WORK/bad.conf 2>&1 || true)

@@ -193,6 +193,15 @@ static int tamper(SSL_CTX *ctx, const char *host, const char *port)
         rc = 1;
     } else {
         printf("read_result=%d error=%d\n", r, SSL_get_error(ssl, r));
+        /* after a fatal alert nothing may follow, not even close_notify (RFC 5246 7.2.2,
+         * RFC 8446 6.2): the rest of the stream must be its end */
+        size_t after = 0;
+        ssize_t k;
+        while ((k = read(fd, buf, sizeof(buf))) > 0)
+            after += (size_t)k;
+        printf("bytes_after_alert=%zu\n", after);
+        if (after)
+            rc = 1;
     }
     SSL_free(ssl);
     close(fd);

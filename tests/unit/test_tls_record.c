@@ -427,7 +427,9 @@ static void fatal_alert_reaches_client(void **state)
     pair_free(&p);
 }
 
-static void renegotiation_refused(void **state)
+/* TLS 1.2 renegotiation: a warning no_renegotiation, and the connection goes on (RFC 5246
+ * 7.2.2), as OpenSSL's record layer does */
+static void renegotiation_answered_with_a_warning(void **state)
 {
     (void)state;
     struct pair p = {0};
@@ -435,15 +437,108 @@ static void renegotiation_refused(void **state)
     pair_ctx(&p, "PSK-AES128-CCM", TLS1_2_VERSION);
     handshake(&p, NULL, NULL);
     assert_int_equal(take(&p, &why), TLS_REC_OK);
+    struct tls_rec *peer = tls_rec_peer(p.rec);
+    assert_non_null(peer);
     assert_int_equal(SSL_renegotiate(p.cli), 1);
     SSL_do_handshake(p.cli); /* sends an encrypted ClientHello */
     pump(&p);
     assert_true(p.net_len > 0);
     size_t used = 0, plain = 0;
     uint8_t alert = 0;
-    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert), TLS_REC_ERROR);
-    assert_int_equal(alert, TLS_ALERT_NO_RENEGOTIATION);
+    assert_int_equal(tls_rec_open(p.rec, p.net, p.net_len, &used, &plain, &alert), TLS_REC_OK);
+    assert_int_equal(plain, 0);
+    assert_int_equal(tls_rec_take_warning(p.rec), TLS_ALERT_NO_RENEGOTIATION);
+    assert_int_equal(tls_rec_take_warning(p.rec), 0);
+    uint8_t rec[64];
+    size_t n = tls_rec_warning(p.rec, TLS_ALERT_NO_RENEGOTIATION, rec, sizeof(rec));
+    assert_true(n > 0);
+    assert_false(tls_rec_failed(p.rec));
+    /* and data still flows (sealed as the client would, its sequence after the ClientHello) */
+    tls_rec_free(peer);
+    peer = tls_rec_peer(p.rec);
+    n = tls_rec_seal_type(peer, TLS_REC_APPLICATION_DATA, (const uint8_t *)"PINGREQ", 7, rec,
+                          sizeof(rec));
+    assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_OK);
+    assert_int_equal(plain, 7);
+    tls_rec_free(peer);
     pair_free(&p);
+}
+
+/* Records that carry no data are limited, in a row, as OpenSSL's layer limits them: a flood
+ * of them would make the gateway work for nothing */
+static void empty_record_flood_refused(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        struct pair p = {0};
+        const char *why = NULL;
+        pair_ctx(&p, "PSK-AES128-GCM-SHA256", TLS1_2_VERSION);
+        handshake(&p, NULL, NULL);
+        assert_int_equal(take(&p, &why), TLS_REC_OK);
+        struct tls_rec *peer = tls_rec_peer(p.rec);
+        static const uint8_t warning[2] = {1, TLS_ALERT_USER_CANCELED};
+        uint8_t rec[64], data[64];
+        size_t used = 0, plain = 0;
+        uint8_t alert = 0;
+        for (int i = 0; i < TLS_REC_EMPTY_MAX; i++) {
+            size_t n = kind == 0 ? tls_rec_seal_type(peer, TLS_REC_APPLICATION_DATA, NULL, 0, rec,
+                                                     sizeof(rec))
+                                 : tls_rec_seal_type(peer, TLS_REC_ALERT, warning, 2, rec,
+                                                     sizeof(rec));
+            assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_OK);
+            assert_int_equal(plain, 0);
+        }
+        /* data in between resets the count */
+        size_t n = tls_rec_seal_type(peer, TLS_REC_APPLICATION_DATA, (const uint8_t *)"x", 1,
+                                     data, sizeof(data));
+        assert_int_equal(tls_rec_open(p.rec, data, n, &used, &plain, &alert), TLS_REC_OK);
+        for (int i = 0; i < TLS_REC_EMPTY_MAX; i++) {
+            n = tls_rec_seal_type(peer, TLS_REC_APPLICATION_DATA, NULL, 0, rec, sizeof(rec));
+            assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_OK);
+        }
+        n = tls_rec_seal_type(peer, TLS_REC_APPLICATION_DATA, NULL, 0, rec, sizeof(rec));
+        assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_ERROR);
+        assert_int_equal(alert, TLS_ALERT_UNEXPECTED_MESSAGE);
+        assert_true(tls_rec_failed(p.rec));
+        tls_rec_free(peer);
+        pair_free(&p);
+    }
+}
+
+/* After a fatal alert, either way, nothing more may be sent (RFC 8446 6.2, RFC 5246 7.2.2) */
+static void fatal_alerts_end_everything(void **state)
+{
+    (void)state;
+    struct pair p = {0};
+    const char *why = NULL;
+    pair_ctx(&p, "PSK-AES128-CCM", TLS1_2_VERSION);
+    handshake(&p, NULL, NULL);
+    assert_int_equal(take(&p, &why), TLS_REC_OK);
+    struct tls_rec *peer = tls_rec_peer(p.rec);
+    static const uint8_t fatal[2] = {2, TLS_ALERT_DECODE_ERROR};
+    uint8_t rec[64];
+    size_t used = 0, plain = 0;
+    uint8_t alert = 0;
+    size_t n = tls_rec_seal_type(peer, TLS_REC_ALERT, fatal, 2, rec, sizeof(rec));
+    assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_CLOSED);
+    assert_true(tls_rec_failed(p.rec));
+    assert_int_equal(tls_rec_warning(p.rec, TLS_ALERT_NO_RENEGOTIATION, rec, sizeof(rec)), 0);
+    tls_rec_free(peer);
+    pair_free(&p);
+    /* a close_notify is not a failure: ours may answer it */
+    struct pair q = {0};
+    pair_ctx(&q, "PSK-AES128-CCM", TLS1_2_VERSION);
+    handshake(&q, NULL, NULL);
+    assert_int_equal(take(&q, &why), TLS_REC_OK);
+    SSL_shutdown(q.cli);
+    pump(&q);
+    assert_int_equal(tls_rec_open(q.rec, q.net, q.net_len, &used, &plain, &alert),
+                     TLS_REC_CLOSED);
+    assert_false(tls_rec_failed(q.rec));
+    /* and ours, once sent, marks it */
+    assert_true(tls_rec_alert(q.rec, TLS_ALERT_BAD_RECORD_MAC, rec, sizeof(rec)) > 0);
+    assert_true(tls_rec_failed(q.rec));
+    pair_free(&q);
 }
 
 static void malformed_headers_refused(void **state)
@@ -594,6 +689,60 @@ static void tls13_tampered_and_bad_content_refused(void **state)
     pair_free(&p);
 }
 
+/* TLS 1.3 post-handshake messages: KeyUpdate only, possibly in pieces over records, ending its
+ * record; no empty handshake records (RFC 8446 4.6.3, 5.1, 5.4) */
+static void tls13_key_update_framing(void **state)
+{
+    (void)state;
+    static const uint8_t ku[5] = {24, 0, 0, 1, 0};
+    static const uint8_t two[10] = {24, 0, 0, 1, 0, 24, 0, 0, 1, 0};
+    static const uint8_t bad_len[6] = {24, 0, 0, 2, 0, 0};
+    for (int c = 0; c < 4; c++) {
+        struct pair p = {0};
+        const char *why = NULL;
+        pair_ctx13(&p, "TLS_AES_128_GCM_SHA256");
+        handshake(&p, NULL, NULL);
+        assert_int_equal(take(&p, &why), TLS_REC_OK);
+        struct tls_rec *peer = tls_rec_peer(p.rec);
+        uint8_t rec[64], data[64];
+        size_t used = 0, plain = 0, n;
+        uint8_t alert = 0;
+        switch (c) {
+        case 0: /* a zero-length handshake record */
+            n = tls_rec_seal_type(peer, TLS_REC_HANDSHAKE, NULL, 0, rec, sizeof(rec));
+            assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_ERROR);
+            assert_int_equal(alert, TLS_ALERT_UNEXPECTED_MESSAGE);
+            break;
+        case 1: /* two KeyUpdates in one record: no record boundary after the first */
+            n = tls_rec_seal_type(peer, TLS_REC_HANDSHAKE, two, sizeof(two), rec, sizeof(rec));
+            assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_ERROR);
+            assert_int_equal(alert, TLS_ALERT_UNEXPECTED_MESSAGE);
+            break;
+        case 2: /* a malformed KeyUpdate (a body of two bytes) */
+            n = tls_rec_seal_type(peer, TLS_REC_HANDSHAKE, bad_len, sizeof(bad_len), rec,
+                                  sizeof(rec));
+            assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_ERROR);
+            assert_int_equal(alert, TLS_ALERT_DECODE_ERROR);
+            break;
+        case 3: /* one KeyUpdate split over two records: legal, the keys change after it */
+            n = tls_rec_seal_type(peer, TLS_REC_HANDSHAKE, ku, 2, rec, sizeof(rec));
+            assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_OK);
+            n = tls_rec_seal_type(peer, TLS_REC_HANDSHAKE, ku + 2, 3, rec, sizeof(rec));
+            assert_int_equal(tls_rec_open(p.rec, rec, n, &used, &plain, &alert), TLS_REC_OK);
+            /* data under the old keys no longer opens: the update took effect */
+            n = tls_rec_seal_type(peer, TLS_REC_APPLICATION_DATA, (const uint8_t *)"x", 1, data,
+                                  sizeof(data));
+            assert_int_equal(tls_rec_open(p.rec, data, n, &used, &plain, &alert),
+                             TLS_REC_ERROR);
+            assert_int_equal(alert, TLS_ALERT_BAD_RECORD_MAC);
+            break;
+        }
+        assert_true(tls_rec_failed(p.rec));
+        tls_rec_free(peer);
+        pair_free(&p);
+    }
+}
+
 static void tls13_close_notify(void **state)
 {
     (void)state;
@@ -654,7 +803,10 @@ int main(void)
         cmocka_unit_test(replayed_record_refused),
         cmocka_unit_test(close_notify_both_ways),
         cmocka_unit_test(fatal_alert_reaches_client),
-        cmocka_unit_test(renegotiation_refused),
+        cmocka_unit_test(renegotiation_answered_with_a_warning),
+        cmocka_unit_test(empty_record_flood_refused),
+        cmocka_unit_test(fatal_alerts_end_everything),
+        cmocka_unit_test(tls13_key_update_framing),
         cmocka_unit_test(malformed_headers_refused),
         cmocka_unit_test(connections_interleaved),
         cmocka_unit_test(other_suites_left_to_openssl),

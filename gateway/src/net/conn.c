@@ -439,6 +439,8 @@ static int keep_rx(struct conn *c, const uint8_t *raw, size_t n)
 /* Our record layer: opens the complete records kept from before (what came behind the
  * handshake, or a record that was still arriving) and what the socket has, and keeps a partial
  * one. The plaintext is put at *data (the worker's tls_in). Returns as read_some. */
+#define READ_RECORDS_BUDGET 4 /* socket reads per wake-up that brought no data */
+
 static ssize_t read_records(struct conn *c, uint8_t **data)
 {
     uint8_t *buf = c->w->tls_in;
@@ -451,7 +453,7 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
         c->rx = NULL;
         c->rx_len = 0;
     }
-    for (;;) {
+    for (int reads = 0;; reads++) {
         if (have >= TLS_REC_HEADER) {
             size_t used = 0, plain = 0;
             uint8_t alert = 0;
@@ -465,6 +467,13 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
                           tls_rec_alert_name(alert));
                 send_alert(c, alert);
                 return -1;
+            }
+            uint8_t warning = tls_rec_take_warning(c->rec);
+            if (warning) { /* a refused renegotiation: the connection goes on */
+                uint8_t rec[TLS_REC_OVERHEAD + 2];
+                size_t n = tls_rec_warning(c->rec, warning, rec, sizeof(rec));
+                if (n && send_raw(c, rec, n) < 0)
+                    return -1;
             }
             if (rc == TLS_REC_CLOSED)
                 c->peer_closed = true;
@@ -480,6 +489,10 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
             memmove(buf, buf + used, have - used);
             have -= used;
         }
+        /* records without data kept coming (tls_record.h caps them in a row too): other
+         * connections get the loop now; epoll reports the rest again */
+        if (reads == READ_RECORDS_BUDGET)
+            return keep_rx(c, buf, have) == 0 ? 0 : -1;
         ssize_t n = recv(c->io.fd, buf + have, TLS_IN_CAP - have, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return keep_rx(c, buf, have) == 0 ? 0 : -1;
@@ -781,12 +794,17 @@ static void teardown(struct conn *c)
     BROKER_LOCK_NOT_HELD();
     struct worker *w = c->w;
     WORKER_OWNS(w);
-    /* best effort: what is buffered (a CONNACK or DISCONNECT with the reason) goes out now */
-    if (output_pending(c) || take_output(c))
+    /* best effort: what is buffered (a CONNACK or DISCONNECT with the reason) goes out now;
+     * after a fatal alert, either way, nothing may follow it, not even close_notify */
+    bool failed = c->rec && tls_rec_failed(c->rec);
+    if (failed && c->tx_off < c->tx_len)
+        send_tx(c); /* records sealed before the failure, then the fatal alert itself */
+    else if (!failed && (output_pending(c) || take_output(c)))
         while (write_some(c) > 0 && take_output(c))
             ;
     if (c->rec) {
-        send_alert(c, TLS_ALERT_CLOSE_NOTIFY);
+        if (!failed)
+            send_alert(c, TLS_ALERT_CLOSE_NOTIFY);
     } else if (c->ssl && SSL_is_init_finished(c->ssl)) {
         SSL_shutdown(c->ssl);
         ssl_drain(c);

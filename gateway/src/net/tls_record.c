@@ -71,6 +71,11 @@ struct tls_rec {
     uint8_t read_key[32], write_key[32];
     uint8_t read_iv[12], write_iv[12];
     uint8_t read_secret[TLS_REC_SECRET_MAX], write_secret[TLS_REC_SECRET_MAX]; /* TLS 1.3 */
+    uint8_t hs_buf[5];   /* TLS 1.3: a KeyUpdate arriving in pieces */
+    uint8_t hs_len;
+    uint16_t empty_run;  /* records in a row without application data */
+    bool failed;         /* a fatal alert went either way */
+    uint8_t warning;     /* a warning alert owed to the peer */
 };
 
 /* TLS 1.3: our keys are replaced before this many records (RFC 8446 5.5) */
@@ -654,29 +659,104 @@ size_t tls_rec_alert(struct tls_rec *r, uint8_t description, uint8_t *out, size_
     uint8_t alert[2] = {description == TLS_ALERT_CLOSE_NOTIFY ? 1 : 2, description};
     if (cap < TLS_REC_OVERHEAD + sizeof(alert))
         return 0;
+    if (description != TLS_ALERT_CLOSE_NOTIFY)
+        r->failed = true;
     return seal_record(r, TLS_REC_ALERT, alert, sizeof(alert), out);
 }
 
-/* TLS 1.3: the handshake messages a client may send after the handshake. Only KeyUpdate
- * (RFC 8446 4.6.3), whole within the record. Returns 0 or the alert. */
+size_t tls_rec_warning(struct tls_rec *r, uint8_t description, uint8_t *out, size_t cap)
+{
+    uint8_t alert[2] = {1, description};
+    if (cap < TLS_REC_OVERHEAD + sizeof(alert) || r->failed)
+        return 0;
+    return seal_record(r, TLS_REC_ALERT, alert, sizeof(alert), out);
+}
+
+bool tls_rec_failed(const struct tls_rec *r)
+{
+    return r->failed;
+}
+
+uint8_t tls_rec_take_warning(struct tls_rec *r)
+{
+    uint8_t w = r->warning;
+    r->warning = 0;
+    return w;
+}
+
+struct tls_rec *tls_rec_peer(const struct tls_rec *r)
+{
+    struct tls_rec *m = malloc(sizeof(*m));
+    if (!m)
+        return NULL;
+    *m = *r;
+    m->id = next_id++;
+    m->read_seq = r->write_seq;
+    m->write_seq = r->read_seq;
+    m->write_nonce_base = 0;
+    memcpy(m->read_key, r->write_key, sizeof(m->read_key));
+    memcpy(m->write_key, r->read_key, sizeof(m->write_key));
+    memcpy(m->read_iv, r->write_iv, sizeof(m->read_iv));
+    memcpy(m->write_iv, r->read_iv, sizeof(m->write_iv));
+    memcpy(m->read_secret, r->write_secret, sizeof(m->read_secret));
+    memcpy(m->write_secret, r->read_secret, sizeof(m->write_secret));
+    m->hs_len = 0;
+    m->empty_run = 0;
+    m->failed = false;
+    m->warning = 0;
+    return m;
+}
+
+size_t tls_rec_seal_type(struct tls_rec *r, uint8_t type, const uint8_t *plaintext, size_t len,
+                         uint8_t *out, size_t cap)
+{
+    if (len > TLS_REC_MAX_PLAIN || cap < len + TLS_REC_OVERHEAD)
+        return 0;
+    return seal_record(r, type, plaintext, len, out);
+}
+
+/*
+ * TLS 1.3: the handshake messages a client may send after the handshake: only KeyUpdate (RFC
+ * 8446 4.6.3), which may arrive in pieces over several records (5.1), must end its record (the
+ * keys change after it), and whose record may not be empty (5.4 forbids zero-length Handshake
+ * fragments). Returns 0 or the alert.
+ */
 static uint8_t post_handshake(struct tls_rec *r, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return TLS_ALERT_UNEXPECTED_MESSAGE;
     while (n > 0) {
-        if (n < 4)
+        size_t take = sizeof(r->hs_buf) - r->hs_len;
+        if (take > n)
+            take = n;
+        memcpy(r->hs_buf + r->hs_len, p, take);
+        r->hs_len = (uint8_t)(r->hs_len + take);
+        p += take;
+        n -= take;
+        const uint8_t *m = r->hs_buf;
+        if (m[0] != TLS13_KEY_UPDATE)
             return TLS_ALERT_UNEXPECTED_MESSAGE;
-        size_t len = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
-        if (p[0] != TLS13_KEY_UPDATE || len != 1 || n < 5)
-            return TLS_ALERT_UNEXPECTED_MESSAGE;
-        if (p[4] > 1)
+        if (r->hs_len >= 4 && (m[1] != 0 || m[2] != 0 || m[3] != 1))
+            return TLS_ALERT_DECODE_ERROR; /* a KeyUpdate body is one byte */
+        if (r->hs_len < sizeof(r->hs_buf))
+            return 0; /* the rest comes in the next record */
+        if (m[4] > 1)
             return TLS_ALERT_ILLEGAL_PARAMETER;
+        r->hs_len = 0;
         if (update_traffic(r, 0) != 0)
             return TLS_ALERT_INTERNAL_ERROR;
-        if (p[4] == 1)
+        if (m[4] == 1)
             r->key_update_due = true;
-        p += 5;
-        n -= 5;
+        if (n > 0)
+            return TLS_ALERT_UNEXPECTED_MESSAGE; /* more after it: no record boundary */
     }
     return 0;
+}
+
+/* One more record without application data; false when that makes too many in a row. */
+static bool count_empty(struct tls_rec *r)
+{
+    return ++r->empty_run <= TLS_REC_EMPTY_MAX;
 }
 
 int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size_t *plain_len,
@@ -735,7 +815,21 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
             rc = TLS_REC_ERROR;
             break;
         }
+        if (r->hs_len > 0 && type != TLS_REC_HANDSHAKE) {
+            /* a KeyUpdate begun must be finished before anything else (RFC 8446 5.1) */
+            *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
+            rc = TLS_REC_ERROR;
+            break;
+        }
         if (type == TLS_REC_APPLICATION_DATA) {
+            if (n == 0) {
+                if (count_empty(r))
+                    continue;
+                *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
+                rc = TLS_REC_ERROR;
+                break;
+            }
+            r->empty_run = 0;
             memmove(buf + plain, p, n);
             plain += n;
             continue;
@@ -743,26 +837,45 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
         if (type == TLS_REC_ALERT && n == 2) {
             /* TLS 1.2 warnings, and user_canceled in TLS 1.3 (RFC 8446 6.1), change nothing */
             if ((r->tls13 ? p[1] == TLS_ALERT_USER_CANCELED
-                          : p[0] == 1 && p[1] != TLS_ALERT_CLOSE_NOTIFY))
-                continue;
+                          : p[0] == 1 && p[1] != TLS_ALERT_CLOSE_NOTIFY)) {
+                if (count_empty(r))
+                    continue;
+                *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
+                rc = TLS_REC_ERROR;
+                break;
+            }
+            if (p[1] != TLS_ALERT_CLOSE_NOTIFY)
+                r->failed = true; /* a fatal alert: nothing more may be sent */
             rc = TLS_REC_CLOSED; /* close_notify or a fatal alert: the peer is done */
             break;
         }
         if (type == TLS_REC_HANDSHAKE && r->tls13) {
             uint8_t a = post_handshake(r, p, n);
-            if (a == 0)
+            if (a == 0 && count_empty(r))
                 continue;
-            *alert = a;
+            *alert = a ? a : TLS_ALERT_UNEXPECTED_MESSAGE;
             rc = TLS_REC_ERROR;
             break;
         }
-        /* a TLS 1.2 handshake message now is a renegotiation, which psagw does not do; anything
-         * else (ChangeCipherSpec, heartbeat, unknown types, malformed alerts) is out of place */
-        *alert =
-            type == TLS_REC_HANDSHAKE ? TLS_ALERT_NO_RENEGOTIATION : TLS_ALERT_UNEXPECTED_MESSAGE;
+        if (type == TLS_REC_HANDSHAKE && n > 0) {
+            /* TLS 1.2: a handshake message now is a renegotiation, which psagw does not do: a
+             * warning no_renegotiation, and the connection goes on (RFC 5246 7.2.2), as with
+             * OpenSSL's record layer; the message itself is ignored */
+            r->warning = TLS_ALERT_NO_RENEGOTIATION;
+            if (count_empty(r))
+                continue;
+            *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
+            rc = TLS_REC_ERROR;
+            break;
+        }
+        /* anything else (ChangeCipherSpec, heartbeat, unknown types, malformed alerts, empty
+         * handshake records) is out of place */
+        *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
         rc = TLS_REC_ERROR;
         break;
     }
+    if (rc == TLS_REC_ERROR)
+        r->failed = true; /* the caller sends the fatal alert; nothing may follow it */
     *used = off;
     *plain_len = plain;
     return rc;

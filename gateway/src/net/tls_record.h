@@ -122,8 +122,30 @@ size_t tls_rec_seal(struct tls_rec *r, const uint8_t *plaintext, size_t len, uin
 const char *tls_rec_alert_name(uint8_t description);
 
 /* Writes an alert record (fatal unless close_notify) into out (cap >= TLS_REC_OVERHEAD + 2);
- * returns its length or 0. */
+ * returns its length or 0. A fatal alert marks the record layer failed. */
 size_t tls_rec_alert(struct tls_rec *r, uint8_t description, uint8_t *out, size_t cap);
+
+/* Whether a fatal alert was sent or received: nothing more may be sent on the connection, not
+ * even a close_notify (RFC 8446 6.2, RFC 5246 7.2.2). */
+bool tls_rec_failed(const struct tls_rec *r);
+
+/* A warning alert the last tls_rec_open owes the peer (TLS 1.2 no_renegotiation), cleared by
+ * the call; 0 if none. tls_rec_warning writes it as a record, as tls_rec_alert does. */
+uint8_t tls_rec_take_warning(struct tls_rec *r);
+size_t tls_rec_warning(struct tls_rec *r, uint8_t description, uint8_t *out, size_t cap);
+
+/* Records that carry no application data (empty records, warning alerts, TLS 1.3 KeyUpdates and
+ * user_canceled, refused renegotiations) accepted in a row before the connection is ended with
+ * unexpected_message, as OpenSSL's record layer does: such a flood costs the gateway work for
+ * nothing. */
+#define TLS_REC_EMPTY_MAX 32
+
+/* For tests and tools: the other side of r (its read keys and sequence become the mirror's
+ * write ones), to protect records of any content type that a real client would not send. Free
+ * with tls_rec_free. */
+struct tls_rec *tls_rec_peer(const struct tls_rec *r);
+size_t tls_rec_seal_type(struct tls_rec *r, uint8_t type, const uint8_t *plaintext, size_t len,
+                         uint8_t *out, size_t cap);
 
 /* Frees the calling thread's cipher contexts (at the end of a worker thread). */
 void tls_rec_thread_done(void);
