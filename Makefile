@@ -3,7 +3,7 @@
 #   make test   bootstrap, build, run every test through CTest (plain, ASan+UBSan and
 #               ThreadSanitizer builds), then each fuzz target briefly (FUZZ_SECONDS, default 20),
 #               then the Cortex-M33 footprint build (scripts/footprint.sh)
-# Other targets: build, bench, fuzz, footprint, clean.
+# Other targets: build, bench, soak, abuse, fuzz, footprint, clean.
 
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
@@ -13,7 +13,7 @@ JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
 .PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
-	demo bench soak fuzz footprint test-footprint clean
+	demo bench soak abuse fuzz footprint test-footprint clean
 
 all: build
 
@@ -63,6 +63,9 @@ bench: build
 
 soak: build
 	@bench/soak.sh $(BUILD)
+
+abuse: build
+	@bench/abuse.sh $(BUILD)
 
 fuzz: bootstrap
 	@scripts/fuzz.sh

@@ -18,11 +18,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static const char *identity;
@@ -208,11 +210,40 @@ static int tamper(SSL_CTX *ctx, const char *host, const char *port)
     return rc;
 }
 
+/* TLS 1.3: after the handshake, nothing but KeyUpdates (records that carry no data), as fast as
+ * they go, until the server ends the connection or `count` were sent; prints how many went.
+ * For bench/abuse.sh (the empty-record flood). */
+static int key_updates(SSL_CTX *ctx, const char *host, const char *port, long count)
+{
+    signal(SIGPIPE, SIG_IGN); /* the server may end the connection mid-flood */
+    int fd = dial(host, port);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        return 1;
+    }
+    long sent = 0;
+    for (; sent < count; sent++) {
+        if (SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 || SSL_do_handshake(ssl) != 1)
+            break;
+    }
+    /* how the server answered: the end of the stream, or nothing yet */
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    unsigned char buf[256];
+    int r = SSL_read(ssl, buf, sizeof(buf));
+    printf("key_updates_sent=%ld server_ended=%d\n", sent, r <= 0 && SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ);
+    SSL_free(ssl);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
+    if (argc != 6 && !(argc == 7 && strcmp(argv[1], "keyupdates") == 0)) {
         fprintf(stderr, "usage: tls_edge_client tamper|together12|together13 HOST PORT IDENTITY "
-                        "PSKHEX\n");
+                        "PSKHEX\n       tls_edge_client keyupdates HOST PORT IDENTITY PSKHEX COUNT\n");
         return 2;
     }
     identity = argv[4];
@@ -222,7 +253,7 @@ int main(int argc, char **argv)
             return 2;
         psk[psk_len++] = (unsigned char)v;
     }
-    bool tls13 = strcmp(argv[1], "together13") == 0;
+    bool tls13 = strcmp(argv[1], "together13") == 0 || strcmp(argv[1], "keyupdates") == 0;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(ctx, tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(ctx, tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
@@ -233,6 +264,8 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(argv[1], "tamper") == 0)
         rc = tamper(ctx, argv[2], argv[3]);
+    else if (strcmp(argv[1], "keyupdates") == 0)
+        rc = key_updates(ctx, argv[2], argv[3], atol(argv[6]));
     else if (strcmp(argv[1], "together12") == 0 || tls13)
         rc = together(ctx, argv[2], argv[3], tls13);
     SSL_CTX_free(ctx);

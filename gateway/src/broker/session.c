@@ -284,6 +284,8 @@ void session_flush(struct gateway *gw, struct session *s)
         struct qentry *q = s->pend_head;
         if (q->qos > 0 && s->n_inflight >= c->client_receive_max)
             return;
+        if (conn_out_full(c))
+            return; /* the client is not reading: the rest waits here, bounded */
         s->pend_head = q->next;
         if (!s->pend_head)
             s->pend_tail = NULL;

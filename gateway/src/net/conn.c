@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,15 @@ uint8_t *conn_out_reserve(struct conn *c, size_t n)
     return c->out + c->out_len;
 }
 
+bool conn_out_full(struct conn *c)
+{
+    BROKER_LOCK_HELD();
+    if (c->out_len < CONN_OUT_MAX)
+        return false;
+    c->out_throttled = true;
+    return true;
+}
+
 void conn_out_commit(struct conn *c, size_t n)
 {
     c->out_len += n;
@@ -349,7 +359,19 @@ static int flush(struct conn *c)
     for (;;) {
         if (!output_pending(c) && !take_output(c)) {
             want(c, EPOLLIN);
-            return 0;
+            /* everything written: deliveries held back for this connection may come now (the
+             * flag is read without the lock: the common case costs nothing) */
+            if (!c->out_throttled || !handlers || !handlers->drained)
+                return 0;
+            broker_lock();
+            bool was = atomic_exchange(&c->out_throttled, false);
+            if (was && c->state != CONN_CLOSED)
+                handlers->drained(c);
+            broker_unlock();
+            run_teardowns(c->w);
+            if (c->state == CONN_CLOSED)
+                return 0;
+            continue;
         }
         int rc = write_some(c);
         if (rc < 0)
@@ -461,10 +483,17 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
             if (rc == TLS_REC_ERROR) {
                 char id[LOG_SAFE_MAX];
                 c->gw->metrics.tls_record_errors++;
-                log_event(LOG_WARN, "tls_record_error", "peer=%s id=%s reason=%s", c->peer,
-                          c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
-                                       : "-",
-                          tls_rec_alert_name(alert));
+                /* once per 10 s per reason: a client can make these as fast as it connects */
+                static struct log_limit limits[16];
+                uint64_t suppressed = 0;
+                if (log_limit_take(log_limit_for(limits, 16, tls_rec_alert_name(alert)),
+                                   loop_now_ms(c->w->loop), &suppressed))
+                    log_event(LOG_WARN, "tls_record_error",
+                              "peer=%s id=%s reason=%s suppressed=%llu", c->peer,
+                              c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id,
+                                                      sizeof(id))
+                                           : "-",
+                              tls_rec_alert_name(alert), (unsigned long long)suppressed);
                 send_alert(c, alert);
                 return -1;
             }

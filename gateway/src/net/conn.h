@@ -100,6 +100,7 @@ struct conn {
     uint8_t *wbuf; /* being written; the owning worker's alone */
     size_t wbuf_len, wbuf_off;
     bool flush_pending;  /* on the owner's flush list (owner only) */
+    _Atomic bool out_throttled; /* deliveries held back until `out` drains (set: broker lock) */
     bool remote_pending; /* on the owner's remote list (broker lock) */
     int kill_reason;     /* >= 0: another worker asked the owner to close it (broker lock) */
     struct session *session;
@@ -141,6 +142,8 @@ struct conn_handlers {
     void (*closing)(struct conn *c, int reason, const char *detail);
     /* Its memory is about to go (owner thread, no lock): free what upper layers hung on it. */
     void (*release)(struct conn *c);
+    /* Output held back by conn_out_full() has drained (broker lock held): deliver again. */
+    void (*drained)(struct conn *c);
 };
 void conn_set_handlers(const struct conn_handlers *h);
 
@@ -152,6 +155,13 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
 uint8_t *conn_out_reserve(struct conn *c, size_t n);
 /* Counts n bytes written into the reserved room as output and schedules the write. */
 void conn_out_commit(struct conn *c, size_t n);
+/* Output not yet handed to the socket, beyond which deliveries wait in the session's queue
+ * (bounded and counted there) instead of growing `out`: a client that stops reading costs at
+ * most this here. */
+#define CONN_OUT_MAX (256u * 1024u)
+/* Whether `out` is at CONN_OUT_MAX; if so the connection remembers to call the handlers'
+ * drained() once it has written it (broker lock held). */
+bool conn_out_full(struct conn *c);
 /*
  * Ends the connection (owner thread): the handlers' closing() says goodbye (an MQTT 5 DISCONNECT
  * with reason >= 0x80 and `detail` as its reason string), and the disconnect is logged. Safe to

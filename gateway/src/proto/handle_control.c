@@ -139,9 +139,17 @@ static void on_release(struct conn *c)
     acl_principal_clear(&c->who);
 }
 
+/* Output held back for a slow reader has drained: its session delivers again. */
+static void on_drained(struct conn *c)
+{
+    if (c->session && c->session->conn == c)
+        session_flush(c->gw, c->session);
+}
+
 const struct conn_handlers proto_handlers = {
     .packet = handle_packet,
     .unframed = proto_end,
+    .drained = on_drained,
     .closing = on_closing,
     .release = on_release,
 };

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# A subscriber that stops reading (docs/configuration.md, mqtt.max_queued_bytes): under a QoS 0
+# flood the gateway holds at most CONN_OUT_MAX of output and max_queued_bytes of queue for it
+# (it grew by 21 MB a second before), drops beyond that (counted, logged once per interval),
+# and when the subscriber reads again its deliveries resume.
+. "$(dirname "$0")/lib.sh"
+
+add_device mon-1 monitor $PSK_B --attestation off
+for i in 0 1 2 3 4; do add_device "pub$i" sensor $PSK_A --attestation off; done
+printf 'registry = "%s";\nlisteners = ( { address = "127.0.0.1:0"; } );\nmqtt = { max_queued_bytes = 4194304; };\n' \
+  "$REG" >"$WORK/psagw.conf"
+: >"$GW_LOG"
+launch_gateway --config "$WORK/psagw.conf" --workers 2 --log-level info --attestation-default optional
+mosquitto_sub -h 127.0.0.1 -p "$PSK_PORT" --psk $PSK_B --psk-identity mon-1 -i mon-1 -t 'sensors/#' \
+  >"$WORK/sub.out" 2>&1 &
+SUB=$!
+CHILDREN+=($SUB)
+for _ in $(seq 1 100); do grep -q 'event=connect .*id=mon-1' "$GW_LOG" && break; sleep 0.05; done
+sleep 0.5
+kill -STOP $SUB
+rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status")
+PUBS=()
+for i in 0 1 2 3 4; do
+  (yes 'a reading of sixty-four bytes, give or take, from a sensor ......' |
+    timeout 5 mosquitto_pub -h 127.0.0.1 -p "$PSK_PORT" --psk $PSK_A --psk-identity "pub$i" -i "pub$i" \
+      -t "sensors/pub$i/env" -q 0 -l >/dev/null 2>&1 || true) &
+  PUBS+=($!)
+done
+peak=0
+for _ in $(seq 1 25); do
+  sleep 0.2
+  r=$(awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status")
+  [ "$r" -gt "$peak" ] && peak=$r
+done
+wait "${PUBS[@]}"
+grown=$(( (peak - rss0) / 1024 ))
+[ "$grown" -le 40 ] || fail "RSS grew by $grown MB for one subscriber that does not read"
+kill -USR1 "$GW_PID"
+expect_log "event=stats .*messages_dropped_queue_full=[1-9]"
+[ "$(grep -c 'event=message_dropped' "$GW_LOG")" -le 2 ] ||
+  fail "$(grep -c 'event=message_dropped' "$GW_LOG") message_dropped lines"
+ok "a subscriber that stops reading under a QoS 0 flood: RSS grew by $grown MB, drops counted, logged once"
+
+kill -CONT $SUB
+pub pub0 $PSK_A -t sensors/pub0/env -m marker-after-the-flood -q 1
+wait_for "$WORK/sub.out" marker-after-the-flood 15 || fail "the subscriber got nothing after it read again"
+ok "reading again, the subscriber gets its deliveries, then new messages"
+stop_gateway
