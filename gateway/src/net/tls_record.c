@@ -422,6 +422,13 @@ int tls_rec_take(SSL *ssl, const struct tls_rec_handshake *h, const uint8_t *unr
         *why = "not_an_aead_suite";
         return TLS_REC_UNSUPPORTED;
     }
+    if (SSL_has_pending(ssl)) {
+        /* OpenSSL holds bytes it read with the last handshake record and has not handed out
+         * (handshake data packed behind the client's Finished): we could not see them, so the
+         * connection keeps OpenSSL's record layer, which deals with them */
+        *why = "handshake_bytes_pending";
+        return TLS_REC_UNSUPPORTED;
+    }
     struct tls_rec *r = calloc(1, sizeof(*r));
     if (!r) {
         *why = "out_of_memory";
