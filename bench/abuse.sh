@@ -13,7 +13,7 @@
 # messages on topics of 30,000 levels; 100,000 subscriptions from one client; a flood of TLS
 # records that carry no data (TLS 1.3 KeyUpdates); 2,000 handshakes with unknown identities.
 #
-# env: SECONDS_PER_ATTACK (10)
+# env: SECONDS_PER_ATTACK (10), ATTACKS (a subset of the names below, space-separated)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
@@ -203,7 +203,7 @@ attack_unknown_identities() {
   JOBS+=($!)
 }
 
-ATTACKS="slow_consumer stalled_handshakes descriptors big_topics subscriptions empty_records unknown_identities"
+ATTACKS=${ATTACKS:-"slow_consumer stalled_handshakes descriptors big_topics subscriptions empty_records unknown_identities"}
 printf '%-20s %-9s %10s %10s %9s %10s %12s %12s\n' attack server peak_rss_mb rss_after_mb cpu_s \
   log_bytes idle_conn_ms attack_conn_ms
 for attack in $ATTACKS; do

@@ -51,8 +51,8 @@ start_psagw() {
   local port=$1
   # the same queue limits as the mosquitto configuration below
   # the storms come from one address (loopback): lift the per-address handshake bound, which
-  # mosquitto does not have either
-  printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nmqtt = { max_queued_messages = 1000000; max_inflight_messages = 20; };\ntls = { max_handshakes = 100000; max_handshakes_per_address = 65535; };\n' \
+  # mosquitto does not have either; and no byte bound on queues (mosquitto's default: none)
+  printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nmqtt = { max_queued_messages = 1000000; max_queued_bytes = 2147483647; max_inflight_messages = 20; };\ntls = { max_handshakes = 100000; max_handshakes_per_address = 65535; };\n' \
     "$DIR/registry.db" > "$DIR/psagw.conf"
   "$PSAGW" serve --config "$DIR/psagw.conf" --listen 127.0.0.1:$port --attestation-default "${2:-off}" \
     >/dev/null 2>"$DIR/psagw.log" &

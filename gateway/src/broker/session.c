@@ -290,6 +290,7 @@ void session_flush(struct gateway *gw, struct session *s)
         if (!s->pend_head)
             s->pend_tail = NULL;
         s->n_pending--;
+        s->n_pending_qos0 -= q->qos == 0;
         q->next = NULL;
         if (q->m->expires_at_ms && q->m->expires_at_ms <= now && !q->dup) {
             gw->metrics.messages_expired++;
@@ -306,6 +307,7 @@ void session_flush(struct gateway *gw, struct session *s)
             if (!s->pend_tail)
                 s->pend_tail = q;
             s->n_pending++;
+            s->n_pending_qos0 += q->qos == 0;
             conn_close_remote(c, MQTT_RC_IMPL_SPECIFIC); /* this may be another worker's conn */
             return;
         }
@@ -360,6 +362,8 @@ static void log_dropped(struct gateway *gw, struct session *s, const char *why)
 /* Drops pending QoS 0 deliveries, oldest first, until `need` bytes are freed or none is left. */
 static void drop_qos0(struct gateway *gw, struct session *s, size_t need)
 {
+    if (s->n_pending_qos0 == 0)
+        return; /* nothing to drop: no walk along a long queue of QoS 1 deliveries */
     size_t freed = 0;
     struct qentry *prev = NULL;
     for (struct qentry *q = s->pend_head, *next; q && freed < need; q = next) {
@@ -375,6 +379,7 @@ static void drop_qos0(struct gateway *gw, struct session *s, size_t need)
         if (s->pend_tail == q)
             s->pend_tail = prev;
         s->n_pending--;
+        s->n_pending_qos0--;
         freed += entry_bytes(q);
         gw->metrics.messages_dropped_queue_full++;
         gw->metrics.bytes_dropped_queue_full += entry_bytes(q);
@@ -419,6 +424,7 @@ static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_
         s->pend_head = q;
     s->pend_tail = q;
     s->n_pending++;
+    s->n_pending_qos0 += q->qos == 0;
     s->queued_bytes += bytes;
     session_flush(gw, s);
 }

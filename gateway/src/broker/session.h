@@ -44,6 +44,7 @@ struct session {
     struct qentry *infl_head, *infl_tail;
     uint32_t n_inflight;
     uint64_t queued_bytes; /* topics and payloads pending or in flight (max_queued_bytes) */
+    uint32_t n_pending_qos0; /* QoS 0 deliveries among the pending ones */
     struct log_limit drop_log; /* message_dropped: one line per interval */
     uint16_t next_pid;
     uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */

@@ -49,12 +49,16 @@ void conn_set_handlers(const struct conn_handlers *h)
 
 static void connect_deadline(struct loop *l, struct loop_timer *t)
 {
-    (void)l;
     struct conn *c = container_of(t, struct conn, timer);
-    log_event(LOG_INFO, "connect_timeout", "peer=%s state=%s", c->peer,
-              c->state == CONN_TLS_HANDSHAKE ? "tls_handshake"
-              : c->state == CONN_AUTHENTICATING ? "authenticating"
-                                                : "wait_connect");
+    const char *state = c->state == CONN_TLS_HANDSHAKE     ? "tls_handshake"
+                        : c->state == CONN_AUTHENTICATING ? "authenticating"
+                                                          : "wait_connect";
+    /* once per 10 s per state: connections that never finish are an attacker's cheapest tool */
+    static struct log_limit limits[4];
+    uint64_t suppressed = 0;
+    if (log_limit_take(log_limit_for(limits, 4, state), loop_now_ms(l), &suppressed))
+        log_event(LOG_INFO, "connect_timeout", "peer=%s state=%s suppressed=%llu", c->peer, state,
+                  (unsigned long long)suppressed);
     conn_close(c, -1, NULL);
 }
 
@@ -582,12 +586,15 @@ static void resume_reading(struct loop *l, struct loop_timer *t)
 }
 
 /*
- * Reads and handles up to READ_ROUNDS chunks, then lets other connections have the loop. With
+ * Reads and handles up to READ_ROUNDS chunks (16 KiB each), then lets other connections have
+ * the loop. One: with 16, ten clients flooding QoS 0 held each loop turn so long that another
+ * device's connect took 1.9-2.4 s (make abuse, slow_consumer); with 1, 0.23 s, and QoS 0 and
+ * QoS 1 CPU per message did not move beyond the run-to-run noise (bench/run.sh). With
  * TLS read-ahead, OpenSSL may hold records it already took from the socket: epoll will not
  * report those, so a connection stopped by the cap with data left inside SSL is resumed by a
  * zero-delay timer instead.
  */
-#define READ_ROUNDS 16
+#define READ_ROUNDS 1
 
 /* Handles what is kept in c->in (after a pause, before reading more). */
 static void handle_kept(struct conn *c)
