@@ -68,6 +68,19 @@ chmod 777 "$WORK/shared"
 expect_start_failure "registry in a directory anyone can write" "chmod o-w" \
   --registry "$WORK/shared/registry.db" --listen 127.0.0.1:0
 
+# a registry on a read-only file system: the message says so, not "cannot create"
+mkdir -p "$WORK/ro"
+test_cleanup() { umount -l "$WORK/ro" 2>/dev/null || true; } # lib.sh's cleanup calls it
+if mount -t tmpfs -o size=1m psagw-test-ro "$WORK/ro" 2>/dev/null; then
+  "$PSAGW" device add d1 --role sensor --generate-psk --registry "$WORK/ro/registry.db" >/dev/null
+  mount -o remount,ro "$WORK/ro"
+  expect_start_failure "read-only registry" "cannot be read and written by this user" \
+    --registry "$WORK/ro/registry.db" --listen 127.0.0.1:0
+  umount -l "$WORK/ro"
+else
+  echo "skip: read-only registry (cannot mount a tmpfs here)"
+fi
+
 # an address that does not parse as a listener
 expect_start_failure "bad listen address" "listen" --registry "$REG" --listen "999.1.1.1:0"
 
