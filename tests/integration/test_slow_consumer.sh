@@ -34,7 +34,9 @@ for _ in $(seq 1 25); do
 done
 wait "${PUBS[@]}"
 grown=$(( (peak - rss0) / 1024 ))
-[ "$grown" -le 40 ] || fail "RSS grew by $grown MB for one subscriber that does not read"
+# (a sanitizer build's allocator keeps freed memory in quarantine: RSS says nothing there)
+[ "${SANITIZED:-0}" = 1 ] || [ "$grown" -le 40 ] ||
+  fail "RSS grew by $grown MB for one subscriber that does not read"
 kill -USR1 "$GW_PID"
 expect_log "event=stats .*messages_dropped_queue_full=[1-9]"
 [ "$(grep -c 'event=message_dropped' "$GW_LOG")" -le 2 ] ||

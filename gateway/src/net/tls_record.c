@@ -586,7 +586,8 @@ static size_t seal_record(struct tls_rec *r, uint8_t type, const uint8_t *plaint
     record_nonce(r, r->write_iv, r->write_seq, out + TLS_REC_HEADER, nonce);
     size_t aad_len = record_aad(r, r->write_seq, out, len, aad);
     uint8_t *p = out + TLS_REC_HEADER + ex;
-    memmove(p, plaintext, len);
+    if (len)
+        memmove(p, plaintext, len);
     if (r->tls13)
         p[len] = type;
     if (aead_seal(r, nonce, aad, aad_len, p, inner, p + inner) != 0)
