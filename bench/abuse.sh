@@ -137,9 +137,9 @@ while time.time() < end:
 PY
   JOBS+=($!)
 }
-attack_big_topics() {
-  /usr/bin/python3 - "$2" <<'PY' >/dev/null 2>&1 &
-import socket, sys
+# A raw MQTT 3.1.1 client for the attacks that need packets no client tool sends: connects to
+# the plain listener (argv[1]) as argv[2]; `rl` encodes a Remaining Length.
+MQTT_PY='import socket, sys
 def rl(n):
     out = b""
     while True:
@@ -147,10 +147,13 @@ def rl(n):
         out += bytes([b | (0x80 if n else 0)])
         if not n: return out
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-cid = b"bigtopics"
+cid = sys.argv[2].encode()
 body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
 s.sendall(b"\x10" + rl(len(body)) + body)
 s.recv(4)
+'
+attack_big_topics() {
+  { echo "$MQTT_PY"; cat <<'PY'; } | /usr/bin/python3 - "$2" bigtopics >/dev/null 2>&1 &
 for i in range(50):
     topic = (b"%d/" % i) + b"/".join([b"a"] * 30000)
     vh = len(topic).to_bytes(2, "big") + topic
@@ -160,19 +163,7 @@ PY
   JOBS+=($!)
 }
 attack_subscriptions() {
-  /usr/bin/python3 - "$2" <<'PY' >/dev/null 2>&1 &
-import socket, sys
-def rl(n):
-    out = b""
-    while True:
-        b = n & 0x7F; n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n: return out
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-cid = b"subflood"
-body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-s.sendall(b"\x10" + rl(len(body)) + body)
-s.recv(4)
+  { echo "$MQTT_PY"; cat <<'PY'; } | /usr/bin/python3 - "$2" subflood >/dev/null 2>&1 &
 pid = 1
 for base in range(0, 100000, 100):
     payload = b""

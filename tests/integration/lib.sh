@@ -55,9 +55,20 @@ launch_gateway() {
   PLAIN_PORT=$(tail -n +"$from" "$GW_LOG" | grep 'event=listening' | grep 'type=plain' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/' || true)
 }
 
+# stop_gateway: SIGTERM, and the exit status. A gateway that has not ended 30 s later is a
+# failure of its own: its threads' stacks go to the log (gdb), then it is killed.
 stop_gateway() {
   kill -TERM "$GW_PID"
   local rc=0
+  for _ in $(seq 1 300); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$GW_PID" 2>/dev/null; then
+    echo "---- the gateway did not stop within 30 s of SIGTERM; its threads:" >>"$GW_LOG"
+    gdb -p "$GW_PID" -batch -ex 'thread apply all bt 12' >>"$GW_LOG" 2>&1 || true
+    kill -KILL "$GW_PID" 2>/dev/null || true
+    wait "$GW_PID" 2>/dev/null || true
+    GW_PID=
+    fail "the gateway did not stop within 30 s of SIGTERM (stacks in the log)"
+  fi
   wait "$GW_PID" || rc=$?
   GW_PID=
   return $rc
