@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 void log_set_level(enum log_level level);
@@ -48,5 +50,15 @@ bool log_limit_take(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed);
 /* One limiter per kind of event (a reason, say) from a small table: kinds do not hide each
  * other, and however many there are the table stays this size. */
 struct log_limit *log_limit_for(struct log_limit *table, size_t n, const char *kind);
+
+/* log_event through the limiter `limit`, with " suppressed=N" added to the line; the arguments
+ * are not evaluated when the line is left out (fmt must be a literal). */
+#define LOG_LIMITED(limit, level, event, fmt, ...)                                                 \
+    do {                                                                                           \
+        uint64_t suppressed_;                                                                      \
+        if (log_limit_take((limit), clock_mono_ms(), &suppressed_))                                \
+            log_event((level), (event), fmt " suppressed=%llu", __VA_ARGS__,                       \
+                      (unsigned long long)suppressed_);                                            \
+    } while (0)
 
 #endif

@@ -349,14 +349,11 @@ void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id)
 static void log_dropped(struct gateway *gw, struct session *s, const char *why)
 {
     (void)gw;
-    uint64_t suppressed = 0;
-    if (!log_limit_take(&s->drop_log, clock_mono_ms(), &suppressed))
-        return;
     char id[LOG_SAFE_MAX];
-    log_event(LOG_WARN, "message_dropped",
-              "client_id=%s reason=%s queued=%u queued_bytes=%llu suppressed=%llu",
-              log_safe(s->id, strlen(s->id), id, sizeof(id)), why, s->n_pending,
-              (unsigned long long)s->queued_bytes, (unsigned long long)suppressed);
+    LOG_LIMITED(&s->drop_log, LOG_WARN, "message_dropped",
+                "client_id=%s reason=%s queued=%u queued_bytes=%llu",
+                log_safe(s->id, strlen(s->id), id, sizeof(id)), why, s->n_pending,
+                (unsigned long long)s->queued_bytes);
 }
 
 /* Drops pending QoS 0 deliveries, oldest first, until `need` bytes are freed or none is left. */
@@ -505,16 +502,12 @@ static void store_retained(struct gateway *gw, struct msg *m)
         if (m->payload_len != 0) {
             gw->metrics.retained_refused++;
             static struct log_limit limit;
-            uint64_t suppressed = 0;
             char t[LOG_SAFE_MAX];
-            if (log_limit_take(&limit, clock_mono_ms(), &suppressed))
-                log_event(LOG_WARN, "retained_refused",
-                          "topic=%s bytes=%zu retained_bytes=%llu max_retained_bytes=%llu "
-                          "suppressed=%llu",
-                          log_safe(m->topic, m->topic_len, t, sizeof(t)), bytes,
-                          (unsigned long long)gw->retained_bytes,
-                          (unsigned long long)gw->cfg.max_retained_bytes,
-                          (unsigned long long)suppressed);
+            LOG_LIMITED(&limit, LOG_WARN, "retained_refused",
+                        "topic=%s bytes=%zu retained_bytes=%llu max_retained_bytes=%llu",
+                        log_safe(m->topic, m->topic_len, t, sizeof(t)), bytes,
+                        (unsigned long long)gw->retained_bytes,
+                        (unsigned long long)gw->cfg.max_retained_bytes);
         }
         topic_tree_prune(n);
         return;

@@ -276,11 +276,8 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
     case -1: {
         /* QoS 0 while the spool is full: counted (spool drops); logged once per interval */
         static struct log_limit limit;
-        uint64_t suppressed = 0;
-        if (log_limit_take(&limit, clock_mono_ms(), &suppressed))
-            log_event(LOG_WARN, "spool_drop", "id=%s qos=0 reason=spool_full suppressed=%llu",
-                      log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
-                      (unsigned long long)suppressed);
+        LOG_LIMITED(&limit, LOG_WARN, "spool_drop", "id=%s qos=0 reason=spool_full",
+                    log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)));
         return 0;
     }
     default:

@@ -80,14 +80,12 @@ static void out_of_descriptors(struct worker *w, struct listener *ls, int err)
     loop_io_modify(w->loop, &ls->io, 0);
     loop_timer_start(w->loop, &ls->resume, ACCEPT_PAUSE_MS, accept_resume);
     static struct log_limit limit;
-    uint64_t suppressed = 0;
-    if (log_limit_take(&limit, loop_now_ms(w->loop), &suppressed))
-        log_event(LOG_ERROR, "accept_failed",
-                  "listener=%s reason=%s connections=%zu suppressed=%llu detail=\"out of file "
-                  "descriptors: new connections are closed at once until some free up; raise "
-                  "the limit (LimitNOFILE) or lower mqtt.max_connections\"",
-                  ls->cfg->address, err == EMFILE ? "too_many_open_files" : "system_file_table_full",
-                  (size_t)w->gw->n_conns, (unsigned long long)suppressed);
+    LOG_LIMITED(&limit, LOG_ERROR, "accept_failed",
+                "listener=%s reason=%s connections=%zu detail=\"out of file descriptors: new "
+                "connections are closed at once until some free up; raise the limit "
+                "(LimitNOFILE) or lower mqtt.max_connections\"",
+                ls->cfg->address, err == EMFILE ? "too_many_open_files" : "system_file_table_full",
+                (size_t)w->gw->n_conns);
 }
 
 static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
@@ -137,13 +135,9 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
                 const char *why = reasons[refused];
                 gw->metrics.handshakes_refused++;
                 static struct log_limit limits[2];
-                uint64_t suppressed = 0;
-                if (log_limit_take(&limits[refused], loop_now_ms(w->loop), &suppressed))
-                    log_event(LOG_WARN, "handshake_refused",
-                              "peer=%s reason=%s max_handshakes=%u max_handshakes_per_address=%u "
-                              "suppressed=%llu",
-                              peer, why, gw->cfg.max_handshakes, per_address,
-                              (unsigned long long)suppressed);
+                LOG_LIMITED(&limits[refused], LOG_WARN, "handshake_refused",
+                            "peer=%s reason=%s max_handshakes=%u max_handshakes_per_address=%u",
+                            peer, why, gw->cfg.max_handshakes, per_address);
                 close(fd);
                 continue;
             }

@@ -49,16 +49,15 @@ void conn_set_handlers(const struct conn_handlers *h)
 
 static void connect_deadline(struct loop *l, struct loop_timer *t)
 {
+    (void)l;
     struct conn *c = container_of(t, struct conn, timer);
     const char *state = c->state == CONN_TLS_HANDSHAKE     ? "tls_handshake"
                         : c->state == CONN_AUTHENTICATING ? "authenticating"
                                                           : "wait_connect";
     /* once per 10 s per state: connections that never finish are an attacker's cheapest tool */
     static struct log_limit limits[4];
-    uint64_t suppressed = 0;
-    if (log_limit_take(log_limit_for(limits, 4, state), loop_now_ms(l), &suppressed))
-        log_event(LOG_INFO, "connect_timeout", "peer=%s state=%s suppressed=%llu", c->peer, state,
-                  (unsigned long long)suppressed);
+    LOG_LIMITED(log_limit_for(limits, 4, state), LOG_INFO, "connect_timeout", "peer=%s state=%s",
+                c->peer, state);
     conn_close(c, -1, NULL);
 }
 
@@ -489,15 +488,11 @@ static ssize_t read_records(struct conn *c, uint8_t **data)
                 c->gw->metrics.tls_record_errors++;
                 /* once per 10 s per reason: a client can make these as fast as it connects */
                 static struct log_limit limits[16];
-                uint64_t suppressed = 0;
-                if (log_limit_take(log_limit_for(limits, 16, tls_rec_alert_name(alert)),
-                                   loop_now_ms(c->w->loop), &suppressed))
-                    log_event(LOG_WARN, "tls_record_error",
-                              "peer=%s id=%s reason=%s suppressed=%llu", c->peer,
-                              c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id,
-                                                      sizeof(id))
-                                           : "-",
-                              tls_rec_alert_name(alert), (unsigned long long)suppressed);
+                LOG_LIMITED(log_limit_for(limits, 16, tls_rec_alert_name(alert)), LOG_WARN,
+                            "tls_record_error", "peer=%s id=%s reason=%s", c->peer,
+                            c->who.id[0] ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
+                                         : "-",
+                            tls_rec_alert_name(alert));
                 send_alert(c, alert);
                 return -1;
             }
@@ -745,14 +740,11 @@ static void on_handshake(struct conn *c)
         c->gw->metrics.tls_handshakes_failed++;
         /* once per 10 s per reason: a flood of bad handshakes must not become a flood of log */
         static struct log_limit limits[32];
-        uint64_t suppressed = 0;
-        if (log_limit_take(log_limit_for(limits, 32, reason), loop_now_ms(c->w->loop),
-                           &suppressed))
-            log_event(LOG_WARN, "tls_handshake_failed",
-                      "peer=%s identity=%s reason=%s suppressed=%llu", c->peer,
-                      c->have_identity ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
-                                       : "-",
-                      reason, (unsigned long long)suppressed);
+        LOG_LIMITED(log_limit_for(limits, 32, reason), LOG_WARN, "tls_handshake_failed",
+                    "peer=%s identity=%s reason=%s", c->peer,
+                    c->have_identity ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
+                                     : "-",
+                    reason);
         conn_close(c, -1, NULL);
         return;
     }

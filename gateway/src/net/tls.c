@@ -53,12 +53,10 @@ void tls_psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN])
 static void log_refusal(const struct conn *c, const char *identity, size_t len, const char *why)
 {
     static struct log_limit limits[16];
-    uint64_t suppressed = 0;
     char safe[LOG_SAFE_MAX];
-    if (log_limit_take(log_limit_for(limits, 16, why), loop_now_ms(c->w->loop), &suppressed))
-        log_event(LOG_WARN, "tls_psk_refused", "peer=%s identity=%s reason=%s suppressed=%llu",
-                  c->peer, log_safe(identity, len, safe, sizeof(safe)), why,
-                  (unsigned long long)suppressed);
+    LOG_LIMITED(log_limit_for(limits, 16, why), LOG_WARN, "tls_psk_refused",
+                "peer=%s identity=%s reason=%s", c->peer,
+                log_safe(identity, len, safe, sizeof(safe)), why);
 }
 
 static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,

@@ -100,15 +100,11 @@ struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p)
         /* a policy limit, not a malformed name: MQTT 5 hears 0x90 in its ack and goes on */
         gw->metrics.topics_refused++;
         static struct log_limit limit;
-        uint64_t suppressed = 0;
         char id[LOG_SAFE_MAX];
-        if (log_limit_take(&limit, clock_mono_ms(), &suppressed))
-            log_event(LOG_WARN, "topic_refused",
-                      "action=publish id=%s bytes=%zu max_topic_length=%u max_topic_levels=%u "
-                      "suppressed=%llu",
-                      log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), p->topic.len,
-                      gw->cfg.max_topic_length, gw->cfg.max_topic_levels,
-                      (unsigned long long)suppressed);
+        LOG_LIMITED(&limit, LOG_WARN, "topic_refused",
+                    "action=publish id=%s bytes=%zu max_topic_length=%u max_topic_levels=%u",
+                    log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), p->topic.len,
+                    gw->cfg.max_topic_length, gw->cfg.max_topic_levels);
         if (c->version != MQTT_V5)
             return CONN_END(MQTT_RC_TOPIC_NAME_INVALID, TOPIC_LIMIT_TEXT);
         if (p->qos > 0)

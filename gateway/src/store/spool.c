@@ -845,10 +845,9 @@ static void checkpoint_once(struct spool *sp)
         /* a full disk is the writer's state to report (spool_full); anything else once per
          * interval */
         static struct log_limit limit;
-        uint64_t suppressed = 0;
-        if ((rc & 0xff) != SQLITE_FULL && log_limit_take(&limit, clock_mono_ms(), &suppressed))
-            log_event(LOG_WARN, "spool_error", "step=checkpoint detail=\"%s\" suppressed=%llu",
-                      sqlite3_errmsg(sp->ckpt_db), (unsigned long long)suppressed);
+        if ((rc & 0xff) != SQLITE_FULL)
+            LOG_LIMITED(&limit, LOG_WARN, "spool_error", "step=checkpoint detail=\"%s\"",
+                        sqlite3_errmsg(sp->ckpt_db));
         return;
     }
     if (rc == SQLITE_OK && log_frames > 0 && done_frames == log_frames) {
