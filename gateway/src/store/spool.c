@@ -382,11 +382,6 @@ int spool_disk_room(const char *path, uint64_t *free_bytes, uint64_t *resume_at)
     return 0;
 }
 
-/* The spool's file system: free bytes and the watermark to reach before trying again. */
-static void disk_room(const struct spool *sp, uint64_t *free_bytes, uint64_t *resume_at)
-{
-    spool_disk_room(sp->path, free_bytes, resume_at);
-}
 
 /* A commit failed with SQLITE_FULL (spool thread, mu held). */
 static void disk_full_begin(struct spool *sp)
@@ -398,7 +393,7 @@ static void disk_full_begin(struct spool *sp)
         if (now >= sp->full_next_log_ms) {
             sp->full_next_log_ms = now + DISK_SUMMARY_MS;
             uint64_t free_bytes, resume_at;
-            disk_room(sp, &free_bytes, &resume_at);
+            spool_disk_room(sp->path, &free_bytes, &resume_at);
             log_event(LOG_WARN, "spool_full", "state=disk_full path=%s for_s=%llu retries=%llu "
                       "waiting_items=%zu waiting_bytes=%llu free_bytes=%llu "
                       "resume_at_free_bytes=%llu", sp->path,
@@ -415,7 +410,7 @@ static void disk_full_begin(struct spool *sp)
     sp->full_since_ms = clock_wall_ms();
     sp->full_next_log_ms = now + DISK_SUMMARY_MS;
     uint64_t free_bytes, resume_at;
-    disk_room(sp, &free_bytes, &resume_at);
+    spool_disk_room(sp->path, &free_bytes, &resume_at);
     log_event(LOG_ERROR, "spool_full", "state=disk_full path=%s records=%llu free_bytes=%llu "
               "resume_at_free_bytes=%llu detail=\"the disk is full: nothing more is acknowledged "
               "until it has room (MQTT 5 devices get 0x97); nothing acknowledged is lost\"",
@@ -443,7 +438,7 @@ static bool disk_retry_due(struct spool *sp)
     if (clock_mono_ms() < sp->full_retry_at_ms)
         return false;
     uint64_t free_bytes, resume_at;
-    disk_room(sp, &free_bytes, &resume_at);
+    spool_disk_room(sp->path, &free_bytes, &resume_at);
     if (free_bytes >= resume_at)
         return true;
     sp->full_retry_at_ms = clock_mono_ms() + DISK_RETRY_MS;
