@@ -10,12 +10,14 @@
 
 add_device dev-1 sensor $PSK_A
 add_device mon-1 monitor $PSK_B
+add_device dev-2 sensor $PSK_C
 # mosquitto's clients ignore --tls-version with --psk and take TLS 1.3 where offered: the
 # first listener offers TLS 1.2 only, the second 1.3 as well
 cat > $WORK/gw.conf <<CONF
 registry = "$REG";
 log_level = "debug";
 attestation_default = "optional";
+workers = 1;
 listeners = ( { address = "127.0.0.1:0"; tls13 = false; }, { address = "127.0.0.1:0"; } );
 CONF
 : > $GW_LOG
@@ -40,6 +42,26 @@ check_suite() { # tls_version cipher expected_layer [negotiated cipher]
   [ "$(grep -c "identity=mon-1 version=.*cipher=$got_c .*record_layer=$layer" $GW_LOG)" -gt "$n" ] \
     || fail "$v $c: not on the $layer record layer"
   ok "$v $c: 100 KB and small messages both ways, record layer $layer"
+}
+# a flood of records without data (TLS 1.3 KeyUpdates, as fast as a client can make them)
+# while a legitimate device publishes, on one worker so they share it: psagw's record layer ends
+# the flood after TLS_REC_EMPTY_MAX; OpenSSL's layer does not limit KeyUpdates
+# (docs/tls-record-layer.md) and the read budget per wake-up keeps the worker shared. The
+# device's time is printed, not judged.
+check_flood() { # layer port13 expect_ended
+  local layer=$1 port=$2 want=$3
+  "$TLS_EDGE_CLIENT" keyupdates 127.0.0.1 $port dev-1 $PSK_A 20000 > $WORK/flood-$layer 2>&1 &
+  local flood=$! t0 t1
+  sleep 0.2
+  t0=$(date +%s%N)
+  PSK_PORT=$port pub dev-2 $PSK_C -q 1 -t sensors/dev-2/x -m during-flood \
+    || fail "$layer layer: a device could not publish during the flood"
+  t1=$(date +%s%N)
+  wait $flood || fail "$layer layer: flood client: $(cat $WORK/flood-$layer)"
+  grep -q "server_ended=$want" $WORK/flood-$layer \
+    || fail "$layer layer: the flood: $(cat $WORK/flood-$layer), want server_ended=$want"
+  gateway_alive
+  ok "$layer layer: KeyUpdate flood ($(sed 's/ .*//' $WORK/flood-$layer)) server_ended=$want; a device's connect + QoS 1 publish during it took $(( (t1 - t0) / 1000000 )) ms"
 }
 check_suite tlsv1.2 PSK-AES128-CCM psagw
 check_suite tlsv1.2 PSK-AES128-CCM8 psagw
@@ -67,6 +89,8 @@ for v in 13 12; do
   echo "$out" | grep -q "connack=0x00" || fail "TLS 1.$((v - 10)) Finished + CONNECT: $out"
   ok "TLS 1.$((v - 10)): a CONNECT in the same segment as the client's Finished is answered"
 done
+check_flood psagw $PORT13 1
+expect_log "event=tls_record_error peer=127.0.0.1:[0-9]* id=dev-1 reason=unexpected_message"
 stop_gateway
 
 # record_layer = "openssl": the same AEAD suite stays with OpenSSL
@@ -74,11 +98,14 @@ cat > $WORK/openssl.conf <<CONF
 registry = "$REG";
 log_level = "debug";
 attestation_default = "optional";
-listeners = ( { address = "127.0.0.1:0"; tls13 = false; record_layer = "openssl"; } );
+workers = 1;
+listeners = ( { address = "127.0.0.1:0"; tls13 = false; record_layer = "openssl"; },
+              { address = "127.0.0.1:0"; record_layer = "openssl"; } );
 CONF
 : > $GW_LOG
 launch_gateway --config $WORK/openssl.conf
 PORT12=$PSK_PORT
+PORT13=$(grep 'event=listening' $GW_LOG | grep 'type=tls-psk' | sed -n 2p | sed 's/.* port=\([0-9]*\).*/\1/')
 check_suite tlsv1.2 PSK-AES128-CCM openssl
 # the same tampered record against OpenSSL's record layer: the same alert, the same silence
 "$TLS_EDGE_CLIENT" tamper 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper-openssl 2>&1 \
@@ -86,6 +113,7 @@ check_suite tlsv1.2 PSK-AES128-CCM openssl
 grep -q "alert=bad record mac" $WORK/tamper-openssl || fail "openssl layer: $(cat $WORK/tamper-openssl)"
 grep -q "bytes_after_alert=0" $WORK/tamper-openssl || fail "openssl layer: $(cat $WORK/tamper-openssl)"
 ok "record_layer = \"openssl\": the same bad_record_mac and nothing after it"
+check_flood openssl $PORT13 0
 stop_gateway
 printf 'listeners = ( { address = "127.0.0.1:0"; record_layer = "mine"; } );\n' > $WORK/bad.conf
 out=$("$PSAGW" serve --config $WORK/bad.conf 2>&1 || true)

@@ -74,6 +74,7 @@ struct tls_rec {
     uint8_t hs_buf[5];   /* TLS 1.3: a KeyUpdate arriving in pieces */
     uint8_t hs_len;
     uint16_t empty_run;  /* records in a row without application data */
+    uint8_t warning_run; /* warning alerts in a row */
     bool failed;         /* a fatal alert went either way */
     uint8_t warning;     /* a warning alert owed to the peer */
 };
@@ -191,6 +192,19 @@ void tls_rec_thread_done(void)
             thread_ctx[a][e] = NULL;
             thread_keyed[a][e] = 0;
         }
+}
+
+/* Frees this thread's cipher contexts that hold r's expanded keys (freeing a context cleanses
+ * its key schedule); the next record makes a new one. */
+static void forget_thread_keys(const struct tls_rec *r)
+{
+    for (int e = 0; e < 2; e++) {
+        if (thread_keyed[r->alg][e] == r->id && thread_ctx[r->alg][e]) {
+            EVP_CIPHER_CTX_free(thread_ctx[r->alg][e]);
+            thread_ctx[r->alg][e] = NULL;
+            thread_keyed[r->alg][e] = 0;
+        }
+    }
 }
 
 static EVP_CIPHER_CTX *cipher_ctx(enum tls_rec_alg a, int enc)
@@ -335,6 +349,7 @@ static int update_traffic(struct tls_rec *r, int write)
         r->write_seq = 0;
     else
         r->read_seq = 0;
+    forget_thread_keys(r); /* the old keys go now, not when a later connection needs a context */
     r->id = next_id++;
     return 0;
 }
@@ -449,20 +464,23 @@ int tls_rec_take(SSL *ssl, const struct tls_rec_handshake *h, const uint8_t *unr
     return TLS_REC_OK;
 }
 
+unsigned tls_rec_thread_keys(void)
+{
+    unsigned n = 0;
+    for (int a = 0; a < ALG_COUNT; a++)
+        for (int e = 0; e < 2; e++)
+            n += thread_ctx[a][e] && thread_keyed[a][e] != 0;
+    return n;
+}
+
 void tls_rec_free(struct tls_rec *r)
 {
     if (!r)
         return;
     /* this thread's cipher contexts may still hold this connection's expanded keys: they go
-     * with it (freeing a context cleanses its key schedule); the next record makes a new one */
-    for (int e = 0; e < 2; e++) {
-        if (thread_keyed[r->alg][e] == r->id && thread_ctx[r->alg][e]) {
-            EVP_CIPHER_CTX_free(thread_ctx[r->alg][e]);
-            thread_ctx[r->alg][e] = NULL;
-            thread_keyed[r->alg][e] = 0;
-        }
-    }
-    OPENSSL_cleanse(r, sizeof(*r));
+     * with it */
+    forget_thread_keys(r);
+    OPENSSL_cleanse(r, sizeof(r[0]));
     free(r);
 }
 
@@ -538,7 +556,8 @@ static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *
     if (!ctx || !rekey(ctx, r, 1, nonce) ||
         (ccm && !EVP_CipherUpdate(ctx, NULL, &outl, NULL, (int)len)) ||
         !EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) ||
-        (len && !EVP_CipherUpdate(ctx, p, &outl, p, (int)len)) ||
+        /* CCM computes the tag in the data update, even an empty one (p is never NULL) */
+        ((len || ccm) && !EVP_CipherUpdate(ctx, p, &outl, p, (int)len)) ||
         !EVP_CipherFinal_ex(ctx, p + len, &outl) ||
         !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, tl, tag))
         return -1;
@@ -653,6 +672,8 @@ const char *tls_rec_alert_name(uint8_t description)
         return "illegal_parameter";
     case TLS_ALERT_DECODE_ERROR:
         return "decode_error";
+    case TLS_ALERT_PROTOCOL_VERSION:
+        return "protocol_version";
     case TLS_ALERT_INTERNAL_ERROR:
         return "internal_error";
     case TLS_ALERT_NO_RENEGOTIATION:
@@ -710,6 +731,7 @@ struct tls_rec *tls_rec_peer(const struct tls_rec *r)
     memcpy(m->write_secret, r->read_secret, sizeof(m->write_secret));
     m->hs_len = 0;
     m->empty_run = 0;
+    m->warning_run = 0;
     m->failed = false;
     m->warning = 0;
     return m;
@@ -779,8 +801,11 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
         uint8_t *h = buf + off;
         size_t body = (size_t)h[3] << 8 | h[4];
         if (h[1] != 3 || h[2] != 3 || (r->tls13 && h[0] != TLS_REC_APPLICATION_DATA)) {
-            *alert = r->tls13 && h[1] == 3 && h[2] == 3 ? TLS_ALERT_UNEXPECTED_MESSAGE
-                                                        : TLS_ALERT_DECODE_ERROR;
+            /* TLS 1.2 records carry the negotiated version; TLS 1.3's legacy field is fixed
+             * (RFC 8446 5.1), so a wrong one there is malformed: the alerts OpenSSL sends */
+            *alert = h[1] != 3 || h[2] != 3
+                         ? (r->tls13 ? TLS_ALERT_DECODE_ERROR : TLS_ALERT_PROTOCOL_VERSION)
+                         : TLS_ALERT_UNEXPECTED_MESSAGE;
             rc = TLS_REC_ERROR;
             break;
         }
@@ -838,6 +863,7 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
                 break;
             }
             r->empty_run = 0;
+            r->warning_run = 0;
             memmove(buf + plain, p, n);
             plain += n;
             continue;
@@ -846,7 +872,7 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
             /* TLS 1.2 warnings, and user_canceled in TLS 1.3 (RFC 8446 6.1), change nothing */
             if ((r->tls13 ? p[1] == TLS_ALERT_USER_CANCELED
                           : p[0] == 1 && p[1] != TLS_ALERT_CLOSE_NOTIFY)) {
-                if (count_empty(r))
+                if (++r->warning_run <= TLS_REC_WARNINGS_MAX && count_empty(r))
                     continue;
                 *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
                 rc = TLS_REC_ERROR;

@@ -43,6 +43,7 @@
 #define TLS_ALERT_RECORD_OVERFLOW 22
 #define TLS_ALERT_ILLEGAL_PARAMETER 47
 #define TLS_ALERT_DECODE_ERROR 50
+#define TLS_ALERT_PROTOCOL_VERSION 70
 #define TLS_ALERT_INTERNAL_ERROR 80
 #define TLS_ALERT_USER_CANCELED 90
 #define TLS_ALERT_NO_RENEGOTIATION 100
@@ -139,6 +140,9 @@ size_t tls_rec_warning(struct tls_rec *r, uint8_t description, uint8_t *out, siz
  * unexpected_message, as OpenSSL's record layer does: such a flood costs the gateway work for
  * nothing. */
 #define TLS_REC_EMPTY_MAX 32
+/* Warning alerts (TLS 1.3: user_canceled) accepted in a row; the next is answered with
+ * unexpected_message, as OpenSSL's record layer does (it allows four) */
+#define TLS_REC_WARNINGS_MAX 4
 
 /* For tests and tools: the other side of r (its read keys and sequence become the mirror's
  * write ones), to protect records of any content type that a real client would not send. Free
@@ -149,6 +153,10 @@ size_t tls_rec_seal_type(struct tls_rec *r, uint8_t type, const uint8_t *plainte
 
 /* Frees the calling thread's cipher contexts (at the end of a worker thread). */
 void tls_rec_thread_done(void);
+
+/* How many of the calling thread's cipher contexts hold a connection's expanded key (tests:
+ * none may outlive its connection, or a key update). */
+unsigned tls_rec_thread_keys(void);
 
 /* The largest record payload this connection sends. */
 size_t tls_rec_max_plain(const struct tls_rec *r);
