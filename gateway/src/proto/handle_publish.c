@@ -3,9 +3,9 @@
  *
  * Inbound QoS 2 is accepted (method B of section 4.3.3: the message is routed on receipt and
  * its packet id remembered until PUBREL, so a DUP resend is not routed twice). Outbound we
- * grant at most QoS 1 (SUBACK says so), so the gateway never expects a PUBREC or PUBCOMP.
- * A publish outside the ACL: MQTT 5 QoS 1/2 gets PUBACK/PUBREC 0x87; MQTT 5 QoS 0 and every
- * 3.1.1 publish end the connection (docs/design/wire.md section 2), logged and counted.
+ * A publish outside the ACL: MQTT 5 QoS 1/2 gets PUBACK/PUBREC 0x87; MQTT 5 QoS 0 ends the
+ * connection with DISCONNECT 0x87; MQTT 3.1.1 gets the usual acknowledgement and the message is
+ * dropped (docs/design/wire.md section 2). Logged once per interval per client, counted.
  *
  * A message that routes to the cloud is acknowledged only once the spool made it durable
  * (cloud.c, docs/design/wire.md section 6).
@@ -129,16 +129,34 @@ struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p)
         return CONN_END(MQTT_RC_RECEIVE_MAX_EXCEEDED, "too many unacknowledged QoS 2 messages");
     const char *topic = (const char *)p->topic.data;
     if (!acl_may_publish(&c->who, topic, p->topic.len)) {
+        /* a device that keeps publishing where it may not is one line per interval, with the
+         * count; the counter has every one */
         gw->metrics.acl_denied_publish++;
         char id[LOG_SAFE_MAX], t[LOG_SAFE_MAX];
-        log_event(LOG_WARN, "acl_denied", "action=publish id=%s topic=%s qos=%u",
-                  log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
-                  log_safe(topic, p->topic.len, t, sizeof(t)), p->qos);
+        LOG_LIMITED(&s->acl_log, LOG_WARN, "acl_denied",
+                    "action=publish id=%s topic=%s qos=%u mqtt=%s",
+                    log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)),
+                    log_safe(topic, p->topic.len, t, sizeof(t)), p->qos,
+                    c->version == MQTT_V5 ? "5.0" : "3.1.1");
         if (c->version == MQTT_V5 && p->qos > 0) {
             send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
                      MQTT_RC_NOT_AUTHORIZED, "topic not allowed by the ACL");
             return CONN_GO_ON;
         }
+        if (c->version != MQTT_V5) {
+            /* 3.1.1 has no negative acknowledgement: [MQTT-3.3.5-2] lets the server either
+             * acknowledge as usual or close; a closed client would reconnect and send it again
+             * forever, so it is acknowledged (as mosquitto does) and dropped. A QoS 2 one is
+             * remembered until its PUBREL like any other. */
+            if (p->qos == 2 && !qos2_pending(s, p->packet_id) &&
+                qos2_remember(s, p->packet_id) != 0)
+                return CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
+            if (p->qos > 0)
+                send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+                         MQTT_RC_SUCCESS, NULL);
+            return CONN_GO_ON;
+        }
+        /* MQTT 5 QoS 0: no acknowledgement to carry 0x87, so the DISCONNECT says it */
         return CONN_END(MQTT_RC_NOT_AUTHORIZED, "topic not allowed by the ACL");
     }
     /* only authenticated devices speak to the cloud: an anonymous local tool could otherwise
