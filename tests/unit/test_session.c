@@ -165,7 +165,7 @@ static void queue_is_bounded_in_bytes_and_qos0_goes_first(void **state)
     session_flush(&f->gw, s);
     for (struct qentry *q = s->infl_head, *next; q; q = next) {
         next = q->next;
-        session_ack(&f->gw, s, q->packet_id);
+        session_ack(&f->gw, s, MQTT_PUBACK, q->packet_id, 0);
     }
     assert_int_equal(s->queued_bytes, 0);
     s->conn = NULL;
@@ -189,11 +189,11 @@ static void receive_maximum_bounds_inflight_and_acks_release_more(void **state)
     assert_int_equal(s->n_inflight, 2);
     assert_int_equal(s->n_pending, 2);
     drain(c);
-    session_ack(&f->gw, s, first);
+    session_ack(&f->gw, s, MQTT_PUBACK, first, 0);
     assert_int_equal(sent(c, p, 8), 1);
     assert_int_equal(s->n_inflight, 2);
     drain(c);
-    session_ack(&f->gw, s, 0x7777); /* unknown id: nothing happens */
+    session_ack(&f->gw, s, MQTT_PUBACK, 0x7777, 0); /* unknown id: nothing happens */
     assert_int_equal(c->out_len, 0);
     s->conn = NULL;
     free_conn(c);
@@ -362,6 +362,92 @@ static void many_sessions_found_by_id(void **state)
     assert_int_equal(f->gw.n_sessions, 4999);
 }
 
+/* Every packet in c->out, decoded in order; consumes the buffer. */
+static size_t packets(struct conn *c, struct mqtt_packet *out, size_t max)
+{
+    size_t n = 0, off = 0;
+    while (off < c->out_len) {
+        uint8_t first;
+        uint32_t rem;
+        size_t hlen;
+        assert_int_equal(mqtt_fixed_header(c->out + off, c->out_len - off, &first, &rem, &hlen),
+                         MQTT_OK);
+        assert_true(n < max);
+        assert_int_equal(mqtt_decode(c->out + off, hlen + rem, c->version, &out[n]), MQTT_OK);
+        n++;
+        off += hlen + rem;
+    }
+    c->out_len = 0;
+    return n;
+}
+
+/* QoS 2 towards a subscriber (MQTT 5 section 4.3.3, the sender's side): PUBLISH, PUBREC ->
+ * PUBREL, PUBCOMP ends it; after a reconnect an unreceived PUBLISH goes again with DUP, a
+ * released one only as its PUBREL; a PUBREC >= 0x80 ends it without a PUBREL; acks of the
+ * wrong kind change nothing. */
+static void qos2_outbound_exchange_and_resume(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    s->expiry = 3600;
+    subscribe(&f->gw, s, "sensors/#", 2, 0);
+    struct conn *c = connect_conn(&f->gw, 10);
+    session_attach(&f->gw, s, c);
+    publish(&f->gw, "sensors/a/env", "one", 2, false, NULL);
+    publish(&f->gw, "sensors/a/env", "two", 2, false, NULL);
+    publish(&f->gw, "sensors/a/env", "three", 1, false, NULL); /* QoS 1 stays QoS 1 */
+    struct mqtt_packet p[8];
+    assert_int_equal(packets(c, p, 8), 3);
+    assert_int_equal(p[0].u.publish.qos, 2);
+    assert_int_equal(p[1].u.publish.qos, 2);
+    assert_int_equal(p[2].u.publish.qos, 1);
+    uint16_t one = p[0].u.publish.packet_id, two = p[1].u.publish.packet_id,
+             three = p[2].u.publish.packet_id;
+    /* wrong kinds: a PUBACK for a QoS 2 delivery, a PUBCOMP before its PUBREC */
+    assert_false(session_ack(&f->gw, s, MQTT_PUBACK, one, 0));
+    assert_false(session_ack(&f->gw, s, MQTT_PUBCOMP, one, 0));
+    assert_int_equal(s->n_inflight, 3);
+    /* PUBREC -> PUBREL */
+    assert_true(session_ack(&f->gw, s, MQTT_PUBREC, one, 0));
+    assert_int_equal(packets(c, p, 8), 1);
+    assert_int_equal(p[0].type, MQTT_PUBREL);
+    assert_int_equal(p[0].u.ack.packet_id, one);
+    assert_int_equal(s->n_inflight, 3); /* still counted against Receive Maximum */
+    /* the subscriber goes away and comes back: "two" again with DUP, "one" only as PUBREL,
+     * the PUBRELs first, "three" (QoS 1) again with DUP */
+    session_detach(&f->gw, s);
+    free_conn(c);
+    c = connect_conn(&f->gw, 10);
+    session_attach(&f->gw, s, c);
+    session_flush(&f->gw, s);
+    size_t n = packets(c, p, 8);
+    assert_int_equal(n, 3);
+    assert_int_equal(p[0].type, MQTT_PUBREL);
+    assert_int_equal(p[0].u.ack.packet_id, one);
+    assert_int_equal(p[1].type, MQTT_PUBLISH);
+    assert_int_equal(p[1].u.publish.packet_id, two);
+    assert_true(p[1].u.publish.dup);
+    assert_int_equal(p[1].u.publish.qos, 2);
+    assert_int_equal(p[2].u.publish.packet_id, three);
+    assert_true(p[2].u.publish.dup);
+    /* PUBCOMP ends "one"; a second PUBCOMP finds nothing */
+    assert_true(session_ack(&f->gw, s, MQTT_PUBCOMP, one, 0));
+    assert_false(session_ack(&f->gw, s, MQTT_PUBCOMP, one, 0));
+    /* the client refuses "two" (PUBREC 0x80): over, no PUBREL */
+    assert_true(session_ack(&f->gw, s, MQTT_PUBREC, two, 0x80));
+    assert_true(session_ack(&f->gw, s, MQTT_PUBACK, three, 0));
+    assert_int_equal(packets(c, p, 8), 0);
+    assert_int_equal(s->n_inflight, 0);
+    assert_int_equal(s->queued_bytes, 0);
+    /* a PUBREC for an id we do not hold still gets a PUBREL, 0x92 */
+    assert_false(session_ack(&f->gw, s, MQTT_PUBREC, 0x4444, 0));
+    assert_int_equal(packets(c, p, 8), 1);
+    assert_int_equal(p[0].type, MQTT_PUBREL);
+    assert_int_equal(p[0].u.ack.reason, MQTT_RC_PACKET_ID_NOT_FOUND);
+    s->conn = NULL;
+    free_conn(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +458,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(receive_maximum_bounds_inflight_and_acks_release_more,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(reconnect_resends_inflight_with_dup_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(qos2_outbound_exchange_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(overlapping_subscriptions_deliver_once_at_the_highest_qos,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(no_local_skips_the_publisher, setup, teardown),

@@ -30,6 +30,7 @@
     X(keepalive_timeouts)                                                                         \
     X(publishes_in)                                                                               \
     X(publishes_out)                                                                              \
+    X(acks_unknown)                                                                               \
     X(acl_denied_publish)                                                                         \
     X(acl_denied_subscribe)                                                                       \
     X(topics_refused)                                                                             \

@@ -3,7 +3,8 @@
  *
  * A session outlives its connection for its Session Expiry Interval (MQTT 5 section 3.1.2.11;
  * a 3.1.1 clean_session=0 session lasts until the configured maximum). Each session has two
- * FIFOs: `pending` (not yet sent) and `in-flight` (QoS 1 sent, awaiting PUBACK). Sending
+ * FIFOs: `pending` (not yet sent) and `in-flight` (QoS 1 sent, awaiting PUBACK; QoS 2 sent,
+ * awaiting PUBREC, or released, awaiting PUBCOMP). Sending
  * moves entries from pending to in-flight while the client's Receive Maximum allows (section
  * 4.9) and max_inflight_messages allow; a PUBACK frees a slot. The pending queue is bounded by
  * max_queued_messages: when full, new deliveries to that session are dropped, logged and
@@ -205,24 +206,41 @@ void session_attach(struct gateway *gw, struct session *s, struct conn *c)
         msg_unref(s->will);
         s->will = NULL;
     }
-    /* Section 4.4: resend unacknowledged PUBLISHes, with DUP set, before anything new. */
-    for (struct qentry *q = s->infl_head; q; q = q->next)
+    /* Section 4.4: resend unacknowledged PUBLISHes, with DUP set, before anything new; a QoS 2
+     * delivery already released stays in flight and its PUBREL goes again (session_flush, once
+     * the CONNACK is out) */
+    struct qentry *resend = NULL, *resend_last = NULL, *keep = NULL, *keep_last = NULL;
+    uint32_t n_resend = 0, n_keep = 0;
+    for (struct qentry *q = s->infl_head, *next; q; q = next) {
+        next = q->next;
+        q->next = NULL;
         q->dup = true;
-    struct qentry *infl = s->infl_head;
-    s->infl_head = s->infl_tail = NULL;
-    s->n_inflight = 0;
-    if (infl) {
-        struct qentry *last = infl;
-        uint32_t n = 1;
-        while (last->next) {
-            last = last->next;
-            n++;
+        if (q->released) {
+            if (keep_last)
+                keep_last->next = q;
+            else
+                keep = q;
+            keep_last = q;
+            n_keep++;
+        } else {
+            if (resend_last)
+                resend_last->next = q;
+            else
+                resend = q;
+            resend_last = q;
+            n_resend++;
         }
-        last->next = s->pend_head;
+    }
+    s->infl_head = keep;
+    s->infl_tail = keep_last;
+    s->n_inflight = n_keep;
+    s->rel_resend = n_keep > 0;
+    if (resend) {
+        resend_last->next = s->pend_head;
         if (!s->pend_head)
-            s->pend_tail = last;
-        s->pend_head = infl;
-        s->n_pending += n;
+            s->pend_tail = resend_last;
+        s->pend_head = resend;
+        s->n_pending += n_resend;
     }
 }
 
@@ -279,6 +297,13 @@ void session_flush(struct gateway *gw, struct session *s)
     struct conn *c = s->conn;
     if (!c || c->state != CONN_CONNECTED)
         return;
+    if (s->rel_resend) {
+        /* after a reconnect: the PUBRELs of released QoS 2 deliveries, first (section 4.4) */
+        s->rel_resend = false;
+        for (struct qentry *q = s->infl_head; q; q = q->next)
+            if (q->released && q->dup)
+                send_ack(c, MQTT_PUBREL, q->packet_id, MQTT_RC_SUCCESS, NULL);
+    }
     uint64_t now = clock_mono_ms();
     while (s->pend_head) {
         struct qentry *q = s->pend_head;
@@ -324,24 +349,48 @@ void session_flush(struct gateway *gw, struct session *s)
     }
 }
 
-void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id)
+/* Takes one delivery out of the in-flight list. */
+static void inflight_remove(struct session *s, struct qentry *prev, struct qentry *q)
+{
+    if (prev)
+        prev->next = q->next;
+    else
+        s->infl_head = q->next;
+    if (s->infl_tail == q)
+        s->infl_tail = prev;
+    s->n_inflight--;
+}
+
+bool session_ack(struct gateway *gw, struct session *s, uint8_t type, uint16_t packet_id,
+                 uint8_t reason)
 {
     BROKER_LOCK_HELD();
-    struct qentry *prev = NULL;
-    for (struct qentry *q = s->infl_head; q; prev = q, q = q->next) {
-        if (q->packet_id != packet_id)
-            continue;
-        if (prev)
-            prev->next = q->next;
-        else
-            s->infl_head = q->next;
-        if (s->infl_tail == q)
-            s->infl_tail = prev;
-        s->n_inflight--;
-        entry_free(s, q);
-        session_flush(gw, s);
-        return;
+    struct qentry *prev = NULL, *q = s->infl_head;
+    for (; q && q->packet_id != packet_id; prev = q, q = q->next)
+        ;
+    bool fits = q && (type == MQTT_PUBACK     ? q->qos == 1
+                      : type == MQTT_PUBREC ? q->qos == 2
+                                            : q->qos == 2 && q->released);
+    if (!fits) {
+        if (type == MQTT_PUBREC && s->conn)
+            /* section 4.3.3: a PUBREC for an id we do not hold still gets its PUBREL */
+            send_ack(s->conn, MQTT_PUBREL, packet_id, MQTT_RC_PACKET_ID_NOT_FOUND, NULL);
+        return false;
     }
+    if (type == MQTT_PUBREC && reason < 0x80) {
+        /* the client has the message: from now on only the PUBREL / PUBCOMP exchange is
+         * repeated, never the PUBLISH (section 4.3.3, method of the sender) */
+        q->released = true;
+        q->dup = false;
+        if (s->conn)
+            send_ack(s->conn, MQTT_PUBREL, packet_id, MQTT_RC_SUCCESS, NULL);
+        return true;
+    }
+    /* PUBACK, PUBCOMP, or a PUBREC that refuses the message: the exchange is over */
+    inflight_remove(s, prev, q);
+    entry_free(s, q);
+    session_flush(gw, s);
+    return true;
 }
 
 /* A drop, logged once per interval per session with the count since (the counters have the

@@ -23,7 +23,8 @@ struct qentry {
     struct msg *m;
     uint8_t qos;
     bool retain;
-    bool dup;
+    bool dup;       /* sent before: the PUBLISH (or, once released, the PUBREL) goes again */
+    bool released;  /* QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP */
     uint16_t packet_id;
     uint8_t n_sub_ids;
     uint32_t sub_ids[MQTT_MAX_SUB_IDS];
@@ -43,6 +44,7 @@ struct session {
     uint32_t n_pending;
     struct qentry *infl_head, *infl_tail;
     uint32_t n_inflight;
+    bool rel_resend; /* reconnected: released QoS 2 deliveries' PUBRELs go again */
     uint64_t queued_bytes; /* topics and payloads pending or in flight (max_queued_bytes) */
     uint32_t n_pending_qos0; /* QoS 0 deliveries among the pending ones */
     struct log_limit drop_log; /* message_dropped: one line per interval */
@@ -66,7 +68,11 @@ void session_detach(struct gateway *gw, struct session *s);
 void session_attach(struct gateway *gw, struct session *s, struct conn *c);
 /* Sends what the client's receive maximum allows. */
 void session_flush(struct gateway *gw, struct session *s);
-void session_ack(struct gateway *gw, struct session *s, uint16_t packet_id);
+/* The client acknowledged an outbound QoS 1/2 PUBLISH: `type` is MQTT_PUBACK, MQTT_PUBREC
+ * (reason >= 0x80 ends the exchange; otherwise the PUBREL goes out) or MQTT_PUBCOMP. Returns
+ * false if no delivery of that kind waits under packet_id (MQTT 5 section 4.3.3). */
+bool session_ack(struct gateway *gw, struct session *s, uint8_t type, uint16_t packet_id,
+                 uint8_t reason);
 /* The session's subscription at a filter's node, or NULL; looks along the shorter of the
  * node's and the session's lists, so neither many filters nor many subscribers make it slow. */
 struct sub *session_sub_find(const struct session *s, struct tnode *node);

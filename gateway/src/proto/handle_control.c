@@ -63,7 +63,9 @@ static struct conn_end dispatch(struct conn *c, const uint8_t *buf, size_t len)
     case MQTT_PUBLISH:
         return handle_publish(c, &p.u.publish);
     case MQTT_PUBACK:
-        handle_puback(c, &p.u.ack);
+    case MQTT_PUBREC:
+    case MQTT_PUBCOMP:
+        handle_ack(c, type, &p.u.ack);
         return CONN_GO_ON;
     case MQTT_PUBREL:
         handle_pubrel(c, &p.u.ack);
@@ -80,7 +82,7 @@ static struct conn_end dispatch(struct conn *c, const uint8_t *buf, size_t len)
     case MQTT_AUTH:
         return handle_auth(c, &p.u.reason);
     default:
-        /* PUBREC / PUBCOMP (we never send QoS 2) and server-to-client packets */
+        /* server-to-client packets */
         return CONN_END(MQTT_RC_PROTOCOL_ERROR, "unexpected packet type");
     }
 }

@@ -2,7 +2,8 @@
  * handle_publish.c: PUBLISH from a client, and the acknowledgements of both directions.
  *
  * Inbound QoS 2 is accepted (method B of section 4.3.3: the message is routed on receipt and
- * its packet id remembered until PUBREL, so a DUP resend is not routed twice). Outbound we
+ * its packet id remembered until PUBREL, so a DUP resend is not routed twice). Outbound QoS 2
+ * runs in broker/session.c (PUBREC -> PUBREL -> PUBCOMP).
  * A publish outside the ACL: MQTT 5 QoS 1/2 gets PUBACK/PUBREC 0x87; MQTT 5 QoS 0 ends the
  * connection with DISCONNECT 0x87; MQTT 3.1.1 gets the usual acknowledgement and the message is
  * dropped (docs/design/wire.md section 2). Logged once per interval per client, counted.
@@ -169,7 +170,7 @@ struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p)
     if (to_cloud && cloud_take_publish(c, p, route, rest, rest_len, &end) != 0)
         return end; /* refused: the cloud could not take it */
     struct msg *m = msg_new(topic, p->topic.len, p->payload.data, p->payload.len,
-                            p->qos > 1 ? 1 : p->qos, p->retain,
+                            p->qos, p->retain,
                             c->version == MQTT_V5 ? &p->props : NULL, clock_mono_ms());
     if (!m)
         return CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
@@ -195,7 +196,11 @@ void handle_pubrel(struct conn *c, const struct mqtt_ack *a)
                   NULL);
 }
 
-void handle_puback(struct conn *c, const struct mqtt_ack *a)
+/* PUBACK, PUBREC or PUBCOMP for a PUBLISH we sent (section 4.3). An ack for nothing we hold
+ * is ignored (a late duplicate after a reconnect); a PUBREC for it still gets a PUBREL (0x92). */
+void handle_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a)
 {
-    session_ack(c->gw, c->session, a->packet_id);
+    uint8_t reason = c->version == MQTT_V5 ? a->reason : MQTT_RC_SUCCESS;
+    if (!session_ack(c->gw, c->session, type, a->packet_id, reason))
+        c->gw->metrics.acks_unknown++;
 }

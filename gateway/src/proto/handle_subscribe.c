@@ -1,7 +1,7 @@
 /*
  * handle_subscribe.c: SUBSCRIBE and UNSUBSCRIBE.
  *
- * Each filter gets its own reason code: granted QoS (at most 1, see handle_publish.c), 0x8F
+ * Each filter gets its own reason code: the granted QoS (as asked, 0 to 2), 0x8F
  * for an invalid filter, 0x9E for a shared subscription (not supported: the gateway serves its
  * own devices, fan-out across consumers is the cloud's job), 0x87 outside the ACL (3.1.1: 0x80).
  * A new subscription replaces an existing one with the same filter (section 3.8.4) and then
@@ -45,9 +45,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
         return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     }
     uint8_t qos = e->options & MQTT_SUBOPT_QOS_MASK;
-    if (qos > 1)
-        qos = 1;
-    uint8_t options = (uint8_t)((e->options & ~MQTT_SUBOPT_QOS_MASK) | qos);
+    uint8_t options = e->options;
     struct tnode *node = topic_tree_node(gw->subs_root, f, flen);
     if (!node)
         return c->version == MQTT_V5 ? MQTT_RC_IMPL_SPECIFIC : 0x80;

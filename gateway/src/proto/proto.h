@@ -26,7 +26,7 @@ void handle_packet(struct conn *c, const uint8_t *buf, size_t len);
 struct conn_end handle_connect(struct conn *c, const struct mqtt_connect *p, const uint8_t *raw,
                                size_t raw_len);
 struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p);
-void handle_puback(struct conn *c, const struct mqtt_ack *a);
+void handle_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a);
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a);
 struct conn_end handle_subscribe(struct conn *c, const struct mqtt_subscribe *s);
 struct conn_end handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *s);
