@@ -71,7 +71,7 @@ static void subscribe(struct gateway *gw, struct session *s, const char *filter,
 {
     struct tnode *n = topic_tree_node(gw->subs_root, filter, strlen(filter));
     assert_non_null(n);
-    struct sub *sub = session_sub_add(s, n);
+    struct sub *sub = session_sub_add(s, n, NULL);
     assert_non_null(sub);
     sub->options = options;
     sub->sub_id = sub_id;
@@ -320,8 +320,8 @@ static void many_subscriptions_stay_cheap_both_ways(void **state)
     for (int i = 0; i < 100000; i++) {
         snprintf(t, sizeof(t), "sensors/dev-%d/env", i);
         struct tnode *n = topic_tree_node(f->gw.subs_root, t, strlen(t));
-        assert_null(session_sub_find(s, n));
-        assert_non_null(session_sub_add(s, n));
+        assert_null(session_sub_find(s, n, NULL));
+        assert_non_null(session_sub_add(s, n, NULL));
     }
     assert_int_equal(s->n_subs, 100000);
     /* 10,000 sessions on one popular filter */
@@ -329,14 +329,14 @@ static void many_subscriptions_stay_cheap_both_ways(void **state)
     for (int i = 0; i < 10000; i++) {
         snprintf(t, sizeof(t), "m-%d", i);
         struct session *m = session_create(&f->gw, t, false);
-        assert_non_null(session_sub_add(m, popular));
+        assert_non_null(session_sub_add(m, popular, NULL));
     }
     assert_int_equal(topic_tree_node_sub_count(popular), 10000);
-    assert_null(session_sub_find(s, popular));
+    assert_null(session_sub_find(s, popular, NULL));
     for (int i = 0; i < 100000; i++) {
         snprintf(t, sizeof(t), "sensors/dev-%d/env", i);
         struct tnode *n = topic_tree_node(f->gw.subs_root, t, strlen(t));
-        struct sub *x = session_sub_find(s, n);
+        struct sub *x = session_sub_find(s, n, NULL);
         assert_non_null(x);
         session_sub_remove(s, x);
     }
@@ -448,6 +448,99 @@ static void qos2_outbound_exchange_and_resume(void **state)
     free_conn(c);
 }
 
+static struct sub *share_subscribe(struct gateway *gw, struct session *s, const char *group,
+                                   const char *filter, uint8_t options)
+{
+    struct tnode *n = topic_tree_node(gw->subs_root, filter, strlen(filter));
+    assert_non_null(n);
+    struct share_group *g = share_group_get(gw, n, group, strlen(group), true);
+    assert_non_null(g);
+    struct sub *sub = session_sub_add(s, n, g);
+    assert_non_null(sub);
+    sub->options = options;
+    return sub;
+}
+
+/* $share/{name}/{filter} as [MQTT-4.8.2-1] and [MQTT-4.8.2-2] define it */
+static void share_filters_parsed(void **state)
+{
+    (void)state;
+    const char *name, *filter;
+    size_t nl, fl;
+    bool ok;
+    assert_false(share_parse("sensors/#", 9, &ok, &name, &nl, &filter, &fl));
+    assert_true(share_parse("$share/g1/sensors/#", 19, &ok, &name, &nl, &filter, &fl));
+    assert_true(ok);
+    assert_int_equal(nl, 2);
+    assert_memory_equal(name, "g1", 2);
+    assert_int_equal(fl, 9);
+    assert_memory_equal(filter, "sensors/#", 9);
+    static const char *const bad[] = {"$share/", "$share//x", "$share/g", "$share/g/",
+                                      "$share/g+/x", "$share/#/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_true(share_parse(bad[i], strlen(bad[i]), &ok, &name, &nl, &filter, &fl));
+        assert_false(ok);
+    }
+}
+
+/* Each message to one member, in turn; a member with a full window is passed over; a member
+ * who also has its own subscription gets that copy besides (section 4.8.2); the group's turn
+ * and membership survive one member leaving; a member whose session ends hands what it had not
+ * acknowledged to another. */
+static void shared_subscription_round_robin_and_hand_over(void **state)
+{
+    struct fixture *f = *state;
+    f->gw.cfg.max_queued_messages = 1000;
+    struct session *m[3];
+    struct conn *c[3];
+    char id[8];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "mon-%d", i);
+        m[i] = session_create(&f->gw, id, false);
+        share_subscribe(&f->gw, m[i], "g", "sensors/#", 1);
+        c[i] = connect_conn(&f->gw, 100);
+        session_attach(&f->gw, m[i], c[i]);
+    }
+    struct mqtt_publish p[64];
+    for (int k = 0; k < 30; k++)
+        publish(&f->gw, "sensors/a/env", "x", 1, false, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(m[i]->n_inflight, 10);
+    /* mon-0's window full: the next two go to the others */
+    c[0]->client_receive_max = 10;
+    publish(&f->gw, "sensors/a/env", "x", 1, false, NULL);
+    publish(&f->gw, "sensors/a/env", "x", 1, false, NULL);
+    assert_int_equal(m[0]->n_inflight + m[0]->n_pending, 10);
+    assert_int_equal(m[1]->n_inflight + m[2]->n_inflight, 22);
+    /* its own subscription gets its own copy as well */
+    subscribe(&f->gw, m[1], "sensors/a/#", 1, 0);
+    for (int i = 0; i < 3; i++)
+        drain(c[i]);
+    uint32_t before = m[1]->n_inflight + m[2]->n_inflight + m[0]->n_inflight;
+    publish(&f->gw, "sensors/a/env", "y", 1, false, NULL);
+    assert_int_equal(m[1]->n_inflight + m[2]->n_inflight + m[0]->n_inflight, before + 2);
+    /* mon-2 ends (clean session) with messages unacknowledged: they go to the others */
+    uint32_t unacked = m[2]->n_inflight + m[2]->n_pending;
+    assert_true(unacked > 0);
+    uint32_t others = m[0]->n_inflight + m[0]->n_pending + m[1]->n_inflight + m[1]->n_pending;
+    m[2]->expiry = 0;
+    session_detach(&f->gw, m[2]); /* destroys it */
+    free_conn(c[2]);
+    assert_int_equal(m[0]->n_inflight + m[0]->n_pending + m[1]->n_inflight + m[1]->n_pending,
+                     others + unacked);
+    assert_int_equal(f->gw.metrics.shared_handed_over, unacked);
+    /* the group goes on with two */
+    for (int i = 0; i < 2; i++)
+        drain(c[i]);
+    publish(&f->gw, "sensors/b/env", "z", 1, false, NULL);
+    publish(&f->gw, "sensors/b/env", "z", 1, false, NULL);
+    assert_int_equal(sent(c[0], p, 64) + sent(c[1], p, 64), 2);
+    for (int i = 0; i < 2; i++) {
+        m[i]->conn = NULL;
+        free_conn(c[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +552,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(reconnect_resends_inflight_with_dup_first, setup, teardown),
         cmocka_unit_test_setup_teardown(qos2_outbound_exchange_and_resume, setup, teardown),
+        cmocka_unit_test(share_filters_parsed),
+        cmocka_unit_test_setup_teardown(shared_subscription_round_robin_and_hand_over, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(overlapping_subscriptions_deliver_once_at_the_highest_qos,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(no_local_skips_the_publisher, setup, teardown),

@@ -31,6 +31,8 @@
     X(publishes_in)                                                                               \
     X(publishes_out)                                                                              \
     X(acks_unknown)                                                                               \
+    X(shared_handed_over)                                                                         \
+    X(shared_lost)                                                                                \
     X(acl_denied_publish)                                                                         \
     X(acl_denied_subscribe)                                                                       \
     X(topics_refused)                                                                             \

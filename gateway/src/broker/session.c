@@ -92,6 +92,7 @@ static void entry_free(struct session *s, struct qentry *q)
 {
     s->queued_bytes -= entry_bytes(q);
     msg_unref(q->m);
+    share_unref(q->group);
     free(q);
 }
 
@@ -101,6 +102,31 @@ static void free_queue(struct session *s, struct qentry *q)
         struct qentry *next = q->next;
         entry_free(s, q);
         q = next;
+    }
+}
+
+static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_t qos,
+                    bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids,
+                    struct share_group *group);
+
+/* A session that ends with messages it got through shared subscriptions and did not
+ * acknowledge: each goes to another member of its group (section 4.8.2), QoS 0 excepted (no
+ * promise was made), and a QoS 2 one the client already received (released) too. */
+static void hand_over_shared(struct gateway *gw, struct session *s, struct qentry *q)
+{
+    for (; q; q = q->next) {
+        if (!q->group || q->qos == 0 || q->released)
+            continue;
+        struct sub *to = share_choose(q->group, s);
+        if (!to) {
+            gw->metrics.shared_lost++; /* the group has no member left */
+            continue;
+        }
+        uint8_t qos = to->options & MQTT_SUBOPT_QOS_MASK;
+        if (qos > q->m->qos)
+            qos = q->m->qos;
+        gw->metrics.shared_handed_over++;
+        enqueue(gw, to->session, q->m, qos, q->retain, &to->sub_id, to->sub_id ? 1 : 0, q->group);
     }
 }
 
@@ -115,6 +141,10 @@ void session_destroy(struct gateway *gw, struct session *s)
         }
     }
     gw->n_sessions--;
+    if (!atomic_load(&gw->shutting_down)) {
+        hand_over_shared(gw, s, s->infl_head);
+        hand_over_shared(gw, s, s->pend_head);
+    }
     while (s->subs)
         session_sub_remove(s, s->subs);
     free_queue(s, s->pend_head);
@@ -436,7 +466,8 @@ static void drop_qos0(struct gateway *gw, struct session *s, size_t need)
 }
 
 static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_t qos,
-                    bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids)
+                    bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids,
+                    struct share_group *group)
 {
     size_t bytes = m->topic_len + m->payload_len;
     /* over the byte bound, room is made by dropping the oldest QoS 0 deliveries first (no
@@ -459,6 +490,10 @@ static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_
     }
     msg_ref(m);
     q->m = m;
+    if (group) {
+        share_ref(group);
+        q->group = group;
+    }
     q->qos = qos;
     q->retain = retain;
     q->n_sub_ids = n_sub_ids;
@@ -479,6 +514,7 @@ static void enqueue(struct gateway *gw, struct session *s, struct msg *m, uint8_
  * subscriptions and all their identifiers (section 3.3.4). */
 struct target {
     struct session *s;
+    struct share_group *group; /* the delivery of a shared subscription (never merged) */
     uint8_t qos;
     bool retain_as_published;
     uint8_t n_sub_ids;
@@ -494,10 +530,52 @@ struct match_ctx {
     uint8_t msg_qos;
 };
 
+static struct target *new_target(struct match_ctx *mc, struct session *s, uint8_t qos)
+{
+    if (mc->n == mc->cap) {
+        size_t cap = mc->cap ? mc->cap * 2 : 16;
+        struct target *nt = realloc(mc->t, cap * sizeof(*nt));
+        if (!nt)
+            return NULL;
+        mc->t = nt;
+        mc->cap = cap;
+    }
+    struct target *t = &mc->t[mc->n++];
+    memset(t, 0, sizeof(*t));
+    t->s = s;
+    t->qos = qos;
+    return t;
+}
+
+/* A shared subscription matched: the first of its group's members met for this message
+ * chooses the one that gets it (a separate delivery from that session's own subscriptions,
+ * section 4.8.2); the others are passed over. */
+static void collect_shared(struct match_ctx *mc, struct share_group *g)
+{
+    if (mc->only || g->match_gen == mc->gw->match_gen)
+        return;
+    g->match_gen = mc->gw->match_gen;
+    struct sub *to = share_choose(g, NULL);
+    if (!to)
+        return;
+    uint8_t qos = to->options & MQTT_SUBOPT_QOS_MASK;
+    struct target *t = new_target(mc, to->session, qos < mc->msg_qos ? qos : mc->msg_qos);
+    if (!t)
+        return;
+    t->group = g;
+    t->retain_as_published = (to->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED) != 0;
+    if (to->sub_id)
+        t->sub_ids[t->n_sub_ids++] = to->sub_id;
+}
+
 static void collect(struct sub *sub, void *arg)
 {
     struct match_ctx *mc = arg;
     struct session *s = sub->session;
+    if (sub->group) {
+        collect_shared(mc, sub->group);
+        return;
+    }
     if ((sub->options & MQTT_SUBOPT_NO_LOCAL) && s == mc->origin)
         return;
     if (mc->only && s != mc->only)
@@ -511,20 +589,11 @@ static void collect(struct sub *sub, void *arg)
         if (qos > t->qos)
             t->qos = qos;
     } else {
-        if (mc->n == mc->cap) {
-            size_t cap = mc->cap ? mc->cap * 2 : 16;
-            struct target *nt = realloc(mc->t, cap * sizeof(*nt));
-            if (!nt)
-                return;
-            mc->t = nt;
-            mc->cap = cap;
-        }
+        size_t slot = mc->n;
+        if (!(t = new_target(mc, s, qos)))
+            return;
         s->match_gen = mc->gw->match_gen;
-        s->match_slot = mc->n;
-        t = &mc->t[mc->n++];
-        memset(t, 0, sizeof(*t));
-        t->s = s;
-        t->qos = qos;
+        s->match_slot = slot;
     }
     if (sub->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED)
         t->retain_as_published = true;
@@ -584,7 +653,7 @@ void broker_publish(struct gateway *gw, struct msg *m, const struct session *ori
         struct target *t = &mc.t[i];
         /* section 3.3.1.3: retain is cleared for normal delivery unless retain-as-published */
         enqueue(gw, t->s, m, t->qos, m->retain && t->retain_as_published, t->sub_ids,
-                t->n_sub_ids);
+                t->n_sub_ids, t->group);
     }
 }
 
@@ -619,7 +688,8 @@ int broker_deliver_command(struct gateway *gw, const char *id, const char *rest,
         gw->match_gen++;
         topic_tree_match(gw->subs_root, m->topic, m->topic_len, collect, &mc);
         for (size_t i = 0; i < mc.n; i++)
-            enqueue(gw, mc.t[i].s, m, mc.t[i].qos, false, mc.t[i].sub_ids, mc.t[i].n_sub_ids);
+            enqueue(gw, mc.t[i].s, m, mc.t[i].qos, false, mc.t[i].sub_ids, mc.t[i].n_sub_ids,
+                    NULL);
         rc = mc.n ? 0 : -1;
         gw->metrics.commands_down += mc.n ? 1 : 0;
     }
@@ -646,7 +716,7 @@ static void send_one_retained(struct msg *m, void *arg)
     if (m->expires_at_ms && m->expires_at_ms <= now)
         return;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
-    enqueue(rc->gw, rc->s, m, qos, true, &rc->sub_id, rc->sub_id ? 1 : 0);
+    enqueue(rc->gw, rc->s, m, qos, true, &rc->sub_id, rc->sub_id ? 1 : 0, NULL);
 }
 
 void broker_send_retained(struct gateway *gw, struct session *s, const char *filter, size_t flen,
@@ -657,22 +727,23 @@ void broker_send_retained(struct gateway *gw, struct session *s, const char *fil
     topic_tree_match_retained(gw->retained_root, filter, flen, send_one_retained, &rc);
 }
 
-struct sub *session_sub_find(const struct session *s, struct tnode *node)
+struct sub *session_sub_find(const struct session *s, struct tnode *node,
+                             const struct share_group *group)
 {
     BROKER_LOCK_HELD();
     if (topic_tree_node_sub_count(node) <= s->n_subs) {
         for (struct sub *x = topic_tree_node_subs(node); x; x = x->next_in_node)
-            if (x->session == s)
+            if (x->session == s && x->group == group)
                 return x;
         return NULL;
     }
     for (struct sub *x = s->subs; x; x = x->next_in_session)
-        if (x->node == node)
+        if (x->node == node && x->group == group)
             return x;
     return NULL;
 }
 
-struct sub *session_sub_add(struct session *s, struct tnode *node)
+struct sub *session_sub_add(struct session *s, struct tnode *node, struct share_group *group)
 {
     BROKER_LOCK_HELD();
     struct sub *sub = calloc(1, sizeof(*sub));
@@ -685,12 +756,16 @@ struct sub *session_sub_add(struct session *s, struct tnode *node)
         s->subs->prev_in_session = sub;
     s->subs = sub;
     s->n_subs++;
+    if (group)
+        share_join(group, sub);
     return sub;
 }
 
 void session_sub_remove(struct session *s, struct sub *sub)
 {
     BROKER_LOCK_HELD();
+    if (sub->group)
+        share_leave(sub);
     if (sub->prev_in_session)
         sub->prev_in_session->next_in_session = sub->next_in_session;
     else
@@ -706,6 +781,7 @@ void session_sub_remove(struct session *s, struct sub *sub)
 
 void session_destroy_all(struct gateway *gw)
 {
+    atomic_store(&gw->shutting_down, true); /* no hand-over of shared deliveries now */
     broker_lock();
     for (size_t b = 0; b < gw->session_buckets; b++)
         while (gw->sessions[b])

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "conn.h"
 #include "msg.h"
+#include "share.h"
 #include "topic_tree.h"
 
 /* One delivery of a message to one session. */
@@ -28,6 +29,7 @@ struct qentry {
     uint16_t packet_id;
     uint8_t n_sub_ids;
     uint32_t sub_ids[MQTT_MAX_SUB_IDS];
+    struct share_group *group; /* came through a shared subscription (a reference), or NULL */
 };
 
 struct session {
@@ -73,11 +75,13 @@ void session_flush(struct gateway *gw, struct session *s);
  * false if no delivery of that kind waits under packet_id (MQTT 5 section 4.3.3). */
 bool session_ack(struct gateway *gw, struct session *s, uint8_t type, uint16_t packet_id,
                  uint8_t reason);
-/* The session's subscription at a filter's node, or NULL; looks along the shorter of the
- * node's and the session's lists, so neither many filters nor many subscribers make it slow. */
-struct sub *session_sub_find(const struct session *s, struct tnode *node);
-/* A new subscription of s at node; NULL if out of memory. */
-struct sub *session_sub_add(struct session *s, struct tnode *node);
+/* The session's subscription at a filter's node (in shared subscription group `group`, or
+ * its own when NULL), or NULL; looks along the shorter of the node's and the session's lists,
+ * so neither many filters nor many subscribers make it slow. */
+struct sub *session_sub_find(const struct session *s, struct tnode *node,
+                             const struct share_group *group);
+/* A new subscription of s at node (a member of `group` if not NULL); NULL if out of memory. */
+struct sub *session_sub_add(struct session *s, struct tnode *node, struct share_group *group);
 /* Removes and frees one subscription (O(1)); prunes its node. */
 void session_sub_remove(struct session *s, struct sub *sub);
 /* Every session, at shutdown (takes the broker lock). */

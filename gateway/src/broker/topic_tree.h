@@ -13,6 +13,7 @@
 
 struct msg;
 struct session;
+struct share_group;
 struct tnode;
 
 /* One subscription of one session, listed in its node and in its session. */
@@ -21,7 +22,9 @@ struct sub {
     struct sub *next_in_session, *prev_in_session;
     struct session *session;
     struct tnode *node;
-    uint8_t options; /* MQTT 5 subscription options; QoS already capped */
+    struct share_group *group; /* a shared subscription's group (broker/share.h), or NULL */
+    struct sub *next_in_group, *prev_in_group;
+    uint8_t options; /* MQTT 5 subscription options */
     uint32_t sub_id; /* 0: none */
 };
 

@@ -22,6 +22,7 @@
 struct worker;
 struct session;
 struct tnode;
+struct share_group;
 struct attest_ctx;
 struct spool;
 struct uplink;
@@ -58,6 +59,7 @@ struct gateway {
     size_t n_retained;
     uint64_t retained_bytes; /* topics and payloads of the retained messages */
     uint64_t match_gen;
+    struct share_group *share_groups; /* shared subscriptions (broker/share.h) */
 
     /* attest */
     struct attest_ctx *attest;

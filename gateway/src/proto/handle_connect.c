@@ -281,7 +281,7 @@ struct conn_end connect_accept(struct conn *c, const struct mqtt_connect *p)
         mqtt_props_set(&props, MQTT_PROP_SUB_ID_AVAILABLE);
         props.sub_id_available = 1;
         mqtt_props_set(&props, MQTT_PROP_SHARED_SUB_AVAILABLE);
-        props.shared_sub_available = 0;
+        props.shared_sub_available = 1;
         if (assigned) {
             mqtt_props_set(&props, MQTT_PROP_ASSIGNED_CLIENT_ID);
             props.assigned_client_id = (struct mqtt_bytes){(const uint8_t *)s->id,
