@@ -87,7 +87,7 @@ static void publish(struct gateway *gw, const char *topic, const char *payload, 
     msg_unref(m);
 }
 
-/* The PUBLISHes in c->out, decoded in order; consumes the buffer. */
+/* The PUBLISHes in c->out, decoded in order (the buffer stays: drain() empties it). */
 static size_t sent(struct conn *c, struct mqtt_publish *out, size_t max)
 {
     size_t n = 0, off = 0;
@@ -541,6 +541,47 @@ static void shared_subscription_round_robin_and_hand_over(void **state)
     }
 }
 
+/* Topic aliases towards a client that allows them (section 3.3.2.3.4): the topic with a new
+ * alias once, then the alias alone; the least recently used replaced when the table is full;
+ * an alias whose PUBLISH was not sent (too large for the client) is not used again. */
+static void outbound_topic_aliases_lru(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    subscribe(&f->gw, s, "sensors/#", 0, 0);
+    struct conn *c = connect_conn(&f->gw, 10);
+    c->aliases_out = topic_alias_new(2);
+    session_attach(&f->gw, s, c);
+    static const char *const topics[] = {"sensors/a", "sensors/a", "sensors/b", "sensors/c",
+                                         "sensors/a"};
+    static const uint16_t alias[] = {1, 1, 2, 1, 2};
+    static const bool topic_sent[] = {true, false, true, true, true};
+    for (size_t i = 0; i < 5; i++) {
+        publish(&f->gw, topics[i], "x", 0, false, NULL);
+        struct mqtt_publish p[2];
+        assert_int_equal(sent(c, p, 2), 1);
+        assert_true(mqtt_props_has(&p[0].props, MQTT_PROP_TOPIC_ALIAS));
+        assert_int_equal(p[0].props.topic_alias, alias[i]);
+        assert_int_equal(p[0].topic.len, topic_sent[i] ? strlen(topics[i]) : 0);
+        if (topic_sent[i])
+            assert_memory_equal(p[0].topic.data, topics[i], strlen(topics[i]));
+        drain(c);
+    }
+    /* too large for the client: dropped, and its alias forgotten */
+    c->client_max_packet = 40;
+    publish(&f->gw, "sensors/d", "a payload longer than forty bytes, for sure", 0, false, NULL);
+    struct mqtt_publish p[2];
+    assert_int_equal(sent(c, p, 2), 0);
+    c->client_max_packet = 0;
+    drain(c);
+    publish(&f->gw, "sensors/d", "x", 0, false, NULL);
+    assert_int_equal(sent(c, p, 2), 1);
+    assert_int_equal(p[0].topic.len, 9); /* the topic again: the client never had the alias */
+    topic_alias_free(c->aliases_out);
+    s->conn = NULL;
+    free_conn(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +594,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reconnect_resends_inflight_with_dup_first, setup, teardown),
         cmocka_unit_test_setup_teardown(qos2_outbound_exchange_and_resume, setup, teardown),
         cmocka_unit_test(share_filters_parsed),
+        cmocka_unit_test_setup_teardown(outbound_topic_aliases_lru, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_subscription_round_robin_and_hand_over, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(overlapping_subscriptions_deliver_once_at_the_highest_qos,

@@ -31,6 +31,7 @@
     X(publishes_in)                                                                               \
     X(publishes_out)                                                                              \
     X(acks_unknown)                                                                               \
+    X(topic_alias_bytes_saved)                                                                    \
     X(shared_handed_over)                                                                         \
     X(shared_lost)                                                                                \
     X(acl_denied_publish)                                                                         \

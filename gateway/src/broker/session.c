@@ -298,7 +298,22 @@ static int send_entry(struct gateway *gw, struct conn *c, struct qentry *q)
             memcpy(p.props.sub_ids, q->sub_ids, sizeof(p.props.sub_ids));
         }
     }
+    bool known = false;
+    uint16_t alias = c->aliases_out ? topic_alias_pick(c->aliases_out, m->topic, m->topic_len,
+                                                       &known)
+                                    : 0;
+    if (alias) {
+        /* section 3.3.2.3.4: the topic once with its alias, then the alias alone */
+        mqtt_props_set(&p.props, MQTT_PROP_TOPIC_ALIAS);
+        p.props.topic_alias = alias;
+        if (known)
+            p.topic.len = 0;
+    }
     int rc = send_publish(c, &p);
+    if (rc != 0 && alias && !known)
+        topic_alias_forget(c->aliases_out, alias); /* the client never learned it */
+    if (rc == 0 && alias)
+        gw->metrics.topic_alias_bytes_saved += known ? m->topic_len : 0;
     if (rc == 1) /* section 3.1.2.25: discard what the client said it cannot take */
         gw->metrics.messages_dropped_too_large++;
     else if (rc == 0)

@@ -448,6 +448,7 @@ static void reload(struct gateway *gw)
     gw->cfg.max_packet_size = next.max_packet_size;
     gw->cfg.receive_maximum = next.receive_maximum;
     gw->cfg.topic_alias_maximum = next.topic_alias_maximum;
+    gw->cfg.topic_aliases_out = next.topic_aliases_out;
     gw->cfg.max_keepalive = next.max_keepalive;
     gw->cfg.max_session_expiry = next.max_session_expiry;
     gw->cfg.max_queued_messages = next.max_queued_messages;

@@ -949,6 +949,7 @@ static void free_dead(struct worker *w)
                 free(c->aliases[i]);
             free(c->aliases);
         }
+        topic_alias_free(c->aliases_out);
         free(c->in);
         free(c->out);
         free(c->wbuf);

@@ -27,6 +27,7 @@
 #include "psagw/mqtt.h"
 #include "registry.h"
 #include "tls_record.h"
+#include "topic_alias.h"
 #include "worker.h"
 
 #define PSK_FP_LEN 8 /* bytes of SHA-256(PSK) kept to notice a changed key */
@@ -93,6 +94,7 @@ struct conn {
     uint16_t client_receive_max;
     uint16_t alias_max; /* what we granted the client */
     char **aliases;     /* client -> gateway topic aliases, [1..alias_max] */
+    struct topic_alias_table *aliases_out; /* gateway -> client (net/topic_alias.h), or NULL */
     uint8_t *in;
     size_t in_len, in_cap;
     uint8_t *out; /* appended under the broker lock, by any worker */

@@ -213,6 +213,9 @@ struct conn_end connect_accept(struct conn *c, const struct mqtt_connect *p)
             c->client_max_packet = pp->max_packet_size;
         if (mqtt_props_has(pp, MQTT_PROP_REQUEST_PROBLEM_INFO))
             c->request_problem_info = pp->request_problem_info;
+        if (mqtt_props_has(pp, MQTT_PROP_TOPIC_ALIAS_MAX) && pp->topic_alias_max > 0 &&
+            gw->cfg.topic_aliases_out)
+            c->aliases_out = topic_alias_new(pp->topic_alias_max); /* NULL: none used */
     }
     /* our own send window: the client's Receive Maximum (MQTT 5) and never above the
      * configured in-flight limit, as mosquitto's max_inflight_messages */

@@ -51,6 +51,7 @@ void config_defaults(struct config *c)
     c->max_packet_size = 1u << 20;
     c->receive_maximum = 64;
     c->topic_alias_maximum = 16;
+    c->topic_aliases_out = true;
     c->max_keepalive = 3600;
     c->max_session_expiry = 86400;
     c->max_queued_messages = 1000;
@@ -512,7 +513,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight_messages",
         "max_topic_length", "max_topic_levels", "max_retained_bytes",
-        "max_subscriptions_per_client",
+        "max_subscriptions_per_client", "topic_aliases_out",
         "connect_timeout",
         "max_connections", NULL};
     static const char *const tls_keys[] = {"ticket_lifetime", "max_handshakes",
@@ -600,6 +601,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
               get_uint(&r, m, "max_packet_size", 64, 268435460u, &c->max_packet_size) ||
               get_uint(&r, m, "receive_maximum", 1, 65535, &ra) ||
               get_uint(&r, m, "topic_alias_maximum", 0, 65535, &tam) ||
+              get_bool(&r, m, "topic_aliases_out", &c->topic_aliases_out) ||
               get_uint(&r, m, "max_keepalive", 10, 65535, &mk) ||
               get_uint(&r, m, "max_session_expiry", 0, UINT32_MAX, &c->max_session_expiry) ||
               get_uint(&r, m, "max_queued_messages", 1, 10000000, &c->max_queued_messages) ||

@@ -114,6 +114,7 @@ struct config {
     uint32_t max_packet_size;
     uint16_t receive_maximum;
     uint16_t topic_alias_maximum;
+    bool topic_aliases_out; /* use aliases towards clients that allow them */
     uint16_t max_keepalive;
     uint32_t max_session_expiry;
     uint32_t max_queued_messages;
