@@ -94,7 +94,7 @@ static void keepalive_check(struct loop *l, struct loop_timer *t)
 static struct msg *make_will(struct conn *c, const struct mqtt_connect *p)
 {
     return msg_new((const char *)p->will_topic.data, p->will_topic.len, p->will_payload.data,
-                   p->will_payload.len, p->will_qos > 1 ? 1 : p->will_qos, p->will_retain,
+                   p->will_payload.len, p->will_qos, p->will_retain,
                    c->version == MQTT_V5 ? &p->will_props : NULL, clock_mono_ms());
 }
 

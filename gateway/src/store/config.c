@@ -602,7 +602,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
               get_uint(&r, m, "receive_maximum", 1, 65535, &ra) ||
               get_uint(&r, m, "topic_alias_maximum", 0, 65535, &tam) ||
               get_bool(&r, m, "topic_aliases_out", &c->topic_aliases_out) ||
-              get_uint(&r, m, "max_keepalive", 10, 65535, &mk) ||
+              get_uint(&r, m, "max_keepalive", 1, 65535, &mk) ||
               get_uint(&r, m, "max_session_expiry", 0, UINT32_MAX, &c->max_session_expiry) ||
               get_uint(&r, m, "max_queued_messages", 1, 10000000, &c->max_queued_messages) ||
               get_uint(&r, m, "max_queued_bytes", 1024, UINT32_MAX, &qb) ||
