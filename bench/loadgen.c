@@ -12,8 +12,10 @@
  *       wall time until all are connected (CONNACK received), then closes them.
  *   loadgen pubsub HOST PORT PSKHEX PREFIX SUBID PUBLISHERS MESSAGES QOS
  *       one subscriber SUBID on sensors/#, PUBLISHERS publishers (PREFIX00000..) each sending
- *       MESSAGES 64-byte messages to sensors/<id>/bench at QOS 0 or 1 (QoS 1 with a window of
- *       32 unacknowledged); prints messages received and the wall time.
+ *       MESSAGES 64-byte messages to sensors/<id>/bench at QOS 0, 1 or 2 (QoS 1 and 2 with a
+ *       window of 32 unacknowledged exchanges); prints messages received and the wall time.
+ *       With LOADGEN_SHARED=N, N subscribers SUBID0..SUBID<N-1> share $share/bench/sensors/#
+ *       instead (and each one's count is printed).
  *
  *   loadgen seqpub HOST PORT PSKHEX ID COUNT INTERVAL_MS
  *       one device ID publishing COUNT QoS 1 messages "ID:SEQ" (SEQ 1..COUNT) to sensors/ID/seq,
@@ -45,6 +47,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,16 +379,31 @@ struct pub_job {
     int qos;
 };
 
-/* Reads PUBACKs until none is outstanding. */
-static void await_pubacks(struct client *c, long *outstanding)
+/* Sends one acknowledgement packet (PUBACK, PUBREC, PUBREL, PUBCOMP). */
+static void send_ack(struct client *c, uint8_t type, uint16_t packet_id)
 {
-    while (*outstanding > 0) {
+    struct mqtt_ack a = {.packet_id = packet_id};
+    uint8_t ack[8];
+    size_t n;
+    mqtt_encode_ack(ack, sizeof(ack), MQTT_V311, type, &a, &n);
+    send_all(c, ack, n);
+}
+
+/* Reads acknowledgements until at most `keep` exchanges are outstanding: a PUBACK (QoS 1) or
+ * PUBCOMP (QoS 2) ends one; a PUBREC is answered with its PUBREL. */
+static void await_acks(struct client *c, long *outstanding, long keep)
+{
+    while (*outstanding > keep) {
         const uint8_t *pk;
         size_t len;
-        if (read_packet(c, &pk, &len) != MQTT_PUBACK)
-            die("publisher expected PUBACK");
+        int type = read_packet(c, &pk, &len);
+        if (type == MQTT_PUBREC)
+            send_ack(c, MQTT_PUBREL, (uint16_t)(pk[2] << 8 | pk[3]));
+        else if (type == MQTT_PUBACK || type == MQTT_PUBCOMP)
+            (*outstanding)--;
+        else
+            die("publisher expected PUBACK, PUBREC or PUBCOMP");
         consume(c, len);
-        (*outstanding)--;
     }
 }
 
@@ -415,67 +433,121 @@ static void *publisher(void *arg)
         mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
         send_all(&c, buf, n);
         if (j->qos && ++outstanding >= 32)
-            await_pubacks(&c, &outstanding);
+            await_acks(&c, &outstanding, 31);
     }
-    await_pubacks(&c, &outstanding);
+    await_acks(&c, &outstanding, 0);
     client_close(&c);
     return NULL;
 }
 
-static int run_pubsub(const char *prefix, const char *sub_id, int pubs, long messages, int qos)
+/* One subscriber: acknowledges what it gets (PUBACK; PUBREC then PUBCOMP for QoS 2) and counts
+ * it into *total until that reaches want or its socket is shut down. */
+struct sub_job {
+    struct client c;
+    _Atomic long *total;
+    long want;
+    long got;
+    _Atomic bool done;
+};
+
+static void *subscriber(void *arg)
 {
-    struct client s;
-    if (client_open(&s, sub_id) != 0)
-        die("subscriber connect");
-    struct mqtt_sub_entry e = {{(const uint8_t *)"sensors/#", 9}, (uint8_t)qos};
-    uint8_t buf[256];
-    size_t n;
-    mqtt_encode_subscribe(buf, sizeof(buf), MQTT_V311, 1, NULL, &e, 1, &n);
-    send_all(&s, buf, n);
+    struct sub_job *j = arg;
     const uint8_t *pk;
     size_t len;
-    if (read_packet(&s, &pk, &len) != MQTT_SUBACK)
-        die("expected SUBACK");
-    consume(&s, len);
-    /* a receive timeout ends the run if messages were lost */
-    struct timeval tv = {10, 0};
-    setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (atomic_load(j->total) < j->want) {
+        int type = read_packet(&j->c, &pk, &len);
+        if (type < 0)
+            break;
+        if (type == MQTT_PUBLISH) {
+            j->got++;
+            atomic_fetch_add(j->total, 1);
+            struct mqtt_packet p;
+            if (mqtt_decode(pk, len, MQTT_V311, &p) == MQTT_OK && p.u.publish.qos > 0)
+                send_ack(&j->c, p.u.publish.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+                         p.u.publish.packet_id);
+        } else if (type == MQTT_PUBREL) {
+            send_ack(&j->c, MQTT_PUBCOMP, (uint16_t)(pk[2] << 8 | pk[3]));
+        }
+        consume(&j->c, len);
+    }
+    atomic_store(&j->done, true);
+    return NULL;
+}
 
-    pthread_t th[64];
+/* LOADGEN_SHARED=N: N subscribers SUBID0.. in one shared subscription group instead of one. */
+static int run_pubsub(const char *prefix, const char *sub_id, int pubs, long messages, int qos)
+{
+    const char *shared = getenv("LOADGEN_SHARED");
+    int n_subs = shared ? atoi(shared) : 1;
+    if (n_subs < 1 || n_subs > 16)
+        n_subs = 1;
+    const char *filter = shared ? "$share/bench/sensors/#" : "sensors/#";
+    static struct sub_job subs[16];
+    _Atomic long total = 0;
+    long want = (long)pubs * messages;
+    for (int i = 0; i < n_subs; i++) {
+        char id[ID_LEN];
+        snprintf(id, sizeof(id), shared ? "%s%d" : "%s", sub_id, i);
+        struct sub_job *j = &subs[i];
+        if (client_open(&j->c, id) != 0)
+            die("subscriber connect");
+        j->total = &total;
+        j->want = want;
+        j->got = 0;
+        atomic_store(&j->done, false);
+        struct mqtt_sub_entry e = {{(const uint8_t *)filter, strlen(filter)}, (uint8_t)qos};
+        uint8_t buf[256];
+        size_t n;
+        mqtt_encode_subscribe(buf, sizeof(buf), MQTT_V311, 1, NULL, &e, 1, &n);
+        send_all(&j->c, buf, n);
+        const uint8_t *pk;
+        size_t len;
+        if (read_packet(&j->c, &pk, &len) != MQTT_SUBACK || pk[len - 1] != qos)
+            die("expected SUBACK granting the QoS asked");
+        consume(&j->c, len);
+        /* a receive timeout ends the run if messages were lost */
+        struct timeval tv = {10, 0};
+        setsockopt(j->c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
+    pthread_t th[64], sth[16];
     struct pub_job jobs[64];
     if (pubs > 64)
         pubs = 64;
     double t0 = now_s();
+    for (int i = 0; i < n_subs; i++)
+        pthread_create(&sth[i], NULL, subscriber, &subs[i]);
     for (int i = 0; i < pubs; i++) {
         make_id(jobs[i].id, prefix, i);
         jobs[i].messages = messages;
         jobs[i].qos = qos;
         pthread_create(&th[i], NULL, publisher, &jobs[i]);
     }
-    long want = (long)pubs * messages, got = 0;
-    while (got < want) {
-        int type = read_packet(&s, &pk, &len);
-        if (type < 0)
+    /* done when every message arrived, or when every subscriber gave up (a timeout) */
+    for (;;) {
+        int running = 0;
+        for (int i = 0; i < n_subs; i++)
+            running += !atomic_load(&subs[i].done);
+        if (atomic_load(&total) >= want || running == 0)
             break;
-        if (type == MQTT_PUBLISH) {
-            got++;
-            struct mqtt_packet p;
-            if (qos && mqtt_decode(pk, len, MQTT_V311, &p) == MQTT_OK && p.u.publish.qos == 1) {
-                struct mqtt_ack a = {.packet_id = p.u.publish.packet_id};
-                uint8_t ack[8];
-                size_t an;
-                mqtt_encode_ack(ack, sizeof(ack), MQTT_V311, MQTT_PUBACK, &a, &an);
-                send_all(&s, ack, an);
-            }
-        }
-        consume(&s, len);
+        usleep(200);
     }
     double dt = now_s() - t0;
+    long got = atomic_load(&total);
+    for (int i = 0; i < n_subs; i++) {
+        shutdown(subs[i].c.fd, SHUT_RD); /* wakes one still waiting in a read */
+        pthread_join(sth[i], NULL);
+    }
     for (int i = 0; i < pubs; i++)
         pthread_join(th[i], NULL);
-    client_close(&s);
-    printf("qos=%d sent=%ld received=%ld wall_s=%.3f rate_per_s=%.0f\n", qos, want, got, dt,
+    for (int i = 0; i < n_subs; i++)
+        client_close(&subs[i].c);
+    printf("qos=%d sent=%ld received=%ld wall_s=%.3f rate_per_s=%.0f", qos, want, got, dt,
            (double)got / dt);
+    if (n_subs > 1)
+        for (int i = 0; i < n_subs; i++)
+            printf(" sub%d=%ld", i, subs[i].got);
+    printf("\n");
     return got == want ? 0 : 1;
 }
 
