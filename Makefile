@@ -13,7 +13,7 @@ JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
 .PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
-	demo bench soak abuse fuzz footprint test-footprint clean
+	demo bench soak abuse fuzz footprint test-footprint deb test-deb clean
 
 all: build
 
@@ -52,6 +52,15 @@ test-footprint: bootstrap
 
 footprint: test-footprint
 
+# Debian packages (psagw, psagw-tools) in build-deb/, lintian-checked (docs/packaging.md)
+deb: bootstrap
+	@scripts/deb.sh
+
+# installs them on this machine, runs the installed daemon as its unit would, removes them
+# (root on Debian only; skipped otherwise)
+test-deb: deb
+	@tests/integration/test_deb.sh
+
 test: test-plain test-asan test-tsan test-fuzz test-footprint
 
 demo: build
@@ -71,4 +80,4 @@ fuzz: bootstrap
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz build-footprint
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz build-footprint build-deb

@@ -68,6 +68,14 @@ expect_log "event=acl_denied action=publish id=dev-1 topic=sensors/dev-2/env"
 pub dev-1 $PSK_A -V mqttv311 -q 1 -t sensors/dev-2/env -m spoof311 \
   || fail "a 3.1.1 QoS 1 publish outside the ACL was not acknowledged"
 expect_log "event=acl_denied action=publish id=dev-1 topic=sensors/dev-2/env qos=1 mqtt=3.1.1"
+# a client that keeps doing it: every publish acknowledged and counted, one log line
+before=$(grep -c "event=acl_denied action=publish id=dev-1 " $GW_LOG)
+seq 1 50 | pub dev-1 $PSK_A -V mqttv311 -q 1 -t sensors/dev-2/env -l \
+  || fail "50 refused 3.1.1 publishes on one connection were not all acknowledged"
+kill -USR1 $GW_PID
+expect_log "event=stats .*acl_denied_publish=52 "
+[ "$(grep -c "event=acl_denied action=publish id=dev-1 " $GW_LOG)" = $((before + 1)) ] \
+  || fail "refused publishes on one connection logged more than once per interval"
 out=$(timeout 3 mosquitto_sub -h 127.0.0.1 -p $PSK_PORT --psk $PSK_A --psk-identity dev-1 -i dev-1 \
   -t 'sensors/#' -V mqttv5 -C 1 -W 1 2>&1 || true)
 expect_log "event=acl_denied action=subscribe id=dev-1 filter=sensors/#"

@@ -42,9 +42,11 @@
 #include "handshake_limit.h"
 #include "log.h"
 #include "lookup.h"
+#include "notify.h"
 #include "private_file.h"
 #include "proto.h"
 #include "session.h"
+#include "spool.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -404,7 +406,17 @@ static void log_stats(struct gateway *gw)
     cloud_log_stats(gw);
 }
 
+static void notify_status(struct gateway *gw, const char *first);
+static void reload_config(struct gateway *gw);
+
 static void reload(struct gateway *gw)
+{
+    notify_send("RELOADING=1");
+    reload_config(gw);
+    notify_status(gw, "READY=1");
+}
+
+static void reload_config(struct gateway *gw)
 {
     if (!gw->cfg.path[0]) {
         log_event(LOG_INFO, "reload", "config=none");
@@ -476,6 +488,7 @@ static void shutdown_gateway(struct gateway *gw)
     if (gw->shutting_down)
         return;
     gw->shutting_down = true;
+    notify_send("STOPPING=1");
     log_event(LOG_INFO, "shutdown", "connections=%zu", (size_t)gw->n_conns);
     tell_workers(gw, true, false);
 }
@@ -521,6 +534,65 @@ static void stats_tick(struct loop *l, struct loop_timer *t)
     broker_unlock();
     if (gw->cfg.stats_interval)
         loop_timer_start(l, t, (uint64_t)gw->cfg.stats_interval * 1000u, stats_tick);
+}
+
+/* STATUS= (what `systemctl status` shows), after `first` ("READY=1", or NULL). */
+static void notify_status(struct gateway *gw, const char *first)
+{
+    char msg[256];
+    int n = snprintf(msg, sizeof(msg), "%s%sSTATUS=connections=%zu", first ? first : "",
+                     first ? "\n" : "", (size_t)atomic_load(&gw->n_conns));
+    broker_lock();
+    n += snprintf(msg + n, sizeof(msg) - (size_t)n, " sessions=%zu retained=%zu",
+                  gw->n_sessions, gw->n_retained);
+    broker_unlock();
+    if (gw->spool) {
+        uint64_t records, bytes;
+        spool_get_depth(gw->spool, &records, &bytes);
+        snprintf(msg + n, sizeof(msg) - (size_t)n, " spool_records=%llu spool_bytes=%llu",
+                 (unsigned long long)records, (unsigned long long)bytes);
+    }
+    notify_send(msg);
+    gw->notify_status_ms = clock_mono_ms();
+}
+
+/* Whether every worker's loop turned since the last look: worker 0 runs this, so it is;
+ * another one is woken each time and must have come round by the next. A worker stuck in a
+ * loop or a lock stops the pings, and the service manager restarts the gateway. */
+static bool workers_alive(struct gateway *gw)
+{
+    bool alive = true;
+    for (unsigned i = 1; i < gw->n_workers; i++) {
+        struct worker *w = &gw->workers[i];
+        uint64_t beat = atomic_load_explicit(&w->heartbeat, memory_order_relaxed);
+        if (beat == w->heartbeat_seen) {
+            static struct log_limit limit;
+            LOG_LIMITED(&limit, LOG_ERROR, "worker_stuck", "worker=%u detail=\"%s\"", i,
+                        "its loop has not turned since the last watchdog interval");
+            alive = false;
+        }
+        w->heartbeat_seen = beat;
+        broker_lock();
+        worker_wake(w);
+        broker_unlock();
+    }
+    return alive;
+}
+
+#define NOTIFY_STATUS_MS 5000
+
+static void notify_tick(struct loop *l, struct loop_timer *t)
+{
+    struct gateway *gw = container_of(t, struct gateway, notify_timer);
+    uint64_t wd_ms = notify_watchdog_usec() / 1000;
+    if (wd_ms && workers_alive(gw))
+        notify_send("WATCHDOG=1");
+    if (clock_mono_ms() - gw->notify_status_ms >= NOTIFY_STATUS_MS)
+        notify_status(gw, NULL);
+    uint64_t next = wd_ms ? wd_ms / 2 : NOTIFY_STATUS_MS;
+    if (next > NOTIFY_STATUS_MS)
+        next = NOTIFY_STATUS_MS;
+    loop_timer_start(l, t, next ? next : 1, notify_tick);
 }
 
 /* Where the path points: the device's file id, or false if there is no file. */
@@ -635,6 +707,7 @@ static void worker_tick(struct loop *l, struct loop_timer *t)
 static void before_sleep(struct loop *l, void *arg)
 {
     struct worker *w = arg;
+    atomic_fetch_add_explicit(&w->heartbeat, 1, memory_order_relaxed);
     conn_worker_housekeeping(w);
     broker_lock();
     bool stop = w->stop_requested, recheck = w->recheck_requested;
@@ -824,7 +897,15 @@ int gateway_run(struct gateway *gw)
         }
         started++;
     }
+    if (notify_init() && !gw->shutting_down) {
+        /* listening, the spool recovered (gateway_init), the workers running: ready */
+        for (unsigned i = 1; i < started; i++)
+            gw->workers[i].heartbeat_seen = UINT64_MAX; /* nothing seen yet */
+        notify_status(gw, "READY=1");
+        loop_timer_start(gw->workers[0].loop, &gw->notify_timer, 1, notify_tick);
+    }
     worker_main(&gw->workers[0]);
+    notify_done();
     for (unsigned i = 1; i < started; i++)
         pthread_join(gw->workers[i].thread, NULL);
     worker_set_current(NULL);

@@ -71,7 +71,9 @@ struct gateway {
     bool cloud_topics_ok;            /* the templates passed the AWS checks (broker lock) */
 
     /* daemon */
-    struct loop_timer stats_timer; /* on worker 0 */
+    struct loop_timer stats_timer;  /* on worker 0 */
+    struct loop_timer notify_timer; /* on worker 0: service manager status and watchdog */
+    uint64_t notify_status_ms;      /* when STATUS= was last sent */
 };
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,6 +55,8 @@ struct worker {
     int spare_fd; /* kept open to accept-and-close when descriptors run out (-1: none) */
     uint32_t handshakes; /* TLS handshakes in progress on this worker (owner only) */
     struct loop_timer tick_timer;
+    _Atomic uint64_t heartbeat; /* loop iterations (daemon: the watchdog sees the loop turn) */
+    uint64_t heartbeat_seen;    /* worker 0's last look at it */
     uint8_t scratch[READ_CHUNK];
     uint8_t tls_in[TLS_IN_CAP];
     uint8_t tls_out[TLS_OUT_CAP];

@@ -969,6 +969,14 @@ void spool_get_stats(struct spool *sp, struct spool_stats *st)
     st->db_bytes = file_bytes(sp->path, "");
 }
 
+void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes)
+{
+    pthread_mutex_lock(&sp->mu);
+    *records = sp->pub.records;
+    *bytes = sp->pub.bytes;
+    pthread_mutex_unlock(&sp->mu);
+}
+
 int spool_file_stats(const char *path, struct spool_stats *st, char *err, size_t errlen)
 {
     memset(st, 0, sizeof(*st));

@@ -133,6 +133,8 @@ struct spool_item *spool_take(struct spool *sp, size_t max);
 void spool_done(struct spool *sp, uint64_t upto, uint64_t count);
 
 void spool_get_stats(struct spool *sp, struct spool_stats *st);
+/* Records waiting in the spool and their bytes, without touching the stats (any thread). */
+void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes);
 /* Whether the disk is full (any thread; no lock taken). */
 bool spool_disk_full(const struct spool *sp);
 /* "ok", "blocked" (max_bytes reached) or "disk_full", for status lines (any thread). */
