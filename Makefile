@@ -2,8 +2,9 @@
 #   make demo   bootstrap, build, run the end-to-end demo, stop by itself
 #   make test   bootstrap, build, run every test through CTest (plain, ASan+UBSan and
 #               ThreadSanitizer builds), then each fuzz target briefly (FUZZ_SECONDS, default 20),
-#               then the Cortex-M33 footprint build (scripts/footprint.sh)
-# Other targets: build, bench, soak, abuse, fuzz, footprint, clean.
+#               then the Cortex-M33 footprint build (scripts/footprint.sh), then the Debian
+#               packages: built, lintian-checked, installed and removed (as root)
+# Other targets: build, bench, soak, abuse, fuzz, footprint, deb, test-deb, clean.
 
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
@@ -61,7 +62,7 @@ deb: bootstrap
 test-deb: deb
 	@tests/integration/test_deb.sh
 
-test: test-plain test-asan test-tsan test-fuzz test-footprint
+test: test-plain test-asan test-tsan test-fuzz test-footprint test-deb
 
 demo: build
 	@scripts/demo.sh $(BUILD)
