@@ -3,8 +3,10 @@
 #   make test   bootstrap, build, run every test through CTest (plain, ASan+UBSan and
 #               ThreadSanitizer builds), then each fuzz target briefly (FUZZ_SECONDS, default 20),
 #               then the Cortex-M33 footprint build (scripts/footprint.sh), then the Debian
-#               packages: built, lintian-checked, installed and removed (as root)
-# Other targets: build, bench, soak, abuse, fuzz, footprint, deb, test-deb, clean.
+#               packages: built, lintian-checked, installed and removed (as root), then the
+#               aarch64 cross-build and its tests under qemu-user
+# Other targets: build, bench, soak, abuse, fuzz, footprint, deb [DEB_ARCH=arm64], test-deb,
+# arm64, test-arm64, clean.
 
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
@@ -14,7 +16,7 @@ JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
 .PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
-	demo bench soak abuse fuzz footprint test-footprint deb test-deb clean
+	demo bench soak abuse fuzz footprint test-footprint deb test-deb arm64 test-arm64 clean
 
 all: build
 
@@ -53,16 +55,27 @@ test-footprint: bootstrap
 
 footprint: test-footprint
 
-# Debian packages (psagw, psagw-tools) in build-deb/, lintian-checked (docs/packaging.md)
+# Debian packages (psagw, psagw-tools) in build-deb/, lintian-checked (docs/packaging.md);
+# DEB_ARCH=arm64 cross-builds them for 64-bit Arm
+DEB_ARCH ?= $(shell dpkg --print-architecture)
 deb: bootstrap
-	@scripts/deb.sh
+	@if [ "$(DEB_ARCH)" = arm64 ]; then scripts/arm64.sh deps; fi
+	@scripts/deb.sh $(DEB_ARCH)
 
 # installs them on this machine, runs the installed daemon as its unit would, removes them
 # (root on Debian only; skipped otherwise)
 test-deb: deb
 	@tests/integration/test_deb.sh
 
-test: test-plain test-asan test-tsan test-fuzz test-footprint test-deb
+# the gateway and psadev cross-built for aarch64 (build-arm64/), and their tests under
+# qemu-user against this machine's clients (docs/arm64.md)
+arm64: bootstrap
+	@scripts/arm64.sh build
+
+test-arm64: arm64 build
+	@scripts/arm64.sh test
+
+test: test-plain test-asan test-tsan test-fuzz test-footprint test-deb test-arm64
 
 demo: build
 	@scripts/demo.sh $(BUILD)
@@ -81,4 +94,4 @@ fuzz: bootstrap
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz build-footprint build-deb
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz build-footprint build-deb build-arm64

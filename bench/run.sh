@@ -7,11 +7,16 @@
 # /proc/PID/stat before and after each workload, so the load generator does not blur it.
 #
 # Usage: bench/run.sh [BUILD_DIR]   env: CONNECTS (2000), IDLE (10000), MESSAGES (20000 per
-# publisher), PUBLISHERS (10)
+# publisher), PUBLISHERS (10); PSAGW_RUN and MOSQUITTO: the servers to run (other builds, e.g.
+# arm64 ones under qemu-user: bench/arm64.sh); ROUTING_AND_IDLE_ONLY=1: only the idle-memory and
+# message workloads
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
+PSAGW_RUN=${PSAGW_RUN:-$PSAGW}
+MOSQUITTO=${MOSQUITTO:-mosquitto}
+ROUTING_AND_IDLE_ONLY=${ROUTING_AND_IDLE_ONLY:-0}
 LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
 CONNECTS=${CONNECTS:-2000}
 IDLE=${IDLE:-10000}
@@ -57,7 +62,7 @@ start_psagw() {
   # mosquitto does not have either; and no byte bound on queues (mosquitto's default: none)
   printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nmqtt = { max_queued_messages = 1000000; max_queued_bytes = 2147483647; max_inflight_messages = 20; };\ntls = { max_handshakes = 100000; max_handshakes_per_address = 65535; };\n' \
     "$DIR/registry.db" > "$DIR/psagw.conf"
-  "$PSAGW" serve --config "$DIR/psagw.conf" --listen 127.0.0.1:$port --attestation-default "${2:-off}" \
+  "$PSAGW_RUN" serve --config "$DIR/psagw.conf" --listen 127.0.0.1:$port --attestation-default "${2:-off}" \
     >/dev/null 2>"$DIR/psagw.log" &
   echo $!
 }
@@ -75,7 +80,7 @@ psk_file $DIR/psk_file
 use_identity_as_username true
 set_tcp_nodelay true
 CONF
-  mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.log" &
+  $MOSQUITTO -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.log" &
   echo $!
 }
 
@@ -102,6 +107,11 @@ idle_memory() {
 
 measure() { # name server_pid port [pubsub workloads]
   local name=$1 pid=$2 port=$3 c0 c1 out
+  if [ "$ROUTING_AND_IDLE_ONLY" = 1 ]; then
+    idle_memory $name $pid $port idle_kb
+    pubsub_runs $name $pid $port ${4:-0 1 2 sh1}
+    return
+  fi
   # connect
   c0=$(cpu_ticks $pid)
   out=$("$LOADGEN" connect 127.0.0.1 $port $PSK bench $CONNECTS)
@@ -151,6 +161,7 @@ echo
 P1=$(free_port); GW=$(start_psagw $P1); PIDS+=($GW); wait_port $P1
 measure psagw $GW $P1
 kill $GW; wait $GW 2>/dev/null || true
+if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
 # the same connects with PSA-IAT attestation: MQTT 5 CONNECT + AUTH challenge + token + verify
 P3=$(free_port); GW=$(start_psagw $P3 required); PIDS+=($GW); wait_port $P3
 c0=$(cpu_ticks $GW)
@@ -168,6 +179,7 @@ kill $GW; wait $GW 2>/dev/null || true
 for k in attest_connect_us attest_failed attest_storm_s attest_storm_failed attest_storm_cpu_us; do
   R[mosquitto.$k]="n/a"
 done
+fi
 P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
 measure mosquitto $MQ $P2 "0 1 sh1"
 kill $MQ; wait $MQ 2>/dev/null || true
@@ -177,6 +189,7 @@ kill $MQ; wait $MQ 2>/dev/null || true
 P7=$(free_port); MQ=$(start_mosquitto $P7 0); PIDS+=($MQ); wait_port $P7
 pubsub_runs mosquitto $MQ $P7 2
 kill $MQ; wait $MQ 2>/dev/null || true
+if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
 # idle devices on TLS 1.3 (external PSK, TLS_AES_128_GCM_SHA256), each server started afresh
 export LOADGEN_TLS13=1
 P5=$(free_port); GW=$(start_psagw $P5); PIDS+=($GW); wait_port $P5
@@ -196,12 +209,16 @@ c1=$(cpu_ticks $FL)
 FLOOR_US=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$CONNECTS 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
 kill $FL; wait $FL 2>/dev/null || true
 
+fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
 printf '\n%-44s %12s %12s %10s %10s\n' "figure" "psagw" "mosquitto" "ratio" "target"
-row() { printf '%-44s %12s %12s %10s %10s\n' "$1" "${R[psagw.$2]}" "${R[mosquitto.$2]}" "$(ratio "${R[psagw.$2]}" "${R[mosquitto.$2]}")" "$3"; }
+row() { # a workload this run did not do (ROUTING_AND_IDLE_ONLY) is left out
+  [ -z "${R[psagw.$2]:-}" ] && [ -z "${R[mosquitto.$2]:-}" ] && return 0
+  printf '%-44s %12s %12s %10s %10s\n' "$1" "${R[psagw.$2]:-n/a}" "${R[mosquitto.$2]:-n/a}" "$(ratio "${R[psagw.$2]:-}" "${R[mosquitto.$2]:-}")" "$3"
+}
 row "server CPU per connect (us)" connect_us "<= 60"
 row "connects per second (client-bound)" connect_rate ""
-printf '%-44s %12s %12s %10s %10s\n' "  floor: handshake + CONNACK + close only (us)" "$FLOOR_US" "" "" ""
+[ -n "${FLOOR_US:-}" ] && printf '%-44s %12s %12s %10s %10s\n' "  floor: handshake + CONNACK + close only (us)" "$FLOOR_US" "" "" ""
 row "server CPU per connect with PSA-IAT (us)" attest_connect_us "<= 80"
 row "attested connects failed" attest_failed "0"
 row "attested storm: $IDLE devices at once (s)" attest_storm_s "<= 5"
@@ -225,7 +242,7 @@ row "QoS 2 delivered/sent" q2_got ""
 row "server CPU per QoS 1 message, shared by 3 (us)" qsh1_us ""
 row "shared QoS 1 messages/s delivered" qsh1_rate ""
 row "shared QoS 1 delivered/sent" qsh1_got ""
-printf '%-44s %12s %12s %10s %10s\n' "shared QoS 1 split across the 3 members" "${R[psagw.qsh1_split]}" "${R[mosquitto.qsh1_split]}" "" ""
+printf '%-44s %12s %12s %10s %10s\n' "shared QoS 1 split across the 3 members" "${R[psagw.qsh1_split]:-}" "${R[mosquitto.qsh1_split]:-}" "" ""
 echo
 echo "ratio = psagw / mosquitto (below 1: psagw uses less)."
 echo "[1] mosquitto with max_inflight_messages 0 (unlimited): 2.0.11 stalls on QoS 2 with 20; psagw with 20."

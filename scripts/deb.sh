@@ -35,5 +35,5 @@ CHANGES="$OUT/psagw_${VERSION}_$ARCH.changes"
 echo "deb: lintian"
 # errors fail the build; warnings are printed (each one we keep is justified in
 # debian/*.lintian-overrides)
-lintian --fail-on error --display-info --no-tag-display-limit "$CHANGES" | tee "$OUT/lintian-$ARCH.txt"
+lintian --fail-on error --display-info --tag-display-limit 0 "$CHANGES" | tee "$OUT/lintian-$ARCH.txt"
 ls -l "$OUT"/*_"$ARCH".deb

@@ -816,6 +816,7 @@ struct layer_case {
     /* where OpenSSL's layer answers otherwise on purpose of ours (docs/tls-record-layer.md,
      * "Where the two record layers differ"): its answer */
     const struct outcome *openssl;
+    const struct outcome *openssl_alt; /* OpenSSL's answer on other CPUs (its cipher code) */
 };
 
 static int sent_fatal, sent_warning;
@@ -1118,8 +1119,11 @@ static const struct layer_case layer_cases[] = {
          FATAL(TLS_ALERT_PROTOCOL_VERSION)),
     SAME("1.3 record version TLS 1.0", true, craft_bad_version, FATAL(TLS_ALERT_DECODE_ERROR)),
     SAME("1.2 record too long", false, craft_overflow, FATAL(TLS_ALERT_RECORD_OVERFLOW)),
-    DIFFERENT("1.2 record shorter than its tag", false, craft_too_short,
-              FATAL(TLS_ALERT_BAD_RECORD_MAC), FATAL(TLS_ALERT_INTERNAL_ERROR)),
+    /* OpenSSL's x86-64 AES-CCM code says internal_error; on arm64 it says bad_record_mac */
+    {.name = "1.2 record shorter than its tag", .tls13 = false, .craft = craft_too_short,
+     .want = FATAL(TLS_ALERT_BAD_RECORD_MAC),
+     .openssl = &(const struct outcome)FATAL(TLS_ALERT_INTERNAL_ERROR),
+     .openssl_alt = &(const struct outcome)FATAL(TLS_ALERT_BAD_RECORD_MAC)},
     SAME("1.2 32 empty records then data", false, craft_empty_max, OK_WITH(1)),
     SAME("1.2 33 empty records", false, craft_empty_flood, FATAL(TLS_ALERT_UNEXPECTED_MESSAGE)),
     SAME("1.2 4 warnings, data, 4 warnings, data", false, craft_warnings_max, OK_WITH(2)),
@@ -1203,7 +1207,8 @@ static void both_record_layers_agree(void **state)
             pair_free(&p);
         }
         const struct outcome *want_openssl = c->openssl ? c->openssl : &c->want;
-        bool ok = same(&got[0], &c->want) && same(&got[1], want_openssl);
+        bool ok = same(&got[0], &c->want) &&
+                  (same(&got[1], want_openssl) || (c->openssl_alt && same(&got[1], c->openssl_alt)));
         fprintf(stderr, "%s %s\n", !ok ? "WRONG:" : c->openssl ? "differ as documented:" : "agree:",
                 c->name);
         if (!ok) {
