@@ -14,13 +14,13 @@ BUILD=${BUILD_ARM64:-build-arm64}
 NATIVE=${BUILD_NATIVE:-build}
 # the integration tests run with the arm64 gateway: TLS-PSK (both record layers), attestation,
 # pub/sub, the MQTT conformance checks, the cloud spool and the device emulator against it
-TESTS=${ARM64_TESTS:-"handshakes pubsub attestation record_layer mqtt_conformance cloud_spool cloud device mqtt5 revocation malformed topic_limits"}
+TESTS=${ARM64_TESTS:-"handshakes pubsub attestation record_layer mqtt_conformance cloud_spool cloud device mqtt5 revocation malformed topic_limits http systemd"}
 
 SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 deps() {
   local pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user crossbuild-essential-arm64
               libssl-dev:arm64 libsqlite3-dev:arm64 libconfig-dev:arm64 libjansson-dev:arm64
-              libcmocka-dev:arm64)
+              libcmocka-dev:arm64 libmicrohttpd-dev:arm64)
   local missing=()
   dpkg --print-foreign-architectures | grep -qx arm64 || { $SUDO dpkg --add-architecture arm64; missing=(update); }
   for p in "${pkgs[@]}"; do

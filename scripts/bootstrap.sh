@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev openssl libsqlite3-dev sqlite3 libconfig-dev libcbor-dev libjansson-dev
+  libmicrohttpd-dev prometheus curl
   libcmocka-dev mosquitto mosquitto-clients gnutls-bin
   procps iproute2 dpkg-dev debhelper lintian python3-minimal python3-paho-mqtt binutils util-linux gdb gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
 )
@@ -37,5 +38,6 @@ $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 # on ports they pick, so a system broker on 1883 is only in the way.
 if command -v systemctl >/dev/null 2>&1; then
   $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true # only its promtool is used
 fi
 fetch_mbedtls

@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 # bottom to top; a layer may call itself and those before it
-LAYERS = ["base", "store", "net", "broker", "attest", "cloud", "proto", "daemon", "cli"]
+LAYERS = ["base", "store", "net", "broker", "attest", "cloud", "proto", "http", "daemon", "cli"]
 ALLOWED_CYCLES = [{"proto/handle_connect", "proto/handle_auth"}]
 
 

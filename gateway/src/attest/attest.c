@@ -40,6 +40,8 @@ struct attest_ctx {
     size_t queued;
     _Atomic uint64_t refused_by[IAT_RESULT_COUNT_];
     struct attest_callbacks cb;
+    struct attest_recent recent[ATTEST_RECENT_MAX]; /* broker lock; a ring */
+    size_t recent_next, recent_n;
 };
 
 #define HISTORY_QUEUE_MAX 100000 /* verdicts beyond this are logged and counted, not kept */
@@ -226,6 +228,42 @@ void attest_flush_history(struct gateway *gw)
     }
 }
 
+uint64_t attest_refused_count(struct gateway *gw, enum iat_result r)
+{
+    return r > 0 && r < IAT_RESULT_COUNT_ ? gw->attest->refused_by[r] : 0;
+}
+
+void attest_recent_each(struct gateway *gw, void (*fn)(const struct attest_recent *v, void *arg),
+                        void *arg)
+{
+    struct attest_ctx *a = gw->attest;
+    broker_lock();
+    for (size_t k = 0; k < a->recent_n; k++)
+        fn(&a->recent[(a->recent_next + ATTEST_RECENT_MAX - 1 - k) % ATTEST_RECENT_MAX], arg);
+    broker_unlock();
+}
+
+/* Keeps a verdict in the ring of recent ones (broker lock held). */
+static void remember_recent(struct gateway *gw, const struct conn *c, enum iat_result r,
+                            const char *reason, const struct iat_token *tok, bool claims_valid)
+{
+    struct attest_ctx *a = gw->attest;
+    struct attest_recent *v = &a->recent[a->recent_next];
+    a->recent_next = (a->recent_next + 1) % ATTEST_RECENT_MAX;
+    if (a->recent_n < ATTEST_RECENT_MAX)
+        a->recent_n++;
+    snprintf(v->id, sizeof(v->id), "%s", c->who.id);
+    snprintf(v->peer, sizeof(v->peer), "%s", c->peer);
+    v->at_ms = (int64_t)clock_wall_ms();
+    v->accepted = r == IAT_OK;
+    v->result = iat_result_name(r);
+    snprintf(v->reason, sizeof(v->reason), "%s", reason);
+    snprintf(v->profile, sizeof(v->profile), "%s",
+             claims_valid ? iat_profile_name(tok->claims.profile) : "");
+    snprintf(v->lifecycle, sizeof(v->lifecycle), "%s",
+             claims_valid ? iat_lifecycle_name(tok->claims.lifecycle) : "");
+}
+
 void attest_log_stats(struct gateway *gw)
 {
     char line[1024];
@@ -296,6 +334,7 @@ enum iat_result attest_verify(struct conn *c, const uint8_t *token, size_t len,
               claims_valid ? (long long)tok->claims.client_id : 0LL, impl, iid, tok->alg,
               (unsigned long long)took_us);
     queue_verdict(gw, c, r, reason, claims_valid ? token : NULL, claims_valid ? len : 0);
+    remember_recent(gw, c, r, reason, tok, claims_valid);
     if (gw->attest->cb.verdict) {
         struct attest_verdict v = {c->who.id, r, reason, claims_valid ? tok : NULL};
         gw->attest->cb.verdict(gw, &v);

@@ -62,5 +62,23 @@ void attest_registry_changed(struct gateway *gw);
 void attest_flush_history(struct gateway *gw);
 /* Logs the per-reason refusal counters (with the stats line). */
 void attest_log_stats(struct gateway *gw);
+/* Refusals counted for one result (any thread). */
+uint64_t attest_refused_count(struct gateway *gw, enum iat_result r);
+
+/* The latest verdicts, kept in memory for the operator's view (http/). */
+#define ATTEST_RECENT_MAX 64
+struct attest_recent {
+    char id[DEVICE_ID_MAX + 1];
+    char peer[64];
+    int64_t at_ms; /* wall clock */
+    bool accepted;
+    const char *result; /* iat_result_name(), static */
+    char reason[160];
+    char profile[16];   /* the token's claim profile, "" when its claims were not valid */
+    char lifecycle[24];
+};
+/* Calls fn for the kept verdicts, newest first (takes the broker lock: fn must not). */
+void attest_recent_each(struct gateway *gw, void (*fn)(const struct attest_recent *v, void *arg),
+                        void *arg);
 
 #endif

@@ -21,7 +21,7 @@ static void usage(FILE *f)
             "  psagw serve [--config FILE] [--listen ADDR:PORT]... [--listen-plain ADDR:PORT]...\n"
             "              [--allow-anonymous] [--registry FILE]\n"
             "              [--attestation-default required|optional|off] [--log-level LEVEL]\n"
-            "              [--workers N]\n"
+            "              [--workers N] [--http ADDR:PORT --http-token-file FILE]\n"
             "  psagw device add ID --role sensor|monitor|custom\n"
             "              [--psk HEX | --psk-file FILE | --generate-psk]\n"
             "              [--attestation required|optional|off|default]\n"
@@ -59,17 +59,19 @@ static int cmd_serve(int argc, char **argv)
         {"attestation-default", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'v'},
         {"workers", required_argument, NULL, 'w'},
+        {"http", required_argument, NULL, 'H'},
+        {"http-token-file", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *registry = NULL, *policy = NULL, *level = NULL;
-    const char *workers = NULL;
+    const char *workers = NULL, *http = NULL, *http_token = NULL;
     const char *listen[CONFIG_MAX_LISTENERS], *plain[CONFIG_MAX_LISTENERS];
     size_t n_listen = 0, n_plain = 0;
     bool anonymous = false;
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "c:l:p:ar:t:v:w:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "c:l:p:ar:t:v:w:H:T:h", opts, NULL)) != -1) {
         switch (o) {
         case 'c':
             config_path = optarg;
@@ -99,6 +101,12 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'w':
             workers = optarg;
+            break;
+        case 'H':
+            http = optarg;
+            break;
+        case 'T':
+            http_token = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -162,6 +170,10 @@ static int cmd_serve(int argc, char **argv)
         }
         cfg.workers = (uint32_t)n;
     }
+    if (http)
+        snprintf(cfg.http_listen, sizeof(cfg.http_listen), "%s", http);
+    if (http_token)
+        snprintf(cfg.http_token_file, sizeof(cfg.http_token_file), "%s", http_token);
     if (config_finish(&cfg, err, sizeof(err)) != 0)
         goto bad;
 

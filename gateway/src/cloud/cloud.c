@@ -42,6 +42,7 @@ static void on_durable(void *arg, const struct spool_item *list)
             c->spool_waiting--;
         send_ack(c, it->ack.type, it->ack.packet_id, it->ack.reason,
                  it->ack.reason ? "the gateway's spool disk is full; send again later" : NULL);
+        histogram_observe(&gw->metrics.puback_latency, clock_mono_us() - it->ack.received_us);
         if (c->read_paused && c->spool_waiting < (gw->cfg.receive_maximum + 1u) / 2u)
             conn_resume_remote(c);
     }
@@ -89,6 +90,8 @@ int cloud_init(struct gateway *gw, char *err, size_t errlen)
         log_event(LOG_ERROR, "cloud_config_error", "detail=\"%s\" action=spooling (devices are "
                   "served; fix the config and send SIGHUP)", why);
     gw->uplink = uplink_new(gw, gw->spool, k);
+    if (gw->spool)
+        spool_set_commit_histogram(gw->spool, &gw->metrics.spool_commit);
     if (!gw->uplink || spool_start(gw->spool) != 0 || uplink_start(gw->uplink) != 0) {
         snprintf(err, errlen, "cloud: cannot start the spool or uplink thread");
         return -1;
@@ -260,6 +263,7 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
         it->has_ack = true;
         it->ack.anonymous = s->anonymous;
         it->ack.conn_gen = c->gen;
+        it->ack.received_us = c->rx_us;
         it->ack.packet_id = p->packet_id;
         it->ack.type = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
         it->ack.reason = refusal;

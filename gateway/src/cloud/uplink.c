@@ -51,6 +51,7 @@ struct slot {
     struct spool_item *it;
     enum slot_state state;
     uint16_t pid;
+    uint64_t sent_us; /* monotonic: when its PUBLISH went to the cloud */
 };
 
 enum up_state { UP_IDLE, UP_CONNECTING, UP_CONNECTED };
@@ -320,6 +321,7 @@ static void on_puback(void *arg, uint16_t pid, uint8_t reason)
     if (s->state != SLOT_INFLIGHT || s->pid != pid)
         return;
     u->n_inflight--;
+    histogram_observe(&u->gw->metrics.cloud_puback, clock_mono_us() - s->sent_us);
     if (reason == MQTT_RC_QUOTA_EXCEEDED || reason == MQTT_RC_SERVER_BUSY) {
         /* the cloud asks us to slow down: send it again later */
         s->state = SLOT_UNSENT;
@@ -563,6 +565,7 @@ static uint64_t pump(struct uplink *u)
             pacing_record(&u->rate, bytes, t);
         s->state = SLOT_INFLIGHT;
         s->pid = pid;
+        s->sent_us = t;
         u->slot_of_pid[pid] = (uint32_t)((u->win_head + i) % u->win_cap) + 1;
         u->n_inflight++;
         stat_add(u, &u->stats.published, 1);

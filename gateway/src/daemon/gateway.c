@@ -40,6 +40,7 @@
 #include "end.h"
 #include "gateway.h"
 #include "handshake_limit.h"
+#include "http.h"
 #include "log.h"
 #include "lookup.h"
 #include "notify.h"
@@ -413,6 +414,7 @@ static void reload(struct gateway *gw)
 {
     notify_send("RELOADING=1");
     reload_config(gw);
+    http_reload(gw);
     notify_status(gw, "READY=1");
 }
 
@@ -787,6 +789,7 @@ static int worker_init(struct gateway *gw, struct worker *w, unsigned index, cha
 int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t errlen)
 {
     memset(gw, 0, sizeof(*gw));
+    gw->started_ms = clock_mono_ms();
     signal_io.fd = -1;
     gw->cfg = *cfg;
     log_set_level((enum log_level)cfg->log_level);
@@ -857,6 +860,8 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     }
     if (cloud_init(gw, err, errlen) != 0)
         return -1;
+    if (http_start(gw, err, errlen) != 0)
+        return -1;
     struct worker *w0 = &gw->workers[0];
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || loop_io_add(w0->loop, &signal_io, sfd, EPOLLIN, on_signal) != 0) {
@@ -897,6 +902,7 @@ int gateway_run(struct gateway *gw)
         }
         started++;
     }
+    atomic_store(&gw->serving, !gw->shutting_down);
     if (notify_init() && !gw->shutting_down) {
         /* listening, the spool recovered (gateway_init), the workers running: ready */
         for (unsigned i = 1; i < started; i++)
@@ -905,6 +911,7 @@ int gateway_run(struct gateway *gw)
         loop_timer_start(gw->workers[0].loop, &gw->notify_timer, 1, notify_tick);
     }
     worker_main(&gw->workers[0]);
+    atomic_store(&gw->serving, false);
     notify_done();
     for (unsigned i = 1; i < started; i++)
         pthread_join(gw->workers[i].thread, NULL);
@@ -916,6 +923,7 @@ int gateway_run(struct gateway *gw)
 
 void gateway_free(struct gateway *gw)
 {
+    http_stop(gw); /* first: its thread reads what the rest of this frees */
     cloud_stop(gw); /* commits what devices sent last, before sessions go */
     for (unsigned i = 0; gw->workers && i < gw->n_workers; i++) {
         struct worker *w = &gw->workers[i];

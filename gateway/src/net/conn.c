@@ -136,6 +136,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
     c->gen = ++gw->conn_gen;
     gw->metrics.connections_accepted++;
     c->last_rx_ms = loop_now_ms(w->loop);
+    c->accepted_us = clock_mono_us();
     loop_timer_start(w->loop, &c->timer, (uint64_t)connect_timeout * 1000u, connect_deadline);
 }
 
@@ -389,6 +390,7 @@ static int flush(struct conn *c)
 void conn_touch(struct conn *c)
 {
     c->last_rx_ms = loop_now_ms(c->w->loop);
+    c->rx_us = clock_mono_us();
 }
 
 /* Handles every complete packet in buf[0..len) (broker lock held); returns bytes consumed. */

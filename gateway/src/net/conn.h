@@ -86,6 +86,8 @@ struct conn {
     const char *psk_refusal;     /* why the PSK callback refused, for the handshake failure log */
     uint8_t psk_fp[PSK_FP_LEN];  /* SHA-256 prefix of the PSK used, bound into session tickets */
     uint64_t last_rx_ms;
+    uint64_t accepted_us; /* monotonic: TCP accept (connect latency) */
+    uint64_t rx_us;       /* monotonic: the packet being handled arrived (PUBACK latency) */
     uint8_t version;
     uint16_t keep_alive;
     bool request_problem_info;

@@ -27,6 +27,7 @@ struct attest_ctx;
 struct spool;
 struct uplink;
 struct record_keys;
+struct http_server;
 
 struct gateway {
     /* daemon: the configuration in force (changed by a reload under the broker lock) */
@@ -70,7 +71,12 @@ struct gateway {
     struct record_keys *record_keys; /* the group key for payload = "json" routes, or NULL */
     bool cloud_topics_ok;            /* the templates passed the AWS checks (broker lock) */
 
+    /* http: the operator's endpoint (NULL when not configured) */
+    struct http_server *http;
+
     /* daemon */
+    uint64_t started_ms;          /* monotonic: gateway_init */
+    _Atomic bool serving;         /* the workers run (readiness) */
     struct loop_timer stats_timer;  /* on worker 0 */
     struct loop_timer notify_timer; /* on worker 0: service manager status and watchdog */
     uint64_t notify_status_ms;      /* when STATUS= was last sent */

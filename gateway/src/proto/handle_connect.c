@@ -315,6 +315,7 @@ struct conn_end connect_accept(struct conn *c, const struct mqtt_connect *p)
     }
     c->state = CONN_CONNECTED;
     send_connack(c, present, MQTT_RC_SUCCESS, &props);
+    histogram_observe(&gw->metrics.connect_latency, clock_mono_us() - c->accepted_us);
     loop_timer_cancel(c->w->loop, &c->timer); /* the connect (or attestation) deadline */
     auth_arm_reattest(c);
     if (c->keep_alive)

@@ -180,11 +180,13 @@ struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p)
         return CONN_END(MQTT_RC_IMPL_SPECIFIC, "out of memory");
     if (p->qos == 0 || to_cloud)
         return CONN_GO_ON; /* to_cloud: the spool sends the ack once the message is durable */
-    if (c->spool_waiting > 0) /* earlier acks still wait for the spool: keep the order */
+    if (c->spool_waiting > 0) { /* earlier acks still wait for the spool: keep the order */
         cloud_take_publish(c, p, NULL, NULL, 0, &end);
-    else
+    } else {
         send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id, MQTT_RC_SUCCESS,
                  NULL);
+        histogram_observe(&gw->metrics.puback_latency, clock_mono_us() - c->rx_us);
+    }
     return end;
 }
 

@@ -52,6 +52,9 @@ void config_defaults(struct config *c)
     c->receive_maximum = 64;
     c->topic_alias_maximum = 16;
     c->topic_aliases_out = true;
+    c->http_max_connections = 64;
+    c->http_max_connections_per_address = 16;
+    c->http_requests_per_second = 50;
     c->max_keepalive = 3600;
     c->max_session_expiry = 86400;
     c->max_queued_messages = 1000;
@@ -508,7 +511,10 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     static const char *const root_keys[] = {
         "registry", "log_level", "attestation_default", "allow_anonymous", "anonymous_acl",
         "listeners", "mqtt", "tls", "tcp", "stats_interval", "workers", "attestation", "cloud",
-        NULL};
+        "http", NULL};
+    static const char *const http_keys[] = {"listen", "token_file", "max_connections",
+                                            "max_connections_per_address",
+                                            "requests_per_second", NULL};
     static const char *const mqtt_keys[] = {
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight_messages",
@@ -635,6 +641,15 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
               get_uint(&r, t, "max_handshakes_per_address", 1, 65535,
                        &c->max_handshakes_per_address)))
         goto out;
+    config_setting_t *h = config_setting_get_member(root, "http");
+    if (h && (check_keys(&r, h, http_keys) ||
+              get_str(&r, h, "listen", c->http_listen, sizeof(c->http_listen)) ||
+              get_str(&r, h, "token_file", c->http_token_file, sizeof(c->http_token_file)) ||
+              get_uint(&r, h, "max_connections", 1, 10000, &c->http_max_connections) ||
+              get_uint(&r, h, "max_connections_per_address", 1, 10000,
+                       &c->http_max_connections_per_address) ||
+              get_uint(&r, h, "requests_per_second", 1, 100000, &c->http_requests_per_second)))
+        goto out;
     rc = 0;
 out:
     config_destroy(&cf);
@@ -657,6 +672,11 @@ int config_finish(struct config *c, char *err, size_t errlen)
                      l->address);
             return -1;
         }
+    }
+    if (c->http_listen[0] && !c->http_token_file[0]) {
+        snprintf(err, errlen, "http: token_file is required with listen (a file, mode 0600, "
+                              "holding the bearer token the endpoint asks for)");
+        return -1;
     }
     return 0;
 }

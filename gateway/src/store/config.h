@@ -137,6 +137,12 @@ struct config {
     uint32_t stats_interval;
     uint32_t workers; /* event loops (threads); 0: one per online CPU */
     struct cloud_config cloud;
+    /* http: the operator's endpoint (metrics, health, API); off while http_listen is "" */
+    char http_listen[128];
+    char http_token_file[4096];
+    uint32_t http_max_connections;
+    uint32_t http_max_connections_per_address;
+    uint32_t http_requests_per_second; /* per source address */
 };
 
 /* Fills *c with the defaults (no listeners yet). */

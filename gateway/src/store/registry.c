@@ -358,6 +358,41 @@ int registry_list(struct registry *r, int (*fn)(const struct device *d, void *ar
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? REG_OK : db_fail(r, "list");
 }
 
+int registry_list_page(struct registry *r, const char *after, unsigned limit,
+                       int (*fn)(const struct device *d, void *arg), void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT " DEVICE_COLUMNS " FROM devices WHERE id > ?1 ORDER BY id "
+                           "LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "list");
+    sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct device d;
+        row_to_device(st, &d);
+        int stop = fn(&d, arg);
+        device_clear(&d);
+        if (stop)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? REG_OK : db_fail(r, "list");
+}
+
+int registry_count(struct registry *r, int64_t *devices)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM devices", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(r, "count");
+    int rc = sqlite3_step(st);
+    *devices = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? REG_OK : db_fail(r, "count");
+}
+
 int registry_begin(struct registry *r)
 {
     return sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK

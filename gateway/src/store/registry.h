@@ -68,6 +68,10 @@ int registry_remove(struct registry *r, const char *id);
 int registry_set_revoked(struct registry *r, const char *id, bool revoked);
 /* Calls fn for every device, ordered by id; stops early if fn returns non-zero. */
 int registry_list(struct registry *r, int (*fn)(const struct device *d, void *arg), void *arg);
+/* At most `limit` devices whose id sorts after `after` ("" or NULL: from the first), by id. */
+int registry_list_page(struct registry *r, const char *after, unsigned limit,
+                       int (*fn)(const struct device *d, void *arg), void *arg);
+int registry_count(struct registry *r, int64_t *devices);
 /* Transactions, for all-or-nothing imports. */
 int registry_begin(struct registry *r);
 int registry_commit(struct registry *r);

@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "histogram.h"
 #include "log.h"
 
 #define BATCH_MAX 8192                  /* items per commit */
@@ -86,6 +87,7 @@ struct spool {
     uint64_t last_handed; /* highest seq put in the handoff */
     uint64_t next_seq;
     uint64_t records, bytes, drops_saved, written, deleted, commits, commit_us, commit_max_us;
+    struct histogram *commit_histogram; /* each COMMIT's time, or NULL */
     _Atomic uint64_t drops; /* spool_submit counts as well */
     struct spool_stats pub; /* mu: the thread's figures as of its last round */
 };
@@ -689,6 +691,8 @@ static void *spool_thread(void *arg)
             uint64_t c0 = clock_mono_us();
             ok = db_ok(sp, sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL), "commit");
             uint64_t us = clock_mono_us() - c0;
+            if (sp->commit_histogram)
+                histogram_observe(sp->commit_histogram, us);
             sp->commit_us += us;
             if (us > sp->commit_max_us)
                 sp->commit_max_us = us;
@@ -967,6 +971,11 @@ void spool_get_stats(struct spool *sp, struct spool_stats *st)
     pthread_mutex_unlock(&sp->ckpt_mu);
     st->wal_bytes = file_bytes(sp->path, "-wal");
     st->db_bytes = file_bytes(sp->path, "");
+}
+
+void spool_set_commit_histogram(struct spool *sp, struct histogram *h)
+{
+    sp->commit_histogram = h;
 }
 
 void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes)

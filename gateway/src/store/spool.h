@@ -49,6 +49,7 @@ struct spool_ack {
     uint16_t packet_id;
     uint8_t type;   /* MQTT_PUBACK or MQTT_PUBREC */
     uint8_t reason; /* 0: success; else a refusal kept in order behind earlier acks (0x97) */
+    uint64_t received_us; /* monotonic: when the PUBLISH arrived (PUBACK latency) */
 };
 
 struct spool_item {
@@ -133,6 +134,9 @@ struct spool_item *spool_take(struct spool *sp, size_t max);
 void spool_done(struct spool *sp, uint64_t upto, uint64_t count);
 
 void spool_get_stats(struct spool *sp, struct spool_stats *st);
+/* Where each COMMIT's time is counted (before spool_start). */
+struct histogram;
+void spool_set_commit_histogram(struct spool *sp, struct histogram *h);
 /* Records waiting in the spool and their bytes, without touching the stats (any thread). */
 void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes);
 /* Whether the disk is full (any thread; no lock taken). */

@@ -1,0 +1,326 @@
+/*
+ * http_api.c: the read-only JSON API (/api/...) and /readyz. No secret ever leaves: a device's
+ * PSK and IAK are not shown, nor their lengths; "attestation_key" only says whether one is
+ * registered. Tokens kept as evidence stay in the registry.
+ *
+ *   /api/devices?after=ID&limit=N   a page of devices (by id; N <= 500, 100 by default) with
+ *                                   their connection and last verdict; "next" continues it
+ *   /api/devices/ID                 one device, and its verdict history
+ *   /api/verdicts                   the latest verdicts, newest first
+ *   /api/spool                      the spool and the cloud link
+ *   /api/refvals                    the attestation reference values
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest.h"
+#include "broker_lock.h"
+#include "clock.h"
+#include "hex.h"
+#include "http_render.h"
+#include "session.h"
+#include "spool.h"
+#include "uplink.h"
+
+#define PAGE_DEFAULT 100
+#define PAGE_MAX 500
+#define HISTORY_SHOWN 20
+
+static void put_json(struct http_buf *b, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    if (text)
+        http_buf_printf(b, "%s\n", text);
+    else
+        b->oom = true;
+    free(text);
+    json_decref(doc);
+}
+
+static json_t *error_doc(const char *text)
+{
+    return json_pack("{s:s}", "error", text);
+}
+
+/* The registry's view of a device, copied while its lock is held. */
+struct dev_row {
+    char id[DEVICE_ID_MAX + 1];
+    const char *role, *policy, *profile;
+    bool revoked, has_iak;
+    int64_t created, updated;
+};
+
+struct page {
+    struct dev_row *rows;
+    size_t n, cap;
+};
+
+static int take_row(const struct device *d, void *arg)
+{
+    struct page *p = arg;
+    if (p->n == p->cap)
+        return 1;
+    struct dev_row *r = &p->rows[p->n++];
+    snprintf(r->id, sizeof(r->id), "%s", d->id);
+    r->role = device_role_name(d->role);
+    r->policy = device_policy_name(d->attestation);
+    r->profile = iat_profile_name(d->iat_profile);
+    r->revoked = d->revoked;
+    r->has_iak = d->iak_len > 0;
+    r->created = d->created;
+    r->updated = d->updated;
+    return 0;
+}
+
+struct last_verdict_ctx {
+    const char *id;
+    json_t *found;
+};
+
+static json_t *verdict_json(const struct attest_recent *v)
+{
+    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s}", "device", v->id, "verdict",
+                     v->accepted ? "accepted" : "refused", "at_ms", (json_int_t)v->at_ms,
+                     "result", v->result, "reason", v->reason, "peer", v->peer, "profile",
+                     v->profile, "lifecycle", v->lifecycle);
+}
+
+static void find_last_verdict(const struct attest_recent *v, void *arg)
+{
+    struct last_verdict_ctx *c = arg;
+    if (!c->found && strcmp(v->id, c->id) == 0)
+        c->found = verdict_json(v);
+}
+
+/* The device's live state: its session and connection, copied under the broker lock. */
+static json_t *device_json(struct gateway *gw, const struct dev_row *r)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:I,s:I}", "id", r->id, "role", r->role,
+                          "attestation_policy", r->policy, "iat_profile", r->profile,
+                          "revoked", r->revoked, "attestation_key",
+                          r->has_iak ? "registered" : "none", "created", (json_int_t)r->created,
+                          "updated", (json_int_t)r->updated);
+    if (!o)
+        return NULL;
+    broker_lock();
+    struct session *s = session_find(gw, r->id, false);
+    struct conn *c = s ? s->conn : NULL;
+    json_t *live = json_object();
+    if (live) {
+        json_object_set_new(live, "session", json_boolean(s != NULL));
+        json_object_set_new(live, "connected", json_boolean(c && c->state == CONN_CONNECTED));
+        if (s) {
+            json_object_set_new(live, "queued", json_integer(s->n_pending));
+            json_object_set_new(live, "inflight", json_integer(s->n_inflight));
+            json_object_set_new(live, "subscriptions", json_integer(s->n_subs));
+        }
+        if (c && c->state == CONN_CONNECTED) {
+            json_object_set_new(live, "peer", json_string(c->peer));
+            json_object_set_new(live, "mqtt", json_string(c->version == MQTT_V5 ? "5.0"
+                                                                               : "3.1.1"));
+            json_object_set_new(live, "tls", json_string(c->tls_version ? c->tls_version
+                                                                        : "none"));
+            if (c->tls_cipher)
+                json_object_set_new(live, "cipher", json_string(c->tls_cipher));
+            json_object_set_new(live, "attested", json_boolean(c->attested));
+            json_object_set_new(live, "keep_alive", json_integer(c->keep_alive));
+            json_object_set_new(live, "idle_ms",
+                                json_integer((json_int_t)(clock_mono_ms() - c->last_rx_ms)));
+        }
+    }
+    broker_unlock();
+    json_object_set_new(o, "live", live ? live : json_null());
+    struct last_verdict_ctx lv = {r->id, NULL};
+    attest_recent_each(gw, find_last_verdict, &lv);
+    json_object_set_new(o, "last_verdict", lv.found ? lv.found : json_null());
+    return o;
+}
+
+static int devices_page(struct gateway *gw, http_param_fn param, void *conn, struct http_buf *b)
+{
+    const char *after = param(conn, "after"), *lim = param(conn, "limit");
+    long limit = lim ? strtol(lim, NULL, 10) : PAGE_DEFAULT;
+    if (limit < 1 || limit > PAGE_MAX) {
+        put_json(b, error_doc("limit must be 1..500"));
+        return 400;
+    }
+    struct page p = {.rows = calloc((size_t)limit, sizeof(struct dev_row)), .cap = (size_t)limit};
+    if (!p.rows) {
+        b->oom = true;
+        return 500;
+    }
+    int64_t total = 0;
+    pthread_mutex_lock(&gw->reg_lock);
+    int rc = registry_list_page(gw->reg, after, (unsigned)limit, take_row, &p);
+    if (rc == REG_OK)
+        rc = registry_count(gw->reg, &total);
+    pthread_mutex_unlock(&gw->reg_lock);
+    if (rc != REG_OK) {
+        free(p.rows);
+        put_json(b, error_doc("the registry cannot be read now"));
+        return 503;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < p.n && list; i++)
+        json_array_append_new(list, device_json(gw, &p.rows[i]));
+    json_t *doc = json_pack("{s:o,s:I,s:o}", "devices", list ? list : json_array(), "total",
+                            (json_int_t)total, "next",
+                            p.n == (size_t)limit ? json_string(p.rows[p.n - 1].id) : json_null());
+    free(p.rows);
+    put_json(b, doc);
+    return 200;
+}
+
+static int take_history(const struct attest_record *rec, void *arg)
+{
+    json_array_append_new(arg, json_pack("{s:s,s:I,s:s,s:s,s:s}", "verdict",
+                                         rec->accepted ? "accepted" : "refused", "at_ms",
+                                         (json_int_t)rec->at_ms, "result",
+                                         rec->result ? rec->result : "", "reason",
+                                         rec->reason ? rec->reason : "", "peer",
+                                         rec->peer ? rec->peer : ""));
+    return 0;
+}
+
+static int one_device(struct gateway *gw, const char *id, struct http_buf *b)
+{
+    struct device d;
+    struct dev_row row;
+    memset(&row, 0, sizeof(row));
+    struct page p = {.rows = &row, .cap = 1};
+    json_t *history = json_array();
+    pthread_mutex_lock(&gw->reg_lock);
+    int rc = device_id_valid(id, strlen(id)) ? registry_get(gw->reg, id, &d) : REG_NOT_FOUND;
+    if (rc == REG_OK) {
+        take_row(&d, &p);
+        device_clear(&d);
+        registry_history_list(gw->reg, id, HISTORY_SHOWN, take_history, history);
+    }
+    pthread_mutex_unlock(&gw->reg_lock);
+    if (rc != REG_OK) {
+        json_decref(history);
+        put_json(b, error_doc(rc == REG_NOT_FOUND ? "no such device" : "registry unreadable"));
+        return rc == REG_NOT_FOUND ? 404 : 503;
+    }
+    json_t *o = device_json(gw, &p.rows[0]);
+    if (o)
+        json_object_set_new(o, "history", history ? history : json_array());
+    put_json(b, o);
+    return 200;
+}
+
+static void take_recent(const struct attest_recent *v, void *arg)
+{
+    json_array_append_new(arg, verdict_json(v));
+}
+
+static int verdicts(struct gateway *gw, struct http_buf *b)
+{
+    json_t *list = json_array();
+    if (list)
+        attest_recent_each(gw, take_recent, list);
+    put_json(b, json_pack("{s:o}", "verdicts", list ? list : json_array()));
+    return 200;
+}
+
+static int spool_status(struct gateway *gw, struct http_buf *b)
+{
+    json_t *o = json_object();
+    if (!o) {
+        b->oom = true;
+        return 500;
+    }
+    json_object_set_new(o, "cloud_configured", json_boolean(gw->cfg.cloud.enabled));
+    if (gw->spool) {
+        uint64_t records = 0, bytes = 0;
+        spool_get_depth(gw->spool, &records, &bytes);
+        json_object_set_new(o, "spool", json_pack("{s:I,s:I,s:s,s:s}", "records",
+                                                  (json_int_t)records, "bytes",
+                                                  (json_int_t)bytes, "state",
+                                                  spool_state_name(gw->spool), "path",
+                                                  gw->cfg.cloud.spool));
+    }
+    if (gw->uplink) {
+        struct uplink_stats st;
+        uplink_get_stats(gw->uplink, &st);
+        json_object_set_new(o, "uplink",
+                            json_pack("{s:s,s:i,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "host",
+                                      gw->cfg.cloud.host, "port", (int)gw->cfg.cloud.port,
+                                      "client_id", gw->cfg.cloud.client_id, "connected",
+                                      st.connected, "inflight", (json_int_t)st.inflight,
+                                      "published", (json_int_t)st.published, "acked",
+                                      (json_int_t)st.acked, "rejected", (json_int_t)st.rejected,
+                                      "connects", (json_int_t)st.connects, "failures",
+                                      (json_int_t)st.failures));
+    }
+    put_json(b, o);
+    return 200;
+}
+
+static int take_refval(const struct refval *rv, void *arg)
+{
+    char value[129], signer[129];
+    hex_encode(rv->value, rv->value_len, value, sizeof(value));
+    hex_encode(rv->signer_id, rv->signer_len, signer, sizeof(signer));
+    json_array_append_new(arg, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I}", "id", (json_int_t)rv->id,
+                                         "kind",
+                                         rv->kind == REFVAL_IMPLEMENTATION ? "implementation"
+                                                                           : "measurement",
+                                         "value", value, "signer_id", signer, "type", rv->type,
+                                         "label", rv->label, "created",
+                                         (json_int_t)rv->created));
+    return 0;
+}
+
+static int refvals(struct gateway *gw, struct http_buf *b)
+{
+    json_t *list = json_array();
+    pthread_mutex_lock(&gw->reg_lock);
+    int rc = list ? registry_refval_list(gw->reg, take_refval, list) : REG_DB;
+    pthread_mutex_unlock(&gw->reg_lock);
+    if (rc != REG_OK) {
+        json_decref(list);
+        put_json(b, error_doc("the registry cannot be read now"));
+        return 503;
+    }
+    put_json(b, json_pack("{s:o}", "refvals", list));
+    return 200;
+}
+
+int http_api_render(struct gateway *gw, const char *path, http_param_fn param, void *conn,
+                    struct http_buf *b)
+{
+    if (strcmp(path, "/devices") == 0)
+        return devices_page(gw, param, conn, b);
+    if (strncmp(path, "/devices/", 9) == 0 && path[9])
+        return one_device(gw, path + 9, b);
+    if (strcmp(path, "/verdicts") == 0)
+        return verdicts(gw, b);
+    if (strcmp(path, "/spool") == 0)
+        return spool_status(gw, b);
+    if (strcmp(path, "/refvals") == 0)
+        return refvals(gw, b);
+    put_json(b, error_doc("no such page"));
+    return 404;
+}
+
+int http_ready_render(struct gateway *gw, struct http_buf *b)
+{
+    bool listening = atomic_load(&gw->serving);
+    bool registry = gw->reg && !atomic_load(&gw->registry_lost);
+    const char *spool = gw->spool ? spool_state_name(gw->spool) : "none";
+    bool spool_ok = !gw->spool || strcmp(spool, "ok") == 0;
+    const char *cloud = "none";
+    if (gw->uplink) {
+        struct uplink_stats st;
+        uplink_get_stats(gw->uplink, &st);
+        cloud = st.connected ? "connected" : "disconnected";
+    }
+    bool ready = listening && registry && spool_ok;
+    /* the cloud link is reported, not required: devices are served and spooled without it */
+    put_json(b, json_pack("{s:b,s:b,s:s,s:s,s:s}", "ready", ready, "listening", listening,
+                          "registry", registry ? "ok" : "unavailable", "spool", spool, "cloud",
+                          cloud));
+    return ready ? 200 : 503;
+}
