@@ -67,7 +67,8 @@ free_kb=$(df -k --output=avail "$DISK" | tail -1)
 dd if=/dev/zero of="$DISK/filler" bs=1k count=$((free_kb > 300 ? free_kb - 300 : 0)) 2>/dev/null || true
 LOADGEN_PAD=20000 "$LOADGEN" seqpub 127.0.0.1 "$PSK_PORT" $PSK_A s1 40 0 >"$WORK/b.acks" 2>"$WORK/b.err" &
 pub2=$!
-for _ in $(seq 1 100); do
+# (up to 30 s: a loaded machine running the sanitizer builds writes slowly)
+for _ in $(seq 1 300); do
   [ "$(grep -c 'event=spool_full state=disk_full' "$GW_LOG")" -ge 2 ] && break
   sleep 0.1
 done
