@@ -43,13 +43,20 @@ code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
 [ "$(code $URL/healthz)" = 200 ] || fail "/healthz without a token"
 curl -s $URL/healthz | grep -q '"status":"ok"' || fail "/healthz body"
-for p in /metrics /readyz /api/devices /api/verdicts /api/spool /api/refvals /; do
+for p in /metrics /readyz /api/devices /api/verdicts /api/spool /api/refvals; do
   [ "$(code $URL$p)" = 401 ] || fail "$p without a token: not 401"
   [ "$(code -H 'Authorization: Bearer wrong-token-0123456789' $URL$p)" = 401 ] || fail "$p with a wrong token"
   [ "$(code -H "Authorization: Bearer $TOKEN" $URL$p)" = 200 ] || fail "$p with the token"
 done
 expect_log "event=http_unauthorized peer=127.0.0.1"
-ok "/healthz is open; /metrics, /readyz, /api/* and / answer 401 without the right bearer token and 200 with it"
+ok "/healthz is open; /metrics, /readyz and /api/* answer 401 without the right bearer token and 200 with it"
+curl -s -D $WORK/headers $URL/ > $WORK/page.html
+grep -q '<title>psagw</title>' $WORK/page.html || fail "/ is not the dashboard"
+grep -qi "^Content-Security-Policy: default-src 'none'" $WORK/headers || fail "no CSP: $(cat $WORK/headers)"
+if grep -Eq '(src|href)="https?:|url\(https?:|fetch\("https?:|import .*https?:' $WORK/page.html; then
+  fail "the dashboard loads something from elsewhere"
+fi
+ok "/ is the dashboard: a static page (no data in it, nothing loaded from elsewhere, a strict CSP); its data calls need the token"
 
 get /readyz | grep -q '"ready":true,"listening":true,"registry":"ok","spool":"none","cloud":"none"' \
   || fail "/readyz: $(get /readyz)"

@@ -51,6 +51,7 @@ struct session {
     uint32_t n_pending_qos0; /* QoS 0 deliveries among the pending ones */
     struct log_limit drop_log; /* message_dropped: one line per interval */
     struct log_limit acl_log;  /* acl_denied for its publishes: one line per interval */
+    uint64_t publishes_in; /* PUBLISHes its connections sent (the dashboard's rate) */
     uint16_t next_pid;
     uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */
     uint16_t n_qos2_in, cap_qos2_in;

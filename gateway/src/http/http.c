@@ -133,6 +133,14 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (strncmp(type, "text/html", 9) == 0) {
+        /* the dashboard loads nothing from elsewhere and talks only to this endpoint */
+        MHD_add_response_header(r, "Content-Security-Policy",
+                                "default-src 'none'; script-src 'unsafe-inline'; "
+                                "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'");
+        MHD_add_response_header(r, "X-Frame-Options", "DENY");
+        MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    }
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"psagw\"");
     if (status == MHD_HTTP_TOO_MANY_REQUESTS)
@@ -161,14 +169,9 @@ static const char *param_of(void *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static const char index_html[] =
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>psagw</title></head><body>"
-    "<h1>psagw</h1><p>The operator's endpoint. With the bearer token:</p><ul>"
-    "<li><code>/metrics</code> (Prometheus)</li><li><code>/readyz</code></li>"
-    "<li><code>/api/devices</code>, <code>/api/devices/ID</code></li>"
-    "<li><code>/api/verdicts</code></li><li><code>/api/spool</code></li>"
-    "<li><code>/api/refvals</code></li></ul><p>Without it: <code>/healthz</code>.</p>"
-    "</body></html>";
+/* the dashboard page (dashboard.html, embedded by gateway/embed.cmake) */
+extern const unsigned char http_dashboard_html[];
+extern const unsigned long http_dashboard_html_len;
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
@@ -191,6 +194,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_json(conn, MHD_HTTP_TOO_MANY_REQUESTS, "{\"error\":\"too many requests\"}");
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"GET only\"}");
+    if (strcmp(url, "/") == 0) {
+        /* the dashboard: a static page with no data in it (its calls to /api and /metrics
+         * carry the token, which it takes from the address's #fragment) */
+        struct http_buf page = {.p = (char *)http_dashboard_html, .len = http_dashboard_html_len};
+        return reply(conn, MHD_HTTP_OK, "text/html; charset=utf-8", &page);
+    }
     if (strcmp(url, "/healthz") == 0)
         return reply_json(conn, MHD_HTTP_OK,
                           "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_s\":%llu}",
@@ -222,11 +231,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         status = (unsigned)http_ready_render(gw, &b);
     } else if (strncmp(url, "/api/", 5) == 0) {
         status = (unsigned)http_api_render(gw, url + 4, param_of, conn, &b);
-    } else if (strcmp(url, "/") == 0) {
-        b.p = (char *)index_html; /* not freed: a static page */
-        b.len = sizeof(index_html) - 1;
-        enum MHD_Result rc = reply(conn, MHD_HTTP_OK, "text/html; charset=utf-8", &b);
-        return rc;
     } else {
         http_buf_printf(&b, "{\"error\":\"no such page\"}");
         status = MHD_HTTP_NOT_FOUND;

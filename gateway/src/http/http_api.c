@@ -114,6 +114,7 @@ static json_t *device_json(struct gateway *gw, const struct dev_row *r)
             json_object_set_new(live, "queued", json_integer(s->n_pending));
             json_object_set_new(live, "inflight", json_integer(s->n_inflight));
             json_object_set_new(live, "subscriptions", json_integer(s->n_subs));
+            json_object_set_new(live, "publishes_in", json_integer((json_int_t)s->publishes_in));
         }
         if (c && c->state == CONN_CONNECTED) {
             json_object_set_new(live, "peer", json_string(c->peer));

@@ -91,6 +91,7 @@ struct conn_end handle_publish(struct conn *c, struct mqtt_publish *p)
     struct gateway *gw = c->gw;
     struct session *s = c->session;
     gw->metrics.publishes_in++;
+    s->publishes_in++;
     if (c->version == MQTT_V5 && mqtt_props_has(&p->props, MQTT_PROP_SUBSCRIPTION_ID)) {
         /* section 3.3.4: a client must not send Subscription Identifiers */
         return CONN_END(MQTT_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH");
