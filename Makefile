@@ -16,7 +16,8 @@ JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
 .PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
-	demo bench soak abuse fuzz footprint test-footprint deb test-deb arm64 test-arm64 clean
+	demo bench soak abuse fuzz footprint test-footprint deb test-deb arm64 test-arm64 \
+	dashboard-shot clean
 
 all: build
 
@@ -66,6 +67,10 @@ deb: bootstrap
 # (root on Debian only; skipped otherwise)
 test-deb: deb
 	@tests/integration/test_deb.sh
+
+# the dashboard's picture in docs/ (headless Chromium; tests/integration/test_dashboard.sh)
+dashboard-shot: build
+	@cd $(BUILD) && DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png ctest -R integration.dashboard --output-on-failure
 
 # the gateway and psadev cross-built for aarch64 (build-arm64/), and their tests under
 # qemu-user against this machine's clients (docs/arm64.md)

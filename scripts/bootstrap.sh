@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev openssl libsqlite3-dev sqlite3 libconfig-dev libcbor-dev libjansson-dev
-  libmicrohttpd-dev prometheus curl
+  libmicrohttpd-dev prometheus curl chromium chromium-driver python3-selenium
   libcmocka-dev mosquitto mosquitto-clients gnutls-bin
   procps iproute2 dpkg-dev debhelper lintian python3-minimal python3-paho-mqtt binutils util-linux gdb gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
 )

@@ -122,7 +122,10 @@ allow_anonymous = true;   # the plain loopback listener, for the operator's tool
 anonymous_acl = { publish = [ "cmd/#", "sensors/#" ]; subscribe = [ "sensors/#" ]; };
 attestation = { default = "required"; require_known_implementation = true;
                 require_known_measurements = true; };
+http = { listen = "127.0.0.1:0"; token_file = "$DIR/http.token"; };   # the dashboard
 CONF
+openssl rand -hex 32 > "$DIR/http.token"
+chmod 600 "$DIR/http.token"
 "$PSAGW" serve --config "$DIR/psagw.conf" --listen 127.0.0.1:0 --listen-plain 127.0.0.1:0 \
   --log-level info 2>"$LOG" &
 GW=$!
@@ -130,6 +133,8 @@ for _ in $(seq 1 100); do grep -q "event=started" "$LOG" && break; sleep 0.05; d
 PORT=$(grep 'event=listening' "$LOG" | grep 'type=tls-psk' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
 PLAIN=$(grep 'event=listening' "$LOG" | grep 'type=plain' | head -1 | sed 's/.* port=\([0-9]*\).*/\1/')
 echo "psagw pid $GW: TLS-PSK on 127.0.0.1:$PORT, plain (operator tools) on 127.0.0.1:$PLAIN"
+HTTP=$(grep 'event=http_listening' "$LOG" | sed 's/.* port=\([0-9]*\).*/\1/')
+echo "dashboard (open it in a browser while the demo runs): http://127.0.0.1:$HTTP/#token=$(cat "$DIR/http.token")"
 # followers end by themselves when the gateway exits (tail --pid)
 tail --pid="$GW" -n +1 -f "$LOG" \
   | grep --line-buffered -E "event=(attestation|connect_refused|tls_handshake_failed|acl_denied|cloud_connected|cloud_disconnected|command_delivered) " \
@@ -185,6 +190,7 @@ sleep 1
 
 if [ "$KEEP" = 1 ]; then
   say "Everything keeps running (Ctrl-C to stop). Gateway 127.0.0.1:$PORT, log $LOG"
+  echo "dashboard: http://127.0.0.1:$HTTP/#token=$(cat "$DIR/http.token")"
   wait "$GW"
 fi
 say "Cloud outage: the cloud broker stops for 4 s; the gateway keeps acknowledging into its spool"
