@@ -12,6 +12,8 @@ WRONG_IAK=$(printf '11%.0s' $(seq 32))
 add_device dev-1 sensor $PSK_A --attestation off
 add_device att-1 sensor $PSK_B --iak $IAK --attestation required
 for i in 1 2 3 4 5; do add_device "page-$i" sensor $PSK_C --attestation off; done
+add_device ops-1 custom $PSK_C --attestation off --acl-sub '$SYS/#'
+
 openssl rand -hex 32 > $WORK/token
 chmod 600 $WORK/token
 TOKEN=$(cat $WORK/token)
@@ -30,6 +32,7 @@ cat > $WORK/gw.conf <<CONF
 registry = "$REG";
 log_level = "debug";
 listeners = ( { address = "127.0.0.1:0"; } );
+mqtt = { sys_interval = 1; };
 http = { listen = "127.0.0.1:0"; token_file = "$WORK/token"; requests_per_second = 100;
          max_connections_per_address = 16; };
 CONF
@@ -94,7 +97,19 @@ echo "$v" | grep -q '"device":"att-1","verdict":"refused".*"result":"mac_mismatc
 echo "$v" | grep -q '"device":"att-1","verdict":"accepted"' || fail "no accepted verdict: $v"
 ok "/api/verdicts lists the refusal with its reason and the acceptance, newest first"
 
-# the device pages: 7 devices, 3 per page, followed to the end
+# the same figures as $SYS/ topics, for a role whose ACL names them
+timeout 5 mosquitto_sub -h 127.0.0.1 -p $PSK_PORT --psk $PSK_C --psk-identity ops-1 -i ops-1 \
+  -t '$SYS/#' -v -W 4 > $WORK/sys.out 2>&1 || true
+grep -qx '$SYS/broker/version psagw [0-9.]*' $WORK/sys.out || fail "\$SYS version: $(head -5 $WORK/sys.out)"
+grep -q '^$SYS/broker/clients/connected [0-9]' $WORK/sys.out || fail "\$SYS clients"
+grep -qx '$SYS/psagw/attestation/refused/mac_mismatch 1' $WORK/sys.out || fail "\$SYS refusals: $(grep attestation $WORK/sys.out)"
+grep -q '^$SYS/broker/uptime [0-9]* seconds' $WORK/sys.out || fail "\$SYS uptime"
+out=$(timeout 3 mosquitto_sub -h 127.0.0.1 -p $PSK_PORT --psk $PSK_A --psk-identity dev-1 -i dev-1 \
+  -t '$SYS/#' -V mqttv5 -W 2 2>&1 || true)
+expect_log "event=acl_denied action=subscribe id=dev-1 filter=\\\$SYS/#"
+ok "\$SYS/broker/... and \$SYS/psagw/attestation/... published every sys_interval, retained, for a role whose ACL allows them; a sensor is refused"
+
+# the device pages: 8 devices, 3 per page, followed to the end
 after="" n=0 pages=0
 while :; do
   page=$(get "/api/devices?limit=3${after:+&after=$after}")
@@ -105,8 +120,8 @@ while :; do
   after=$next
   [ $pages -lt 10 ] || fail "paging does not end"
 done
-[ "$n" = 7 ] && [ "$pages" = 3 ] || fail "paging: $n devices in $pages pages"
-echo "$page" | grep -q '"total":7' || fail "total: $page"
+[ "$n" = 8 ] && [ "$pages" = 3 ] || fail "paging: $n devices in $pages pages"
+echo "$page" | grep -q '"total":8' || fail "total: $page"
 # the verdicts reach the registry's history once a second (worker 0 writes them in one go)
 for _ in $(seq 1 30); do
   one=$(get /api/devices/att-1)
@@ -122,7 +137,7 @@ for secret in $PSK_A $PSK_B $PSK_C $IAK; do
   if echo "$all" | grep -qi "$secret"; then fail "a key appeared in the API"; fi
 done
 if echo "$all" | grep -qi '"psk\|"iak\|key_len\|psk_len'; then fail "a key's field appeared in the API"; fi
-ok "/api/devices pages by id (7 devices, 3 per page), one device with its history, 404 and 400; no PSK or IAK anywhere"
+ok "/api/devices pages by id (8 devices, 3 per page), one device with its history, 404 and 400; no PSK or IAK anywhere"
 
 # limits: methods, size, rate, slow clients
 [ "$(code -X POST -H "Authorization: Bearer $TOKEN" $URL/api/devices)" = 405 ] || fail "POST"

@@ -48,6 +48,7 @@
 #include "proto.h"
 #include "session.h"
 #include "spool.h"
+#include "sys_topics.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -463,6 +464,7 @@ static void reload_config(struct gateway *gw)
     gw->cfg.receive_maximum = next.receive_maximum;
     gw->cfg.topic_alias_maximum = next.topic_alias_maximum;
     gw->cfg.topic_aliases_out = next.topic_aliases_out;
+    gw->cfg.sys_interval = next.sys_interval;
     gw->cfg.max_keepalive = next.max_keepalive;
     gw->cfg.max_session_expiry = next.max_session_expiry;
     gw->cfg.max_queued_messages = next.max_queued_messages;
@@ -703,6 +705,10 @@ static void worker_tick(struct loop *l, struct loop_timer *t)
     }
     gw->registry_version = v;
     attest_flush_history(gw); /* our own commits do not move data_version */
+    if (gw->cfg.sys_interval && ++gw->sys_ticks >= gw->cfg.sys_interval) {
+        gw->sys_ticks = 0;
+        sys_topics_publish(gw);
+    }
     loop_timer_start(l, t, 1000, worker_tick);
 }
 

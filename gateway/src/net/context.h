@@ -80,6 +80,7 @@ struct gateway {
     struct loop_timer stats_timer;  /* on worker 0 */
     struct loop_timer notify_timer; /* on worker 0: service manager status and watchdog */
     uint64_t notify_status_ms;      /* when STATUS= was last sent */
+    uint32_t sys_ticks;             /* worker 0's seconds since $SYS/ was published */
 };
 
 #endif

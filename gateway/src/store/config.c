@@ -52,6 +52,7 @@ void config_defaults(struct config *c)
     c->receive_maximum = 64;
     c->topic_alias_maximum = 16;
     c->topic_aliases_out = true;
+    c->sys_interval = 10;
     c->http_max_connections = 64;
     c->http_max_connections_per_address = 16;
     c->http_requests_per_second = 50;
@@ -519,7 +520,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
         "max_packet_size", "receive_maximum", "topic_alias_maximum", "max_keepalive",
         "max_session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight_messages",
         "max_topic_length", "max_topic_levels", "max_retained_bytes",
-        "max_subscriptions_per_client", "topic_aliases_out",
+        "max_subscriptions_per_client", "topic_aliases_out", "sys_interval",
         "connect_timeout",
         "max_connections", NULL};
     static const char *const tls_keys[] = {"ticket_lifetime", "max_handshakes",
@@ -608,6 +609,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
               get_uint(&r, m, "receive_maximum", 1, 65535, &ra) ||
               get_uint(&r, m, "topic_alias_maximum", 0, 65535, &tam) ||
               get_bool(&r, m, "topic_aliases_out", &c->topic_aliases_out) ||
+              get_uint(&r, m, "sys_interval", 0, 86400, &c->sys_interval) ||
               get_uint(&r, m, "max_keepalive", 1, 65535, &mk) ||
               get_uint(&r, m, "max_session_expiry", 0, UINT32_MAX, &c->max_session_expiry) ||
               get_uint(&r, m, "max_queued_messages", 1, 10000000, &c->max_queued_messages) ||

@@ -115,6 +115,7 @@ struct config {
     uint16_t receive_maximum;
     uint16_t topic_alias_maximum;
     bool topic_aliases_out; /* use aliases towards clients that allow them */
+    uint32_t sys_interval;  /* seconds between $SYS/ publications; 0: none */
     uint16_t max_keepalive;
     uint32_t max_session_expiry;
     uint32_t max_queued_messages;
