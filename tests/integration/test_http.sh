@@ -109,6 +109,20 @@ out=$(timeout 3 mosquitto_sub -h 127.0.0.1 -p $PSK_PORT --psk $PSK_A --psk-ident
 expect_log "event=acl_denied action=subscribe id=dev-1 filter=\\\$SYS/#"
 ok "\$SYS/broker/... and \$SYS/psagw/attestation/... published every sys_interval, retained, for a role whose ACL allows them; a sensor is refused"
 
+# psagw status: the same, for a person, from the daemon's endpoint
+st=$("$PSAGW" status --http 127.0.0.1:$HTTP --token-file $WORK/token) || fail "psagw status: $st"
+echo "$st" | grep -q "^psagw .* at 127.0.0.1:$HTTP: READY (listening yes, registry ok" || fail "status: $st"
+echo "$st" | grep -q "^devices: 8 registered" || fail "status devices: $st"
+echo "$st" | grep -q "refused .* att-1: mac_mismatch" || fail "status refusals: $st"
+"$PSAGW" status --http 127.0.0.1:$HTTP --token-file $WORK/token --json > $WORK/status.json \
+  || fail "status --json"
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ready"]["ready"] and d["devices"]["total"] == 8' \
+  $WORK/status.json || fail "status --json: $(head -c 300 $WORK/status.json)"
+echo wrong-token-0123456789abcdef > $WORK/bad-token
+out=$("$PSAGW" status --http 127.0.0.1:$HTTP --token-file $WORK/bad-token 2>&1) && fail "a wrong token"
+echo "$out" | grep -q "refused the token (401)" || fail "wrong token: $out"
+ok "psagw status summarises the running daemon (ready, devices, refusals), --json gives it all, a wrong token is said so"
+
 # the device pages: 8 devices, 3 per page, followed to the end
 after="" n=0 pages=0
 while :; do

@@ -18,6 +18,8 @@ int cmd_iat(int argc, char **argv);
 int cmd_spool(int argc, char **argv);
 /* `psagw cloud check`: the cloud config checked offline. */
 int cmd_cloud(int argc, char **argv);
+/* `psagw status`: the running daemon's summary, over its HTTP endpoint; exit 3 if not ready. */
+int cmd_status(int argc, char **argv);
 
 /* Opens the registry named by --registry, else by the config file (--config or the default
  * one), else the default path; prints why it cannot, prefixed with `who`. With `create` it is

@@ -40,6 +40,7 @@ static void usage(FILE *f)
             "              [--profile legacy|psa2] [--alg hmac256|hmac384|hmac512] [--hex]\n"
             "  psagw spool stats [--spool FILE | --config FILE] [--json]\n"
             "  psagw cloud check [--config FILE]\n"
+            "  psagw status [--config FILE] [--http ADDR:PORT] [--token-file FILE] [--json]\n"
             "  psagw version\n"
             "\n"
             "Every device and refval subcommand takes --registry FILE and --config FILE; the registry is\n"
@@ -213,6 +214,8 @@ int main(int argc, char **argv)
         return cmd_spool(argc - 1, argv + 1);
     if (strcmp(cmd, "cloud") == 0)
         return cmd_cloud(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
     if (strcmp(cmd, "device") == 0)
         return cmd_device(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
