@@ -66,7 +66,11 @@ try:
     wait_for("the chart gaining a point",
              lambda: int(drv.find_element(By.CSS_SELECTOR, 'svg[data-sensor="%s"]' % sensor)
                          .get_attribute("data-points")) > before)
-    print("ok - %s's chart gains points as it publishes" % sensor)
+    kind = drv.find_element(By.CSS_SELECTOR, 'svg[data-sensor="%s"]' % sensor).get_attribute(
+        "data-kind")
+    if kind != "readings":
+        fail("%s's chart shows %s, not the readings the gateway opened" % (sensor, kind))
+    print("ok - %s's chart of its readings (opened with the group key) gains points" % sensor)
     time.sleep(2.5)
     drv.save_screenshot(shot)
     print("ok - screenshot: " + shot)

@@ -30,6 +30,17 @@ cat > $WORK/gw.conf <<CONF
 registry = "$REG";
 listeners = ( { address = "127.0.0.1:0"; } );
 http = { listen = "127.0.0.1:0"; token_file = "$WORK/token"; };
+# sensor-1's records go up as JSON: the gateway opens them with the group key, so the dashboard
+# charts its readings; sensor-2's go up as they are (its chart is its message rate). The cloud
+# itself is not there: the messages wait in the spool, which is what a dead cloud looks like.
+cloud = {
+  host = "127.0.0.1"; port = 1; client_id = "dash-gw";
+  ca_file = "$WORK/none.pem"; cert_file = "$WORK/none.pem"; key_file = "$WORK/none.key";
+  group_key_file = "$WORK/group.key";
+  routes = ( { match = "sensors/sensor-1/#"; topic = "psagw/{gateway}/{id}/{rest}"; payload = "json"; },
+             { match = "sensors/+/#"; topic = "psagw/{gateway}/{id}/{rest}"; } );
+  spool = { path = "$WORK/spool.db"; };
+};
 CONF
 : > $GW_LOG
 launch_gateway --config $WORK/gw.conf

@@ -152,6 +152,7 @@ void session_destroy(struct gateway *gw, struct session *s)
     if (s->will)
         msg_unref(s->will);
     free(s->qos2_in);
+    free(s->readings);
     free(s->id);
     free(s);
 }
@@ -792,6 +793,31 @@ void session_sub_remove(struct session *s, struct sub *sub)
     topic_tree_remove_sub(node, sub);
     topic_tree_prune(node);
     free(sub);
+}
+
+void session_add_reading(struct session *s, int64_t time_ms, float temperature_c,
+                         float humidity_pct)
+{
+    BROKER_LOCK_HELD();
+    if (!s->readings && !(s->readings = calloc(1, sizeof(*s->readings))))
+        return;
+    struct readings *rs = s->readings;
+    rs->r[rs->next] = (struct reading){time_ms, temperature_c, humidity_pct};
+    rs->next = (rs->next + 1) % SESSION_READINGS;
+    if (rs->n < SESSION_READINGS)
+        rs->n++;
+}
+
+size_t session_readings(const struct session *s, struct reading *out, size_t max)
+{
+    BROKER_LOCK_HELD();
+    const struct readings *rs = s->readings;
+    size_t n = rs ? rs->n : 0;
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = rs->r[(rs->next + SESSION_READINGS - n + i) % SESSION_READINGS];
+    return n;
 }
 
 void session_destroy_all(struct gateway *gw)

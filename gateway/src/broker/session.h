@@ -32,6 +32,18 @@ struct qentry {
     struct share_group *group; /* came through a shared subscription (a reference), or NULL */
 };
 
+/* The last readings of a sensor whose records the gateway opens (routes with payload = "json"),
+ * for the operator's view; allocated at the first one, so other sessions pay a pointer. */
+#define SESSION_READINGS 60
+struct reading {
+    int64_t time_ms; /* wall clock, the device's own time in the record */
+    float temperature_c, humidity_pct;
+};
+struct readings {
+    struct reading r[SESSION_READINGS]; /* a ring */
+    uint32_t next, n;
+};
+
 struct session {
     struct session *hnext;
     struct gateway *gw;
@@ -52,6 +64,7 @@ struct session {
     struct log_limit drop_log; /* message_dropped: one line per interval */
     struct log_limit acl_log;  /* acl_denied for its publishes: one line per interval */
     uint64_t publishes_in; /* PUBLISHes its connections sent (the dashboard's rate) */
+    struct readings *readings; /* NULL until a record of it was opened */
     uint16_t next_pid;
     uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */
     uint16_t n_qos2_in, cap_qos2_in;
@@ -85,6 +98,11 @@ struct sub *session_sub_find(const struct session *s, struct tnode *node,
 struct sub *session_sub_add(struct session *s, struct tnode *node, struct share_group *group);
 /* Removes and frees one subscription (O(1)); prunes its node. */
 void session_sub_remove(struct session *s, struct sub *sub);
+/* Keeps one opened reading (broker lock). */
+void session_add_reading(struct session *s, int64_t time_ms, float temperature_c,
+                         float humidity_pct);
+/* Copies the kept readings, oldest first, into out[0..max); returns how many. */
+size_t session_readings(const struct session *s, struct reading *out, size_t max);
 /* Every session, at shutdown (takes the broker lock). */
 void session_destroy_all(struct gateway *gw);
 
