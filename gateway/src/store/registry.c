@@ -339,12 +339,10 @@ int registry_set_revoked(struct registry *r, const char *id, bool revoked)
                       id, revoked ? 1 : 0);
 }
 
-int registry_list(struct registry *r, int (*fn)(const struct device *d, void *arg), void *arg)
+/* Calls fn for each device row of a prepared statement, then finalizes it. */
+static int each_device(struct registry *r, sqlite3_stmt *st,
+                       int (*fn)(const struct device *d, void *arg), void *arg)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(r->db, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY id", -1, &st,
-                           NULL) != SQLITE_OK)
-        return db_fail(r, "list");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct device d;
@@ -358,6 +356,15 @@ int registry_list(struct registry *r, int (*fn)(const struct device *d, void *ar
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? REG_OK : db_fail(r, "list");
 }
 
+int registry_list(struct registry *r, int (*fn)(const struct device *d, void *arg), void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(r, "list");
+    return each_device(r, st, fn, arg);
+}
+
 int registry_list_page(struct registry *r, const char *after, unsigned limit,
                        int (*fn)(const struct device *d, void *arg), void *arg)
 {
@@ -369,17 +376,7 @@ int registry_list_page(struct registry *r, const char *after, unsigned limit,
         return db_fail(r, "list");
     sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, limit);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct device d;
-        row_to_device(st, &d);
-        int stop = fn(&d, arg);
-        device_clear(&d);
-        if (stop)
-            break;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? REG_OK : db_fail(r, "list");
+    return each_device(r, st, fn, arg);
 }
 
 int registry_count(struct registry *r, int64_t *devices)
