@@ -16,7 +16,18 @@ mosquitto_sub -h 127.0.0.1 -p "$PSK_PORT" --psk $PSK_A --psk-identity s1 -i s1 -
   -t cmd/s1/x >/dev/null 2>&1 &
 CHILDREN+=($!)
 expect_log "event=connect .*id=s1 "
-timer=$(ss -tno state established "( sport = :$PSK_PORT )" | grep -o 'timer:(keepalive,[^,]*' | head -1)
+# ss shows one timer per socket: while data just sent is unacknowledged it is the
+# retransmission timer, so look again until the keep-alive one shows
+keepalive_timer() {
+  local t=""
+  for _ in $(seq 1 30); do
+    t=$(ss -tno state established "( sport = :$PSK_PORT )" | grep -o 'timer:(keepalive,[^,]*' | head -1 || true)
+    [ -n "$t" ] && break
+    sleep 0.1
+  done
+  echo "$t"
+}
+timer=$(keepalive_timer)
 [ -n "$timer" ] || fail "no keep-alive timer on the gateway's socket: $(ss -tno state established "( sport = :$PSK_PORT )")"
 secs=$(echo "$timer" | sed 's/timer:(keepalive,//; s/sec//; s/ms//')
 awk -v s="$secs" 'BEGIN { exit !(s + 0 > 0 && s + 0 <= 7) }' ||
@@ -32,7 +43,7 @@ mosquitto_sub -h 127.0.0.1 -p "$PSK_PORT" --psk $PSK_A --psk-identity s1 -i s1 -
   -t cmd/s1/x >/dev/null 2>&1 &
 CHILDREN+=($!)
 expect_log "event=connect .*id=s1 "
-timer=$(ss -tno state established "( sport = :$PSK_PORT )" | grep -o 'timer:(keepalive,[^,]*' | head -1)
+timer=$(keepalive_timer)
 echo "$timer" | grep -Eq 'keepalive,(1min|[0-9]+sec)' || fail "default keep-alive timer: '$timer'"
 ok "by default, TCP keep-alive after 120 s idle ($timer)"
 stop_gateway

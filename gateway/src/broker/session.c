@@ -206,6 +206,7 @@ void session_detach(struct gateway *gw, struct session *s)
 {
     BROKER_LOCK_HELD();
     s->conn = NULL;
+    s->detached_ms = (int64_t)clock_wall_ms();
     if (s->will) {
         if (s->will_delay == 0 || s->expiry == 0) {
             broker_publish_will(gw, s);

@@ -65,6 +65,7 @@ struct session {
     struct log_limit acl_log;  /* acl_denied for its publishes: one line per interval */
     uint64_t publishes_in; /* PUBLISHes its connections sent (the dashboard's rate) */
     struct readings *readings; /* NULL until a record of it was opened */
+    int64_t detached_ms;       /* wall clock: when its last connection went (0: never) */
     uint16_t next_pid;
     uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */
     uint16_t n_qos2_in, cap_qos2_in;

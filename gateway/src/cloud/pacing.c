@@ -47,6 +47,14 @@ uint64_t pacing_wait(struct pacing_rate *r, uint32_t max_publishes, uint64_t max
     return wait;
 }
 
+size_t pacing_in_window(struct pacing_rate *r, uint64_t t, uint64_t *bytes)
+{
+    expire(r, t);
+    if (bytes)
+        *bytes = r->bytes;
+    return r->n;
+}
+
 int pacing_record(struct pacing_rate *r, size_t bytes, uint64_t t)
 {
     if (r->n == r->cap) {

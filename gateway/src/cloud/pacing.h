@@ -31,6 +31,8 @@ uint64_t pacing_wait(struct pacing_rate *r, uint32_t max_publishes, uint64_t max
 /* Records a publish of `bytes` at time t; -1 if out of memory (the publish is not counted). */
 int pacing_record(struct pacing_rate *r, size_t bytes, uint64_t t);
 void pacing_rate_free(struct pacing_rate *r);
+/* The publishes still in the window at time t, and their bytes in *bytes (may be NULL). */
+size_t pacing_in_window(struct pacing_rate *r, uint64_t t, uint64_t *bytes);
 
 /* The next reconnect delay in milliseconds: *backoff_s doubles from min_s up to max_s (0 is a
  * fresh start), and the delay is drawn from [d/2, d] seconds with *rng (rand_r). */

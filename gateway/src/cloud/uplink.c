@@ -575,6 +575,9 @@ static uint64_t pump(struct uplink *u)
         teardown(u, cloud_client_error(u->cc));
     pthread_mutex_lock(&u->mu);
     u->stats.inflight = u->n_inflight;
+    u->stats.window_at_us = clock_mono_us();
+    u->stats.window_publishes = pacing_in_window(&u->rate, u->stats.window_at_us,
+                                                 &u->stats.window_bytes);
     pthread_mutex_unlock(&u->mu);
     return wait;
 }

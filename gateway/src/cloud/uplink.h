@@ -27,6 +27,9 @@ struct uplink_stats {
     uint64_t commands_delivered;
     uint64_t commands_dropped; /* no session for that device, or a bad topic */
     uint64_t inflight;
+    uint64_t window_publishes; /* publishes in the last rate window (max_publish_rate's use) */
+    uint64_t window_bytes;     /* their bytes (max_bytes_rate's use) */
+    uint64_t window_at_us;     /* when those were counted (monotonic); older: none since */
 };
 
 /* The device topic under which attestation verdicts are spooled (devices cannot publish '$'

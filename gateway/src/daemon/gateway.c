@@ -552,7 +552,7 @@ static void notify_status(struct gateway *gw, const char *first)
     broker_unlock();
     if (gw->spool) {
         uint64_t records, bytes;
-        spool_get_depth(gw->spool, &records, &bytes);
+        spool_get_depth(gw->spool, &records, &bytes, NULL);
         snprintf(msg + n, sizeof(msg) - (size_t)n, " spool_records=%llu spool_bytes=%llu",
                  (unsigned long long)records, (unsigned long long)bytes);
     }

@@ -34,7 +34,7 @@ void sys_topics_publish(struct gateway *gw)
     struct metrics *mt = &gw->metrics;
     uint64_t spool_records = 0, spool_bytes = 0;
     if (gw->spool)
-        spool_get_depth(gw->spool, &spool_records, &spool_bytes);
+        spool_get_depth(gw->spool, &spool_records, &spool_bytes, NULL);
     struct uplink_stats up = {0};
     if (gw->uplink)
         uplink_get_stats(gw->uplink, &up);

@@ -130,12 +130,20 @@ static json_t *device_json(struct gateway *gw, const struct dev_row *r)
             json_object_set_new(live, "keep_alive", json_integer(c->keep_alive));
             json_object_set_new(live, "idle_ms",
                                 json_integer((json_int_t)(clock_mono_ms() - c->last_rx_ms)));
+            json_object_set_new(live, "last_seen_ms",
+                                json_integer((json_int_t)clock_wall_ms() -
+                                             (json_int_t)(clock_mono_ms() - c->last_rx_ms)));
+        } else if (s && s->detached_ms) {
+            json_object_set_new(live, "last_seen_ms", json_integer((json_int_t)s->detached_ms));
         }
     }
     broker_unlock();
     json_object_set_new(o, "live", live ? live : json_null());
     struct last_verdict_ctx lv = {r->id, NULL};
     attest_recent_each(gw, find_last_verdict, &lv);
+    if (live && !json_object_get(live, "last_seen_ms") && lv.found)
+        /* no session kept: its last attestation is the last time it was seen */
+        json_object_set(live, "last_seen_ms", json_object_get(lv.found, "at_ms"));
     json_object_set_new(o, "last_verdict", lv.found ? lv.found : json_null());
     return o;
 }
@@ -237,11 +245,16 @@ static int spool_status(struct gateway *gw, struct http_buf *b)
     json_object_set_new(o, "cloud_configured", json_boolean(gw->cfg.cloud.enabled));
     if (gw->spool) {
         uint64_t records = 0, bytes = 0;
-        spool_get_depth(gw->spool, &records, &bytes);
-        json_object_set_new(o, "spool", json_pack("{s:I,s:I,s:s,s:s}", "records",
+        int64_t oldest = 0;
+        spool_get_depth(gw->spool, &records, &bytes, &oldest);
+        int64_t now = (int64_t)clock_wall_ms();
+        json_object_set_new(o, "spool", json_pack("{s:I,s:I,s:f,s:s,s:s}", "records",
                                                   (json_int_t)records, "bytes",
-                                                  (json_int_t)bytes, "state",
-                                                  spool_state_name(gw->spool), "path",
+                                                  (json_int_t)bytes, "oldest_age_s",
+                                                  oldest && now > oldest
+                                                      ? (double)(now - oldest) / 1000.0
+                                                      : 0.0,
+                                                  "state", spool_state_name(gw->spool), "path",
                                                   gw->cfg.cloud.spool));
     }
     if (gw->uplink) {

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "http_render.h"
 #include "spool.h"
+#include "pacing.h"
 #include "uplink.h"
 
 static void family(struct http_buf *b, const char *name, const char *type, const char *help)
@@ -99,20 +100,38 @@ void http_metrics_render(struct gateway *gw, struct http_buf *b)
 
     if (gw->spool) {
         uint64_t records = 0, bytes = 0;
-        spool_get_depth(gw->spool, &records, &bytes);
+        int64_t oldest = 0;
+        spool_get_depth(gw->spool, &records, &bytes, &oldest);
         gauge(b, "psagw_spool_records", "messages in the spool, not yet acknowledged by the cloud",
               (double)records);
         gauge(b, "psagw_spool_bytes", "topic and payload bytes of those messages", (double)bytes);
+        int64_t now = (int64_t)clock_wall_ms();
+        gauge(b, "psagw_spool_oldest_age_seconds",
+              "how long the oldest message in the spool has waited for the cloud (0: empty)",
+              oldest && now > oldest ? (double)(now - oldest) / 1000.0 : 0);
         gauge(b, "psagw_spool_disk_full", "1 while the spool's disk is full",
               spool_disk_full(gw->spool) ? 1 : 0);
     }
     if (gw->uplink) {
         struct uplink_stats st;
         uplink_get_stats(gw->uplink, &st);
+        if (clock_mono_us() - st.window_at_us > PACING_WINDOW_US)
+            st.window_publishes = st.window_bytes = 0; /* nothing sent since */
         gauge(b, "psagw_uplink_connected", "1 while the cloud connection is up",
               st.connected ? 1 : 0);
         gauge(b, "psagw_uplink_inflight", "messages sent to the cloud and not yet acknowledged",
               (double)st.inflight);
+        gauge(b, "psagw_uplink_rate_publishes",
+              "publishes to the cloud in the last rate window (about a second)",
+              (double)st.window_publishes);
+        gauge(b, "psagw_uplink_rate_limit_publishes",
+              "cloud.max_publish_rate: the most allowed in a window (0: no limit)",
+              (double)gw->cfg.cloud.max_publish_rate);
+        gauge(b, "psagw_uplink_rate_bytes", "bytes sent to the cloud in the last rate window",
+              (double)st.window_bytes);
+        gauge(b, "psagw_uplink_rate_limit_bytes",
+              "cloud.max_bytes_rate: the most allowed in a window (0: no limit)",
+              (double)gw->cfg.cloud.max_bytes_rate);
         counter(b, "psagw_uplink_published_total", "PUBLISHes sent to the cloud (resends too)",
                 st.published);
         counter(b, "psagw_uplink_acked_total", "messages the cloud acknowledged", st.acked);

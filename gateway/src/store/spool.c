@@ -56,7 +56,8 @@ struct spool {
     bool ckpt_stop, ckpt_due;
     uint64_t checkpoints; /* complete ones (ckpt_mu) */
     char path[1024];
-    sqlite3_stmt *ins, *del, *del_upto, *sel, *oldest, *meta;
+    sqlite3_stmt *ins, *del, *del_upto, *sel, *oldest, *meta, *first_created;
+    int64_t oldest_created_ms; /* created_ms of the oldest record, 0 if empty (mu) */
     pthread_t thread;
     bool running;
     const struct spool_callbacks *cb;
@@ -230,9 +231,11 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_m
          "LIMIT ?"),
         "SELECT seq, length(topic) + length(payload) FROM spool ORDER BY seq LIMIT 64",
         "UPDATE spool_meta SET value = ? WHERE key = 'drops'",
-        "DELETE FROM spool WHERE seq <= ? RETURNING length(topic) + length(payload)"};
-    sqlite3_stmt **st[] = {&sp->ins, &sp->del, &sp->sel, &sp->oldest, &sp->meta, &sp->del_upto};
-    for (size_t i = 0; i < 6; i++) {
+        "DELETE FROM spool WHERE seq <= ? RETURNING length(topic) + length(payload)",
+        "SELECT created_ms FROM spool ORDER BY seq LIMIT 1"};
+    sqlite3_stmt **st[] = {&sp->ins,  &sp->del,      &sp->sel,          &sp->oldest,
+                           &sp->meta, &sp->del_upto, &sp->first_created};
+    for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
         if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
             SQLITE_OK) {
             snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(db));
@@ -248,6 +251,7 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_m
     }
     sp->records = fc.records;
     sp->bytes = fc.bytes;
+    sp->oldest_created_ms = fc.oldest_ms;
     sp->next_seq = fc.max_seq + 1;
     sp->drops = sp->drops_saved = fc.drops;
     sp->pub.records = sp->records;
@@ -716,8 +720,14 @@ static void *spool_thread(void *arg)
         sp->written += n_written;
         if (done)
             sp->cb->durable(sp->cb->arg, done);
+        /* the oldest record's age, for the operator (an indexed read of one row) */
+        int64_t oldest = 0;
+        if (sqlite3_step(sp->first_created) == SQLITE_ROW)
+            oldest = sqlite3_column_int64(sp->first_created, 0);
+        sqlite3_reset(sp->first_created);
 
         pthread_mutex_lock(&sp->mu);
+        sp->oldest_created_ms = oldest;
         if (ok && deleting) {
             sp->deleted_upto = upto;
             sp->deleted += n_done;
@@ -941,6 +951,7 @@ void spool_close(struct spool *sp)
     sqlite3_finalize(sp->del_upto);
     sqlite3_finalize(sp->sel);
     sqlite3_finalize(sp->oldest);
+    sqlite3_finalize(sp->first_created);
     sqlite3_finalize(sp->meta);
     sqlite3_close(sp->ckpt_db);
     sqlite3_close(sp->db);
@@ -978,11 +989,13 @@ void spool_set_commit_histogram(struct spool *sp, struct histogram *h)
     sp->commit_histogram = h;
 }
 
-void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes)
+void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes, int64_t *oldest_ms)
 {
     pthread_mutex_lock(&sp->mu);
     *records = sp->pub.records;
     *bytes = sp->pub.bytes;
+    if (oldest_ms)
+        *oldest_ms = sp->pub.records ? sp->oldest_created_ms : 0;
     pthread_mutex_unlock(&sp->mu);
 }
 

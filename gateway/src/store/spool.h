@@ -137,8 +137,9 @@ void spool_get_stats(struct spool *sp, struct spool_stats *st);
 /* Where each COMMIT's time is counted (before spool_start). */
 struct histogram;
 void spool_set_commit_histogram(struct spool *sp, struct histogram *h);
-/* Records waiting in the spool and their bytes, without touching the stats (any thread). */
-void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes);
+/* Records waiting in the spool, their bytes and the oldest one's created_ms (wall clock; 0 when
+ * empty; oldest_ms may be NULL), without touching the stats (any thread). */
+void spool_get_depth(struct spool *sp, uint64_t *records, uint64_t *bytes, int64_t *oldest_ms);
 /* Whether the disk is full (any thread; no lock taken). */
 bool spool_disk_full(const struct spool *sp);
 /* "ok", "blocked" (max_bytes reached) or "disk_full", for status lines (any thread). */
