@@ -461,6 +461,30 @@ static struct sub *share_subscribe(struct gateway *gw, struct session *s, const 
     return sub;
 }
 
+/* A client that makes many groups: each is found again by its name (a hash table, so the
+ * 20,000th costs what the first did), and each is gone with its last member */
+static void many_share_groups(void **state)
+{
+    struct fixture *f = *state;
+    struct session *s = session_create(&f->gw, "mon-1", false);
+    char name[32];
+    struct sub *subs[2000];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof(name), "g%d", i);
+        struct sub *sub = share_subscribe(&f->gw, s, name, "sensors/#", 1);
+        if (i < 2000)
+            subs[i] = sub;
+    }
+    assert_int_equal(f->gw.n_share_groups, 20000);
+    struct tnode *n = topic_tree_node(f->gw.subs_root, "sensors/#", 9);
+    assert_ptr_equal(share_group_get(&f->gw, n, "g1234", 5, false), subs[1234]->group);
+    assert_null(share_group_get(&f->gw, n, "g20000", 6, false));
+    for (int i = 0; i < 2000; i++)
+        session_sub_remove(s, subs[i]);
+    assert_int_equal(f->gw.n_share_groups, 18000);
+    assert_null(share_group_get(&f->gw, n, "g1234", 5, false));
+}
+
 /* $share/{name}/{filter} as [MQTT-4.8.2-1] and [MQTT-4.8.2-2] define it */
 static void share_filters_parsed(void **state)
 {
@@ -577,6 +601,17 @@ static void outbound_topic_aliases_lru(void **state)
     publish(&f->gw, "sensors/d", "x", 0, false, NULL);
     assert_int_equal(sent(c, p, 2), 1);
     assert_int_equal(p[0].topic.len, 9); /* the topic again: the client never had the alias */
+    drain(c);
+    /* a topic that would take the table past TOPIC_ALIAS_OUT_BYTES goes without an alias */
+    char longest[TOPIC_ALIAS_OUT_BYTES + 16];
+    memset(longest, 'x', sizeof(longest) - 1);
+    memcpy(longest, "sensors/", 8);
+    longest[sizeof(longest) - 1] = '\0';
+    f->gw.cfg.max_topic_length = sizeof(longest);
+    publish(&f->gw, longest, "x", 0, false, NULL);
+    assert_int_equal(sent(c, p, 2), 1);
+    assert_false(mqtt_props_has(&p[0].props, MQTT_PROP_TOPIC_ALIAS));
+    assert_int_equal(p[0].topic.len, strlen(longest));
     topic_alias_free(c->aliases_out);
     s->conn = NULL;
     free_conn(c);
@@ -594,6 +629,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reconnect_resends_inflight_with_dup_first, setup, teardown),
         cmocka_unit_test_setup_teardown(qos2_outbound_exchange_and_resume, setup, teardown),
         cmocka_unit_test(share_filters_parsed),
+        cmocka_unit_test_setup_teardown(many_share_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(outbound_topic_aliases_lru, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_subscription_round_robin_and_hand_over, setup,
                                         teardown),

@@ -18,6 +18,7 @@ struct loop {
     int epfd;
     int stop;
     uint64_t now_ms;
+    uint64_t now_us; /* the same reading, in microseconds */
     struct loop_timer **heap; /* 1-based */
     size_t heap_len;
     size_t heap_cap;
@@ -35,7 +36,8 @@ struct loop *loop_new(void)
         free(l);
         return NULL;
     }
-    l->now_ms = clock_mono_ms();
+    l->now_us = clock_mono_us();
+    l->now_ms = l->now_us / 1000u;
     return l;
 }
 
@@ -62,6 +64,11 @@ void loop_set_before_sleep(struct loop *l, loop_hook_fn fn, void *arg)
 uint64_t loop_now_ms(const struct loop *l)
 {
     return l->now_ms;
+}
+
+uint64_t loop_now_us(const struct loop *l)
+{
+    return l->now_us;
 }
 
 int loop_io_add(struct loop *l, struct loop_io *io, int fd, uint32_t events, loop_io_fn fn)
@@ -189,7 +196,8 @@ int loop_run(struct loop *l)
         int n = epoll_wait(l->epfd, events, LOOP_MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR)
             return -1;
-        l->now_ms = clock_mono_ms();
+        l->now_us = clock_mono_us();
+        l->now_ms = l->now_us / 1000u;
         for (int i = 0; i < n; i++) {
             struct loop_io *io = events[i].data.ptr;
             io->fn(l, io, events[i].events);

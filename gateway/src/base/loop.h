@@ -41,6 +41,8 @@ void loop_set_before_sleep(struct loop *l, loop_hook_fn fn, void *arg);
 
 /* Monotonic milliseconds, cached once per loop iteration. */
 uint64_t loop_now_ms(const struct loop *l);
+/* The same moment in microseconds (the clock is read once per wake-up, not per caller). */
+uint64_t loop_now_us(const struct loop *l);
 
 int loop_io_add(struct loop *l, struct loop_io *io, int fd, uint32_t events, loop_io_fn fn);
 int loop_io_modify(struct loop *l, struct loop_io *io, uint32_t events);

@@ -782,7 +782,7 @@ void session_sub_remove(struct session *s, struct sub *sub)
 {
     BROKER_LOCK_HELD();
     if (sub->group)
-        share_leave(sub);
+        share_leave(s->gw, sub);
     if (sub->prev_in_session)
         sub->prev_in_session->next_in_session = sub->next_in_session;
     else
@@ -828,6 +828,7 @@ void session_destroy_all(struct gateway *gw)
     for (size_t b = 0; b < gw->session_buckets; b++)
         while (gw->sessions[b])
             session_destroy(gw, gw->sessions[b]);
+    share_free_table(gw);
     broker_unlock();
     free(gw->sessions);
     gw->sessions = NULL;

@@ -1,11 +1,13 @@
 /*
  * share.c: shared subscription groups (share.h).
  *
- * The gateway's groups are one list, searched by node and name when a client subscribes or
- * unsubscribes (not when routing: a member carries its group). A delivery queued through a
+ * The gateway's groups are a hash table by node and name, looked up when a client subscribes or
+ * unsubscribes (not when routing: a member carries its group), so a client that makes
+ * thousands of groups costs each subscription the same. A delivery queued through a
  * group holds a reference, so a member whose session ends can hand its unacknowledged messages
  * to another member (section 4.8.2) even when it was the group's last.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,26 +40,72 @@ bool share_parse(const char *f, size_t len, bool *ok, const char **name, size_t 
     return true;
 }
 
+static size_t group_hash(const struct tnode *node, const char *name, size_t len)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)node;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* Doubles the table (starting at 256 buckets); -1 if out of memory. */
+static int groups_grow(struct gateway *gw)
+{
+    size_t nb = gw->share_buckets ? gw->share_buckets * 2 : 256;
+    struct share_group **t = calloc(nb, sizeof(*t));
+    if (!t)
+        return -1;
+    for (size_t b = 0; b < gw->share_buckets; b++)
+        for (struct share_group *g = gw->share_groups[b], *next; g; g = next) {
+            next = g->next;
+            struct share_group **slot = &t[group_hash(g->node, g->name, strlen(g->name)) & (nb - 1)];
+            g->next = *slot;
+            if (g->next)
+                g->next->pprev = &g->next;
+            g->pprev = slot;
+            *slot = g;
+        }
+    free(gw->share_groups);
+    gw->share_groups = t;
+    gw->share_buckets = nb;
+    return 0;
+}
+
 struct share_group *share_group_get(struct gateway *gw, struct tnode *node, const char *name,
                                     size_t name_len, bool create)
 {
     BROKER_LOCK_HELD();
-    for (struct share_group *g = gw->share_groups; g; g = g->next)
-        if (g->node == node && strlen(g->name) == name_len && memcmp(g->name, name, name_len) == 0)
-            return g;
+    size_t h = group_hash(node, name, name_len);
+    if (gw->share_buckets)
+        for (struct share_group *g = gw->share_groups[h & (gw->share_buckets - 1)]; g;
+             g = g->next)
+            if (g->node == node && strlen(g->name) == name_len &&
+                memcmp(g->name, name, name_len) == 0)
+                return g;
     if (!create)
+        return NULL;
+    if (gw->n_share_groups >= gw->share_buckets && groups_grow(gw) != 0)
         return NULL;
     struct share_group *g = calloc(1, sizeof(*g) + name_len + 1);
     if (!g)
         return NULL;
     memcpy(g->name, name, name_len);
     g->node = node;
-    g->next = gw->share_groups;
+    struct share_group **slot = &gw->share_groups[h & (gw->share_buckets - 1)];
+    g->next = *slot;
     if (g->next)
         g->next->pprev = &g->next;
-    g->pprev = &gw->share_groups;
-    gw->share_groups = g;
+    g->pprev = slot;
+    *slot = g;
+    gw->n_share_groups++;
     return g;
+}
+
+void share_free_table(struct gateway *gw)
+{
+    free(gw->share_groups); /* the groups went with their members' sessions */
+    gw->share_groups = NULL;
+    gw->share_buckets = gw->n_share_groups = 0;
 }
 
 void share_ref(struct share_group *g)
@@ -84,7 +132,7 @@ void share_join(struct share_group *g, struct sub *sub)
     share_ref(g);
 }
 
-void share_leave(struct sub *sub)
+void share_leave(struct gateway *gw, struct sub *sub)
 {
     BROKER_LOCK_HELD();
     struct share_group *g = sub->group;
@@ -105,6 +153,7 @@ void share_leave(struct sub *sub)
             g->next->pprev = g->pprev;
         g->next = NULL;
         g->pprev = NULL;
+        gw->n_share_groups--;
     }
     share_unref(g);
 }

@@ -21,7 +21,7 @@ struct session;
 struct msg;
 
 struct share_group {
-    struct share_group *next, **pprev; /* the gateway's groups, while it has members */
+    struct share_group *next, **pprev; /* its bucket's chain, while it has members */
     struct tnode *node;       /* the filter's node */
     struct sub *members;      /* through next_in_group / prev_in_group */
     struct sub *turn;         /* the member to try first next time */
@@ -43,7 +43,9 @@ struct share_group *share_group_get(struct gateway *gw, struct tnode *node, cons
                                     size_t name_len, bool create);
 /* Membership: sub joins or leaves g (leaving the last member ends the group's listing). */
 void share_join(struct share_group *g, struct sub *sub);
-void share_leave(struct sub *sub);
+void share_leave(struct gateway *gw, struct sub *sub);
+/* Frees the table (at shutdown, once every session is gone). */
+void share_free_table(struct gateway *gw);
 void share_ref(struct share_group *g);
 void share_unref(struct share_group *g); /* NULL is fine */
 

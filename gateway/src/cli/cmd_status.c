@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "http.h"
 
 #define REPLY_MAX (8u << 20)
 
@@ -26,41 +27,21 @@
  * returned; -1 (with a message) when the daemon cannot be reached. */
 static int http_get(const char *addr, const char *token, const char *path, char **body)
 {
-    char host[128];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-        fprintf(stderr, "psagw status: http address '%s' is not HOST:PORT\n", addr);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char err[256];
+    if (http_parse_address(addr, &ss, &sl, err, sizeof(err)) != 0) {
+        fprintf(stderr, "psagw status: %s\n", err);
         return -1;
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    int port = atoi(colon + 1);
-    if (port <= 0 || port > 65535) {
+    if ((ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                 : ((struct sockaddr_in6 *)&ss)->sin6_port) == 0) {
         fprintf(stderr, "psagw status: http address '%s' has no fixed port (give --http)\n",
                 addr);
         return -1;
     }
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    if (strcmp(host, "localhost") == 0 || strcmp(host, "0.0.0.0") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    size_t hl = strlen(host);
-    if (host[0] == '[' && host[hl - 1] == ']') {
-        host[hl - 1] = '\0';
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-            goto bad_host;
-        sl = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-            goto bad_host;
-        sl = sizeof(*a);
-    }
+    if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == INADDR_ANY)
+        ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* 0.0.0.0 */
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval tv = {5, 0};
     if (fd >= 0) {
@@ -110,9 +91,6 @@ static int http_get(const char *addr, const char *token, const char *path, char 
     memmove(buf, sep + 4, len - (size_t)(sep + 4 - buf) + 1);
     *body = buf;
     return status;
-bad_host:
-    fprintf(stderr, "psagw status: http address '%s' is not IPv4:PORT or [IPv6]:PORT\n", addr);
-    return -1;
 }
 
 static json_t *get_json(const char *addr, const char *token, const char *path, int *status)

@@ -26,18 +26,6 @@
 #include "spool.h"
 #include "uplink.h"
 
-/* An opened record's reading, kept in the session for the operator's view (the JSON is the
- * one record_to_json just wrote: its fields are known). */
-static void keep_reading(struct session *s, const char *json)
-{
-    const char *t = strstr(json, "\"temperature_c\":"), *h = strstr(json, "\"humidity_pct\":");
-    const char *at = strstr(json, "\"time_ms\":");
-    if (!t || !h)
-        return;
-    session_add_reading(s, at ? strtoll(at + 10, NULL, 10) : (int64_t)clock_wall_ms(),
-                        strtof(t + 16, NULL), strtof(h + 15, NULL));
-}
-
 /* Spool thread, after a commit: release the acks (in submission order). */
 static void on_durable(void *arg, const struct spool_item *list)
 {
@@ -250,16 +238,19 @@ int cloud_take_publish(struct conn *c, const struct mqtt_publish *p,
             return refuse(c, p, MQTT_RC_TOPIC_NAME_INVALID, why ? why : "bad template", end);
         if (rt->payload == CLOUD_PAYLOAD_JSON) {
             why = "no group key";
+            struct record opened;
             int n = gw->record_keys
                         ? record_to_json(gw->record_keys, s->id, (const char *)p->topic.data,
                                          p->topic.len, p->payload.data, p->payload.len, json,
-                                         sizeof(json), &why)
+                                         sizeof(json), &opened, &why)
                         : -1;
             if (n < 0)
                 return refuse(c, p, MQTT_RC_PAYLOAD_FORMAT_INVALID, why, end);
             payload = (const uint8_t *)json;
             payload_len = (size_t)n;
-            keep_reading(s, json);
+            /* kept for the operator's view (the dashboard's chart of this sensor) */
+            session_add_reading(s, (int64_t)opened.time_ms, (float)opened.temp_centi / 100.0f,
+                                (float)opened.rh_centi / 100.0f);
         }
     }
     struct spool_item *it = spool_item_new(ack_only ? NULL : s->id,

@@ -91,7 +91,7 @@ static int mac(void *ctx, const char *kid, const uint8_t *in, size_t len, uint8_
 
 int record_to_json(const struct record_keys *k, const char *publisher, const char *topic,
                    size_t topic_len, const uint8_t *in, size_t len, char *out, size_t cap,
-                   const char **why)
+                   struct record *opened, const char **why)
 {
     struct record_crypto c = {ccm, mac, (void *)k};
     char t[512];
@@ -134,5 +134,7 @@ int record_to_json(const struct record_keys *k, const char *publisher, const cha
         *why = "JSON too long";
         return -1;
     }
+    if (opened)
+        *opened = r;
     return n;
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "psagw/record.h"
+
 #define RECORD_GROUP_KEY_MAX 64
 
 struct record_keys {
@@ -24,10 +26,10 @@ void record_keys_wipe(struct record_keys *k);
  * Opens the record `in` that device `publisher` published on `topic` and writes
  * {"device","seq","time_ms","temperature_c","humidity_pct","protection"} to out (NUL-terminated).
  * Returns the JSON length, or -1 with *why (not a record, wrong key or forged, a record of
- * another device, too long).
+ * another device, too long). The record opened is also left in *opened (may be NULL).
  */
 int record_to_json(const struct record_keys *k, const char *publisher, const char *topic,
                    size_t topic_len, const uint8_t *in, size_t len, char *out, size_t cap,
-                   const char **why);
+                   struct record *opened, const char **why);
 
 #endif

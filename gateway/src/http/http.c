@@ -244,8 +244,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return rc;
 }
 
-/* HOST:PORT (IPv4, or [v6]:PORT) into a socket address. */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, char *err, size_t errlen)
+int http_parse_address(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                       size_t errlen)
 {
     char host[128];
     const char *colon = strrchr(spec, ':');
@@ -266,6 +266,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, char *err
         a->sin6_port = htons((uint16_t)port);
         if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
             goto bad;
+        *len = sizeof(*a);
         return 0;
     }
     struct sockaddr_in *a = (struct sockaddr_in *)ss;
@@ -275,9 +276,10 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, char *err
         snprintf(host, sizeof(host), "127.0.0.1");
     if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
         goto bad;
+    *len = sizeof(*a);
     return 0;
 bad:
-    snprintf(err, errlen, "http listen '%s': must be IPv4:PORT or [IPv6]:PORT", spec);
+    snprintf(err, errlen, "http address '%s': must be IPv4:PORT or [IPv6]:PORT", spec);
     return -1;
 }
 
@@ -305,7 +307,8 @@ int http_start(struct gateway *gw, char *err, size_t errlen)
     s->gw = gw;
     pthread_mutex_init(&s->token_lock, NULL);
     struct sockaddr_storage ss;
-    if (parse_listen(cfg->http_listen, &ss, err, errlen) != 0 ||
+    socklen_t ss_len;
+    if (http_parse_address(cfg->http_listen, &ss, &ss_len, err, errlen) != 0 ||
         read_token(cfg->http_token_file, s->token, err, errlen) != 0) {
         pthread_mutex_destroy(&s->token_lock);
         free(s);

@@ -13,6 +13,7 @@
 #define PSAGW_HTTP_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "context.h"
 
@@ -24,5 +25,9 @@ int http_start(struct gateway *gw, char *err, size_t errlen);
 /* Re-reads the token file (SIGHUP); keeps the old token if the file cannot be used. */
 void http_reload(struct gateway *gw);
 void http_stop(struct gateway *gw);
+/* "IPv4:PORT", "[IPv6]:PORT" or "localhost:PORT" into a socket address (the endpoint's listen
+ * address, and where `psagw status` finds it); -1 with the reason in err. */
+int http_parse_address(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                       size_t errlen);
 
 #endif

@@ -75,10 +75,17 @@ static int take_row(const struct device *d, void *arg)
     return 0;
 }
 
-struct last_verdict_ctx {
-    const char *id;
-    json_t *found;
+/* The recent verdicts, copied once per page (one hold of the broker lock, not one per device). */
+struct recent_copy {
+    struct attest_recent v[ATTEST_RECENT_MAX];
+    size_t n; /* newest first */
 };
+
+static void copy_recent(const struct attest_recent *v, void *arg)
+{
+    struct recent_copy *rc = arg;
+    rc->v[rc->n++] = *v;
+}
 
 static json_t *verdict_json(const struct attest_recent *v)
 {
@@ -88,15 +95,18 @@ static json_t *verdict_json(const struct attest_recent *v)
                      v->profile, "lifecycle", v->lifecycle);
 }
 
-static void find_last_verdict(const struct attest_recent *v, void *arg)
+/* The device's newest verdict among the recent ones, or NULL. */
+static json_t *last_verdict(const struct recent_copy *rc, const char *id)
 {
-    struct last_verdict_ctx *c = arg;
-    if (!c->found && strcmp(v->id, c->id) == 0)
-        c->found = verdict_json(v);
+    for (size_t i = 0; i < rc->n; i++)
+        if (strcmp(rc->v[i].id, id) == 0)
+            return verdict_json(&rc->v[i]);
+    return NULL;
 }
 
 /* The device's live state: its session and connection, copied under the broker lock. */
-static json_t *device_json(struct gateway *gw, const struct dev_row *r)
+static json_t *device_json(struct gateway *gw, const struct dev_row *r,
+                           const struct recent_copy *recent)
 {
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:I,s:I}", "id", r->id, "role", r->role,
                           "attestation_policy", r->policy, "iat_profile", r->profile,
@@ -139,12 +149,11 @@ static json_t *device_json(struct gateway *gw, const struct dev_row *r)
     }
     broker_unlock();
     json_object_set_new(o, "live", live ? live : json_null());
-    struct last_verdict_ctx lv = {r->id, NULL};
-    attest_recent_each(gw, find_last_verdict, &lv);
-    if (live && !json_object_get(live, "last_seen_ms") && lv.found)
+    json_t *lv = last_verdict(recent, r->id);
+    if (live && !json_object_get(live, "last_seen_ms") && lv)
         /* no session kept: its last attestation is the last time it was seen */
-        json_object_set(live, "last_seen_ms", json_object_get(lv.found, "at_ms"));
-    json_object_set_new(o, "last_verdict", lv.found ? lv.found : json_null());
+        json_object_set(live, "last_seen_ms", json_object_get(lv, "at_ms"));
+    json_object_set_new(o, "last_verdict", lv ? lv : json_null());
     return o;
 }
 
@@ -172,9 +181,12 @@ static int devices_page(struct gateway *gw, http_param_fn param, void *conn, str
         put_json(b, error_doc("the registry cannot be read now"));
         return 503;
     }
+    static struct recent_copy recent; /* the HTTP thread's alone */
+    recent.n = 0;
+    attest_recent_each(gw, copy_recent, &recent);
     json_t *list = json_array();
     for (size_t i = 0; i < p.n && list; i++)
-        json_array_append_new(list, device_json(gw, &p.rows[i]));
+        json_array_append_new(list, device_json(gw, &p.rows[i], &recent));
     json_t *doc = json_pack("{s:o,s:I,s:o}", "devices", list ? list : json_array(), "total",
                             (json_int_t)total, "next",
                             p.n == (size_t)limit ? json_string(p.rows[p.n - 1].id) : json_null());
@@ -214,7 +226,10 @@ static int one_device(struct gateway *gw, const char *id, struct http_buf *b)
         put_json(b, error_doc(rc == REG_NOT_FOUND ? "no such device" : "registry unreadable"));
         return rc == REG_NOT_FOUND ? 404 : 503;
     }
-    json_t *o = device_json(gw, &p.rows[0]);
+    static struct recent_copy recent;
+    recent.n = 0;
+    attest_recent_each(gw, copy_recent, &recent);
+    json_t *o = device_json(gw, &p.rows[0], &recent);
     if (o)
         json_object_set_new(o, "history", history ? history : json_array());
     put_json(b, o);

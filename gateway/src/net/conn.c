@@ -136,7 +136,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
     c->gen = ++gw->conn_gen;
     gw->metrics.connections_accepted++;
     c->last_rx_ms = loop_now_ms(w->loop);
-    c->accepted_us = clock_mono_us();
+    c->accepted_us = loop_now_us(w->loop);
     loop_timer_start(w->loop, &c->timer, (uint64_t)connect_timeout * 1000u, connect_deadline);
 }
 
@@ -390,7 +390,7 @@ static int flush(struct conn *c)
 void conn_touch(struct conn *c)
 {
     c->last_rx_ms = loop_now_ms(c->w->loop);
-    c->rx_us = clock_mono_us();
+    c->rx_us = loop_now_us(c->w->loop); /* the wake-up that read it: no clock call per packet */
 }
 
 /* Handles every complete packet in buf[0..len) (broker lock held); returns bytes consumed. */

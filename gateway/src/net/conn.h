@@ -87,7 +87,7 @@ struct conn {
     uint8_t psk_fp[PSK_FP_LEN];  /* SHA-256 prefix of the PSK used, bound into session tickets */
     uint64_t last_rx_ms;
     uint64_t accepted_us; /* monotonic: TCP accept (connect latency) */
-    uint64_t rx_us;       /* monotonic: the packet being handled arrived (PUBACK latency) */
+    uint64_t rx_us;       /* monotonic: the wake-up that read the packet being handled */
     uint8_t version;
     uint16_t keep_alive;
     bool request_problem_info;

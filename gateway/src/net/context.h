@@ -60,7 +60,8 @@ struct gateway {
     size_t n_retained;
     uint64_t retained_bytes; /* topics and payloads of the retained messages */
     uint64_t match_gen;
-    struct share_group *share_groups; /* shared subscriptions (broker/share.h) */
+    struct share_group **share_groups; /* shared subscription groups: buckets (broker/share.h) */
+    size_t share_buckets, n_share_groups;
 
     /* attest */
     struct attest_ctx *attest;

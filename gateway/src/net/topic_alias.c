@@ -15,6 +15,7 @@ struct alias_entry {
 
 struct topic_alias_table {
     uint16_t max;
+    size_t bytes; /* of the topics held */
     uint64_t clock;
     struct alias_entry e[]; /* e[alias - 1] */
 };
@@ -66,10 +67,13 @@ uint16_t topic_alias_pick(struct topic_alias_table *t, const char *topic, size_t
             victim = i;
     }
     struct alias_entry *e = &t->e[victim];
+    if (t->bytes - (e->topic ? e->len : 0) + len > TOPIC_ALIAS_OUT_BYTES)
+        return 0;
     char *copy = malloc(len);
     if (!copy)
         return 0;
     memcpy(copy, topic, len);
+    t->bytes += len - (e->topic ? e->len : 0);
     free(e->topic);
     e->topic = copy;
     e->hash = h;
@@ -80,8 +84,9 @@ uint16_t topic_alias_pick(struct topic_alias_table *t, const char *topic, size_t
 
 void topic_alias_forget(struct topic_alias_table *t, uint16_t alias)
 {
-    if (!t || alias == 0 || alias > t->max)
+    if (!t || alias == 0 || alias > t->max || !t->e[alias - 1].topic)
         return;
+    t->bytes -= t->e[alias - 1].len;
     free(t->e[alias - 1].topic);
     t->e[alias - 1].topic = NULL;
 }

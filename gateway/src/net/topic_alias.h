@@ -16,6 +16,9 @@
 /* The most topics one connection's table holds, whatever the client allows: a linear search
  * of a few dozen hashes costs less than a hash table's upkeep. */
 #define TOPIC_ALIAS_OUT_MAX 64
+/* ...and at most this many bytes of topics: a subscriber that draws long topics costs its
+ * connection no more than this (a topic that would not fit goes without an alias) */
+#define TOPIC_ALIAS_OUT_BYTES 4096
 
 struct topic_alias_table;
 
@@ -25,7 +28,7 @@ void topic_alias_free(struct topic_alias_table *t);
 
 /* The alias for topic[0..len): *known says whether the client already has it (send the alias
  * alone) or it was just assigned (send topic and alias). Returns 0 if the topic is not worth an
- * alias (shorter than the 3 bytes an alias costs). */
+ * alias (shorter than the 3 bytes an alias costs) or would not fit TOPIC_ALIAS_OUT_BYTES. */
 uint16_t topic_alias_pick(struct topic_alias_table *t, const char *topic, size_t len, bool *known);
 /* The PUBLISH that would have taught the client `alias` was not sent: forget it. */
 void topic_alias_forget(struct topic_alias_table *t, uint16_t alias);
