@@ -52,4 +52,44 @@ for i in $(seq 1 15); do
 done
 [ "$got" -eq 1 ] || fail "the subscriber got nothing new after it read again"
 ok "reading again, the subscriber gets its deliveries, then new messages"
+
+stop_gateway
+
+# a client that asks (PINGREQ, as fast as it can) and never reads the answers: once the answers
+# waiting for it are beyond what deliveries could queue, its input is not read until they are
+# written; memory stays bounded and the others are served (it grew by 283 MB in 15 s before)
+: >"$GW_LOG"
+launch_gateway --config "$WORK/psagw.conf" --listen-plain 127.0.0.1:0 --allow-anonymous \
+  --listen 127.0.0.1:0 --log-level info --attestation-default optional
+rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status")
+/usr/bin/python3 - "$PLAIN_PORT" > "$WORK/pingflood.out" 2>&1 <<'PY' &
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+body = b"\x00\x04MQTT\x04\x02\x00\x00" + struct.pack(">H", 5) + b"flood"
+s.sendall(bytes([0x10, len(body)]) + body)
+s.setblocking(False)
+ping, sent, t0 = b"\xc0\x00" * 32768, 0, time.time()
+while time.time() - t0 < 4:
+    try:
+        sent += s.send(ping)
+    except BlockingIOError:
+        time.sleep(0.001)
+print("sent_mb=%.1f" % (sent / 1e6), flush=True)
+time.sleep(2)  # still connected, still not reading
+PY
+FLOOD=$!
+peak=$rss0
+while kill -0 $FLOOD 2>/dev/null; do
+  r=$(awk '/^VmRSS/ {print $2}' "/proc/$GW_PID/status")
+  [ "$r" -gt "$peak" ] && peak=$r
+  sleep 0.2
+done
+grown=$(( (peak - rss0) / 1024 ))
+[ "${SANITIZED:-0}" = 1 ] || [ "$grown" -le 16 ] ||
+  fail "RSS grew by $grown MB for a client that asks and does not read ($(cat $WORK/pingflood.out))"
+mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -i other -t x -m served -q 1 || fail "another client not served"
+kill -USR1 "$GW_PID"
+expect_log "event=stats .*output_backpressure=[1-9]"
+ok "a client that floods PINGREQ and never reads: its input paused, RSS grew by $grown MB ($(cat $WORK/pingflood.out)), others served"
 stop_gateway

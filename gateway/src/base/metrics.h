@@ -56,6 +56,7 @@
     X(cloud_spooled, "messages written to the spool for the cloud") \
     X(cloud_refused, "messages for the cloud refused (spool full or unusable)") \
     X(spool_backpressure, "times a connection's reading was paused while the spool caught up") \
+    X(output_backpressure, "times a connection's reading was paused because it did not read our answers") \
     X(commands_down, "commands from the cloud delivered to a device") \
     X(http_requests, "HTTP requests answered with the bearer token") \
     X(http_unauthorized, "HTTP requests refused for a missing or wrong bearer token")

@@ -111,6 +111,9 @@ struct conn {
     uint64_t gen;             /* unique per connection: acks the spool releases find their conn */
     uint32_t spool_waiting;   /* QoS 1/2 acks waiting for the spool (broker lock) */
     bool read_paused;         /* too many waiting: input is not read (set under the broker lock) */
+    bool out_paused; /* our unwritten output to it is beyond what deliveries can queue: its
+                      * input waits until that is written (owner only), so a client that sends
+                      * requests and never reads the answers costs a bounded amount */
     bool resume_requested;    /* the spool caught up: the owner reads again (broker lock) */
     struct conn *next, *prev; /* the worker's live connections */
     struct conn *next_flush;  /* the worker's connections with output to write */
