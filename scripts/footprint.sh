@@ -31,7 +31,7 @@ compile() { # component config files...
 compile nspe_mbedtls mbedtls_nspe_config.h $MB/library/*.c
 compile nspe_mqtt mbedtls_nspe_config.h common/mqtt/mqtt_decode.c common/mqtt/mqtt_encode.c device/nspe/mqtt_client.c
 compile nspe_psa mbedtls_nspe_config.h device/nspe/psa_client.c device/nspe/attest_client.c device/nspe/tls_client.c
-compile nspe_app mbedtls_nspe_config.h device/nspe/app.c device/nspe/firmware_main.c
+compile nspe_app mbedtls_nspe_config.h device/nspe/app.c device/nspe/sensor_client.c device/nspe/firmware_main.c
 compile nspe_stubs mbedtls_nspe_config.h device/platform/cm33/platform_stubs.c
 $CC "${CFLAGS[@]}" -Wl,--gc-sections -specs=nano.specs -specs=nosys.specs -Wl,-Map=$OUT/nspe.map \
   -o $OUT/nspe.elf -Wl,--start-group $OUT/libnspe_app.a $OUT/libnspe_psa.a $OUT/libnspe_mqtt.a \

@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../platform/ipc.h"
 #include "../platform/platform.h"
-#include "../platform/sensor_ipc.h"
 #include "app.h"
 
 /* Sleeps up to ms, waking early when asked to stop. */
@@ -73,16 +71,15 @@ int app_sensor_run(const struct app_cfg *cfg, struct mqtt_client *m, volatile si
             mqtt_client_subscribe(m, cmd_filter, 1);
         }
         uint8_t record[512];
-        uint8_t mode = o->integrity_only ? 1 : 0;
-        struct ipc_invec in[2] = {{topic, strlen(topic)}, {&mode, 1}};
-        struct ipc_outvec out[1] = {{record, sizeof(record)}};
-        psa_status_t st = ipc_call(psa_client_fd(), IPC_SVC_SENSOR, SENSOR_FN_READ, in, 2, out, 1);
+        size_t record_len = 0;
+        psa_status_t st =
+            sensor_seal_reading(topic, o->integrity_only, record, sizeof(record), &record_len);
         if (st != PSA_SUCCESS) {
             fprintf(stderr, "psadev sensor: the sensor partition failed (PSA error %d)\n", (int)st);
             ret = 1;
             break;
         }
-        if (mqtt_client_publish(m, topic, record, out[0].len, o->qos) != 0) {
+        if (mqtt_client_publish(m, topic, record, record_len, o->qos) != 0) {
             printf("publish failed%s%s; reconnecting\n", m->reason_string[0] ? ": " : "",
                    m->reason_string);
             tls_close(m->tls);
@@ -90,7 +87,7 @@ int app_sensor_run(const struct app_cfg *cfg, struct mqtt_client *m, volatile si
             continue;
         }
         sent++;
-        printf("published topic=%s bytes=%zu qos=%d n=%ld\n", topic, out[0].len, o->qos, sent);
+        printf("published topic=%s bytes=%zu qos=%d n=%ld\n", topic, record_len, o->qos, sent);
         /* wait for the next reading, serving commands meanwhile */
         uint64_t due = plat_mono_ms() + (uint64_t)o->interval_ms;
         while (!*stop && m->tls && plat_mono_ms() < due && (o->count == 0 || sent < o->count)) {
@@ -151,13 +148,15 @@ int app_monitor_run(const struct app_cfg *cfg, struct mqtt_client *m, volatile s
             continue;
         struct sensor_reading r;
         memset(&r, 0, sizeof(r));
-        struct ipc_invec in[2] = {{t, tl}, {pl, pll}};
-        struct ipc_outvec out[1] = {{&r, sizeof(r)}};
-        psa_status_t st = ipc_call(psa_client_fd(), IPC_SVC_SENSOR, SENSOR_FN_OPEN, in, 2, out, 1);
+        psa_status_t st = sensor_open_record(t, tl, pl, pll, &r);
         if (st == PSA_SUCCESS) {
             uint64_t now = plat_wall_ms();
-            printf("reading device=%s seq=%llu temp_c=%.2f rh=%.2f age_ms=%lld\n", r.device,
-                   (unsigned long long)r.seq, r.temp_centi / 100.0, r.rh_centi / 100.0,
+            /* integers only: a device's printf carries no floating point */
+            int32_t tc = r.temp_centi;
+            printf("reading device=%s seq=%llu temp_c=%s%ld.%02ld rh=%lu.%02lu age_ms=%lld\n",
+                   r.device, (unsigned long long)r.seq, tc < 0 ? "-" : "",
+                   (long)((tc < 0 ? -tc : tc) / 100), (long)((tc < 0 ? -tc : tc) % 100),
+                   (unsigned long)(r.rh_centi / 100), (unsigned long)(r.rh_centi % 100),
                    (long long)(now - r.time_ms));
             shown++;
         } else if (st == PSA_ERROR_ALREADY_EXISTS) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#include "../platform/sensor_ipc.h"
 #include "nspe.h"
 
 struct app_cfg {
@@ -14,6 +15,13 @@ struct app_cfg {
     int qos;
     bool integrity_only;
 };
+
+/* The sensor partition, as the applications call it: over the emulator's IPC to psadev-spe
+ * (sensor_client.c) or through TF-M's psa_call on the firmware (device/firmware/ns/). */
+psa_status_t sensor_seal_reading(const char *topic, bool integrity_only, uint8_t *record,
+                                 size_t cap, size_t *len);
+psa_status_t sensor_open_record(const uint8_t *topic, size_t topic_len, const uint8_t *record,
+                                size_t len, struct sensor_reading *r);
 
 /* m->id names the device. Both return when *stop becomes non-zero or count is reached;
  * lost connections are retried with jittered exponential backoff meanwhile. */

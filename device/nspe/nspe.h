@@ -27,7 +27,9 @@ psa_status_t psa_initial_attest_get_token(const uint8_t *auth_challenge, size_t 
 psa_status_t psa_initial_attest_get_token_size(size_t challenge_size, size_t *token_size);
 
 /* The PSK's key id in the SPE (owned by this NSPE, usable for TLS derivation only). */
+#ifndef NSPE_PSK_KEY_ID
 #define NSPE_PSK_KEY_ID 0x5001u
+#endif
 
 /* tls_client.c: a TLS 1.2 PSK connection; the PSK is used by key id. */
 struct tls_conn;

@@ -1,0 +1,58 @@
+/*
+ * main.c: the firmware's non-secure application on TF-M (docs/firmware.md). It runs the same
+ * application code as the emulator (device/nspe/app.c: the sensor or the monitor, MQTT 5 with
+ * the PSA-IAT exchange, TLS-PSK by key id, commands, keep-alive, jittered reconnect) on TF-M's
+ * NS interface: every PSA call goes through TF-M's veneers to its crypto, ITS and attestation
+ * partitions and to our sensor partition. The device's identity (its id, which is also its
+ * PSK identity, and its role) comes from the secure side, where the factory put it.
+ *
+ * Bare metal (no RTOS): one thread, so TF-M's NS interface dispatch is a direct call.
+ */
+#include <signal.h>
+#include <string.h>
+
+#include "app.h"
+#include "platform.h"
+#include "psa/crypto.h"
+#include "psagw_fw.h"
+#include "psagw_sensor_api.h"
+#include "tfm_ns_interface.h"
+
+psa_status_t sensor_device_info(struct psagw_device_info *info);
+
+int32_t tfm_ns_interface_dispatch(veneer_fn fn, uint32_t arg0, uint32_t arg1, uint32_t arg2,
+                                  uint32_t arg3)
+{
+    return fn(arg0, arg1, arg2, arg3);
+}
+
+static volatile sig_atomic_t never;
+
+int main(void)
+{
+    static struct mqtt_client m;
+    static struct app_cfg cfg = {.host = "gateway", .port = "8883", .interval_ms = 2000, .qos = 1};
+    struct psagw_device_info info;
+
+    fw_platform_init();
+    psa_status_t st = sensor_device_info(&info);
+    fw_link_hello(st == PSA_SUCCESS ? info.id : "(unprovisioned)");
+    fw_log("psagw firmware: TF-M PSA framework %lu, device %s, role %s",
+           (unsigned long)psa_framework_version(), st == PSA_SUCCESS ? info.id : "-",
+           st != PSA_SUCCESS                    ? "-"
+           : info.role == PSAGW_ROLE_MONITOR ? "monitor"
+                                                : "sensor");
+    if (st != PSA_SUCCESS) {
+        fw_log("the secure side has no factory record (PSA error %ld): provision the device "
+               "(psadev-fw provision)", (long)st);
+        for (;;)
+            __asm volatile("wfi");
+    }
+    memcpy(m.id, info.id, sizeof(m.id) - 1);
+    if (info.role == PSAGW_ROLE_MONITOR)
+        app_monitor_run(&cfg, &m, &never);
+    else
+        app_sensor_run(&cfg, &m, &never);
+    for (;;)
+        __asm volatile("wfi");
+}
