@@ -70,7 +70,7 @@ nice cmake -S "$TFM" -B "$OUT/spe" -G "Unix Makefiles" \
   -DMBEDCRYPTO_PATH="$TP/patched/mbedtls" -DQCBOR_PATH="$TP/patched/qcbor" \
   -DCMSIS_PATH="$TP/patched/cmsis_6" -DMCUBOOT_PATH="$TP/patched/mcuboot" \
   -DPython3_EXECUTABLE=$PY -DTFM_EXTRA_CONFIG_PATH="$ROOT/device/firmware/tfm/psagw_extra_config.cmake" \
-  -DPROJECT_CONFIG_HEADER_FILE="$OUT/psagw_tfm_project_config.h" \
+  -DPROJECT_CONFIG_HEADER_FILE="$OUT/psagw_tfm_project_config.h" ${FW_CMAKE_ARGS:-} \
   > "$OUT/spe-configure.log" 2>&1 || { tail -30 "$OUT/spe-configure.log"; exit 1; }
 nice cmake --build "$OUT/spe" -j"$JOBS" -- install > "$OUT/spe-build.log" 2>&1 ||
   { grep -B2 -A8 -m3 "error" "$OUT/spe-build.log" || tail -30 "$OUT/spe-build.log"; exit 1; }
@@ -84,3 +84,10 @@ nice cmake --build "$OUT/ns" -j"$JOBS" > "$OUT/ns-build.log" 2>&1 ||
   { grep -B2 -A8 -m5 "error" "$OUT/ns-build.log" || tail -30 "$OUT/ns-build.log"; exit 1; }
 grep -A3 "Memory region" "$OUT/ns-build.log" || true
 ls -l "$OUT/ns/tfm_s_ns_signed.bin"
+
+# what a device needs, in one folder: BL2 (QEMU's -kernel), the signed images, back to back
+# for the flash at 0x10080000 and one by one (their reference values are read from them)
+mkdir -p "$OUT/images"
+cp "$OUT/spe/bin/bl2.axf" "$OUT/spe/bin/tfm_s_signed.bin" "$OUT/ns/bin/tfm_ns_signed.bin" \
+  "$OUT/ns/tfm_s_ns_signed.bin" "$OUT/spe/bin/tfm_s.axf" "$OUT/ns/bin/tfm_ns.axf" "$OUT/images/"
+echo "build-firmware: images in $OUT/images"

@@ -57,7 +57,8 @@ int app_sensor_run(const struct app_cfg *cfg, struct mqtt_client *m, volatile si
 {
     struct app_cfg local = *cfg;
     struct app_cfg *o = &local;
-    char topic[200], cmd_filter[200], cmd_interval[200];
+    /* an id has at most 128 characters: the longest of these is 141 */
+    char topic[160], cmd_filter[160], cmd_interval[160];
     snprintf(topic, sizeof(topic), "sensors/%s/env", m->id);
     snprintf(cmd_filter, sizeof(cmd_filter), "cmd/%s/#", m->id);
     snprintf(cmd_interval, sizeof(cmd_interval), "cmd/%s/interval", m->id);
@@ -70,7 +71,7 @@ int app_sensor_run(const struct app_cfg *cfg, struct mqtt_client *m, volatile si
                 continue;
             mqtt_client_subscribe(m, cmd_filter, 1);
         }
-        uint8_t record[512];
+        uint8_t record[APP_RECORD_MAX];
         size_t record_len = 0;
         psa_status_t st =
             sensor_seal_reading(topic, o->integrity_only, record, sizeof(record), &record_len);

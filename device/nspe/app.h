@@ -16,6 +16,10 @@ struct app_cfg {
     bool integrity_only;
 };
 
+#ifndef APP_RECORD_MAX
+#define APP_RECORD_MAX 512 /* a sealed reading (RECORD_MAX_SIZE; the firmware's fit in less) */
+#endif
+
 /* The sensor partition, as the applications call it: over the emulator's IPC to psadev-spe
  * (sensor_client.c) or through TF-M's psa_call on the firmware (device/firmware/ns/). */
 psa_status_t sensor_seal_reading(const char *topic, bool integrity_only, uint8_t *record,

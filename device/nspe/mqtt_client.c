@@ -82,8 +82,9 @@ static void keep_reason(struct mqtt_client *c, const struct mqtt_props *p)
                  (int)p->reason_string.len, (const char *)p->reason_string.data);
 }
 
-/* Answers a challenge: the nonce goes to the SPE, the token comes back. */
-static int answer_challenge(struct mqtt_client *c, const struct mqtt_props *p)
+/* Answers a challenge: the nonce goes to the SPE, the token comes back. Not inlined (nor is
+ * send_connect): on a device their buffers must not sit on the stack together. */
+static __attribute__((noinline)) int answer_challenge(struct mqtt_client *c, const struct mqtt_props *p)
 {
     uint8_t token[PSA_INITIAL_ATTEST_MAX_TOKEN_SIZE];
     size_t token_len = 0;
@@ -109,7 +110,8 @@ static int answer_challenge(struct mqtt_client *c, const struct mqtt_props *p)
     return send_packet(c, buf, n);
 }
 
-int mqtt_client_connect(struct mqtt_client *c, bool attest, uint16_t keep_alive)
+static __attribute__((noinline)) int send_connect(struct mqtt_client *c, bool attest,
+                                                   uint16_t keep_alive)
 {
     struct mqtt_connect con = {.version = MQTT_V5, .clean_start = true, .keep_alive = keep_alive};
     con.client_id = (struct mqtt_bytes){(const uint8_t *)c->id, strlen(c->id)};
@@ -119,11 +121,18 @@ int mqtt_client_connect(struct mqtt_client *c, bool attest, uint16_t keep_alive)
     }
     uint8_t buf[512];
     size_t n = 0;
+    if (mqtt_encode_connect(buf, sizeof(buf), &con, &n) != MQTT_OK)
+        return -1;
+    return send_packet(c, buf, n);
+}
+
+int mqtt_client_connect(struct mqtt_client *c, bool attest, uint16_t keep_alive)
+{
     c->connack_reason = 0xff;
     c->attested = false;
     c->keep_alive = keep_alive;
     c->next_pid = 1;
-    if (mqtt_encode_connect(buf, sizeof(buf), &con, &n) != MQTT_OK || send_packet(c, buf, n) != 0)
+    if (send_connect(c, attest, keep_alive) != 0)
         return -1;
     for (;;) {
         size_t len;
@@ -165,7 +174,7 @@ int mqtt_client_publish(struct mqtt_client *c, const char *topic, const uint8_t 
             c->next_pid = 1; /* packet id 0 is not allowed */
         p.packet_id = c->next_pid++;
     }
-    uint8_t buf[1536];
+    uint8_t buf[MQTT_CLIENT_MAX_PUBLISH];
     size_t n = 0;
     if (mqtt_encode_publish(buf, sizeof(buf), MQTT_V5, &p, &n) != MQTT_OK)
         return -1;

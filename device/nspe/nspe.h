@@ -45,6 +45,9 @@ const char *tls_cipher(struct tls_conn *t);
 void tls_close(struct tls_conn *t);
 
 /* mqtt_client.c: MQTT 5 over a tls_conn, attesting with PSA-IAT when connecting. */
+#ifndef MQTT_CLIENT_MAX_PUBLISH
+#define MQTT_CLIENT_MAX_PUBLISH 1536 /* bytes of an encoded PUBLISH (the firmware: less) */
+#endif
 struct mqtt_client {
     struct tls_conn *tls;
     char id[129];

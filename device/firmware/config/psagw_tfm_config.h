@@ -13,6 +13,6 @@
 #define PSAGW_TFM_CONFIG_H
 
 #define CRYPTO_SINGLE_PART_FUNCS_DISABLED 0
-#define TFM_BUILTIN_MAX_KEYS 4
+#define TFM_BUILTIN_MAX_KEYS 5 /* slots 3 and 4: psagw_builtin_keys.c */
 
 #endif

@@ -13,9 +13,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmsis.h"
+#include "mbedtls/platform.h"
 #include "modem_link.h"
 #include "platform.h"
 #include "psagw_fw.h"
@@ -181,8 +183,68 @@ static void idle(void)
     __enable_irq();
 }
 
+/* ---- memory high-water marks ------------------------------------------------------------ */
+
+extern uint32_t __StackLimit, __StackTop, __HeapBase, __HeapLimit;
+#define STACK_PAINT 0xA5A5A5A5u
+
+/* Paints the stack below the caller's frame, so that fw_memory_report can tell how deep it
+ * has been used since. */
+static void __attribute__((noinline)) paint_stack(void)
+{
+    volatile uint32_t *p = &__StackLimit;
+    uint32_t *sp = (uint32_t *)__get_MSP();
+    if (__get_CONTROL() & 2u)
+        sp = (uint32_t *)__get_PSP();
+    while (p < sp - 16)
+        *p++ = STACK_PAINT;
+}
+
+/* Mbed TLS's allocations (the only ones), counted: in use now and the most ever. */
+static size_t heap_now, heap_peak;
+
+static void *counted_calloc(size_t n, size_t size)
+{
+    if (size && n > (SIZE_MAX - 8) / size)
+        return NULL;
+    size_t len = n * size;
+    uint8_t *p = calloc(1, len + 8);
+    if (!p)
+        return NULL;
+    memcpy(p, &len, sizeof(len));
+    heap_now += len;
+    if (heap_now > heap_peak)
+        heap_peak = heap_now;
+    return p + 8;
+}
+
+static void counted_free(void *q)
+{
+    if (!q)
+        return;
+    uint8_t *p = (uint8_t *)q - 8;
+    size_t len;
+    memcpy(&len, p, sizeof(len));
+    heap_now -= len;
+    free(p);
+}
+
+void fw_memory_report(void)
+{
+    const uint32_t *p = &__StackLimit;
+    while (p < &__StackTop && *p == STACK_PAINT)
+        p++;
+    size_t stack_size = (size_t)((&__StackTop - &__StackLimit) * 4);
+    size_t used = (size_t)((&__StackTop - p) * 4);
+    fw_log("memory: stack high-water %u of %u B; Mbed TLS heap peak %u B (+8 B a block), %u B "
+           "in use, of %u B", (unsigned)used, (unsigned)stack_size, (unsigned)heap_peak,
+           (unsigned)heap_now, (unsigned)((&__HeapLimit - &__HeapBase) * 4));
+}
+
 void fw_platform_init(void)
 {
+    paint_stack();
+    mbedtls_platform_set_calloc_free(counted_calloc, counted_free);
     SystemCoreClockUpdate();
     SysTick_Config(SystemCoreClock / 1000u);
     REG(UART_BAUDDIV) = 16;
@@ -216,6 +278,7 @@ int plat_tcp_connect(const char *host, const char *port)
     (void)port;
     if (link.open)
         plat_tcp_close(SOCK);
+    fw_memory_report();
     link.conn++;
     link.open = link.closed = false;
     link.opened = 0;

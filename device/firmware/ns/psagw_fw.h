@@ -10,6 +10,7 @@
 /* modem_platform.c */
 void fw_platform_init(void);             /* SysTick, UART0 and its RX interrupt */
 void fw_link_hello(const char *device_id); /* introduces the device to the modem, gets the time */
+void fw_memory_report(void);             /* logs the stack and heap high-water marks */
 void fw_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* fw_format.c: vsnprintf for the conversions the device code uses (%d %i %u %x %X %c %s %%,

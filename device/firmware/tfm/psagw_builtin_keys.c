@@ -19,8 +19,10 @@
 #include "tfm_plat_crypto_keys.h"
 
 #define N_OURS 2
-#define SLOT_PSK 2 /* after TF-M's HUK and IAK */
-#define SLOT_GROUP 3
+/* After TF-M's HUK (0) and IAK (1). Not 2: that is TFM_BUILTIN_KEY_SLOT_MAX, which the loader's
+ * slot lookup takes for "no such key" (builtin_key_get_slot). */
+#define SLOT_PSK 3
+#define SLOT_GROUP 4
 
 size_t __real_tfm_plat_builtin_key_get_desc_table_ptr(
     const tfm_plat_builtin_key_descriptor_t *desc_ptr[]);
@@ -77,7 +79,7 @@ size_t __wrap_tfm_plat_builtin_key_get_desc_table_ptr(
 {
     const tfm_plat_builtin_key_descriptor_t *tfm;
     size_t n = __real_tfm_plat_builtin_key_get_desc_table_ptr(&tfm);
-    if (n + N_OURS > sizeof(descs) / sizeof(descs[0]) || n > SLOT_PSK) {
+    if (n + N_OURS > sizeof(descs) / sizeof(descs[0]) || n > TFM_BUILTIN_KEY_SLOT_MAX) {
         *desc_ptr = tfm;
         return n; /* TF-M's keys only: the PSK and group key calls will fail */
     }
