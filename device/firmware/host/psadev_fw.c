@@ -11,11 +11,13 @@
  *   psadev-fw refvals --images DIR
  *       the reference values of a firmware build as JSON (SW components measured by BL2, the
  *       implementation ID): what the build's images/refvals.json holds.
- *   psadev-fw run --nv FILE --images DIR --gateway HOST:PORT [--secure-log FILE]
+ *   psadev-fw run --nv FILE --images DIR --gateway HOST:PORT [--selftest]
  *       boots the device under QEMU and is its UART modem (modem_link.h): opens TCP connections
  *       to the gateway when the firmware asks, relays their bytes, tells it when they close,
- *       and prints the firmware's log lines. Stops (and stops QEMU) on SIGINT/SIGTERM, or when
- *       QEMU exits; the exit status says which.
+ *       and prints the firmware's log lines. --selftest asks the firmware, once, for its
+ *       isolation self-test (the PSK cannot be exported; a non-secure read of secure memory
+ *       faults, and the secure side reports it after the reset). Stops (and stops QEMU) on
+ *       SIGINT/SIGTERM, or when QEMU exits; the exit status says which.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -59,7 +61,7 @@ static void usage(FILE *f)
             "usage: " PROG " provision --nv FILE --id ID --role sensor|monitor [--lifecycle STATE]\n"
             "                         [--group-key FILE] [--images DIR] [--manifest FILE]\n"
             "       " PROG " refvals --images DIR\n"
-            "       " PROG " run --nv FILE --images DIR --gateway HOST:PORT [--secure-log FILE]\n"
+            "       " PROG " run --nv FILE --images DIR --gateway HOST:PORT [--selftest]\n"
             "STATE: secured (default), non_psa_rot_debug, recoverable_psa_rot_debug,\n"
             "       psa_rot_provisioning\n");
 }
@@ -568,7 +570,8 @@ struct modem {
     uint8_t conn;             /* the firmware's number for it */
     const char *gw_host, *gw_port;
     char device[PSAGW_DEVICE_ID_MAX + 1];
-    unsigned long opens, refusals;
+    unsigned long opens, refusals, boots;
+    bool selftest; /* still to ask for */
 };
 
 static void queue_byte(struct modem *m, uint8_t b)
@@ -667,7 +670,12 @@ static void handle_frame(struct modem *m)
             idl = PSAGW_DEVICE_ID_MAX;
         memcpy(m->device, sp ? sp + 1 : "", idl);
         m->device[idl] = '\0';
-        printf("[modem] firmware up: %.*s\n", (int)len, (const char *)p);
+        m->boots++;
+        printf("[modem] firmware up (boot %lu): %.*s\n", m->boots, (int)len, (const char *)p);
+        if (m->selftest) {
+            send_frame(m, MODEM_SELFTEST, 0, NULL, 0);
+            m->selftest = false;
+        }
         uint64_t t = wall_ms();
         uint8_t le[8];
         for (int i = 0; i < 8; i++)
@@ -754,11 +762,12 @@ static int split_host_port(const char *s, char *host, size_t hl, char *port, siz
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *nv = NULL, *images = NULL, *gateway = NULL, *secure_log = NULL;
+    const char *nv = NULL, *images = NULL, *gateway = NULL;
+    bool want_selftest = false;
     static const struct option opts[] = {{"nv", required_argument, NULL, 'n'},
                                          {"images", required_argument, NULL, 'i'},
                                          {"gateway", required_argument, NULL, 'g'},
-                                         {"secure-log", required_argument, NULL, 's'},
+                                         {"selftest", no_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int o;
@@ -767,7 +776,7 @@ static int cmd_run(int argc, char **argv)
         case 'n': nv = optarg; break;
         case 'i': images = optarg; break;
         case 'g': gateway = optarg; break;
-        case 's': secure_log = optarg; break;
+        case 's': want_selftest = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -815,19 +824,18 @@ static int cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &act, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char mem[4200], loader[4200], chardev[300], serial1[4200];
+    char mem[4200], loader[4200], chardev[300];
     snprintf(mem, sizeof(mem), "memory-backend-file,id=nv,size=%u,mem-path=%s,share=on",
              (unsigned)PSAGW_NV_SIZE, nv);
     snprintf(loader, sizeof(loader), "loader,file=%s,addr=0x10080000,force-raw=on", image);
     snprintf(chardev, sizeof(chardev), "socket,id=modem,path=%s,reconnect=1", sa.sun_path);
-    snprintf(serial1, sizeof(serial1), "file:%s", secure_log ? secure_log : "/dev/null");
     const char *qemu = getenv("QEMU") ? getenv("QEMU") : "qemu-system-arm";
     pid_t pid = fork();
     if (pid == 0) {
         execlp(qemu, qemu, "-M", "mps2-an521", "-display", "none", "-monitor", "none",
                "-nodefaults", "-object", mem, "-machine", "memory-backend=nv", "-kernel", bl2,
-               "-device", loader, "-chardev", chardev, "-serial", "chardev:modem", "-serial",
-               serial1, (char *)NULL);
+               "-device", loader, "-nic", "none", "-chardev", chardev, "-serial",
+               "chardev:modem", (char *)NULL);
         fprintf(stderr, PROG " run: cannot start %s: %s\n", qemu, strerror(errno));
         _exit(127);
     }
@@ -843,6 +851,7 @@ static int cmd_run(int argc, char **argv)
     m.tcp = -1;
     m.gw_host = host;
     m.gw_port = port;
+    m.selftest = want_selftest;
     int ret = 0, status = 0;
     bool qemu_gone = false;
     while (!stop_signal) {
@@ -926,8 +935,8 @@ static int cmd_run(int argc, char **argv)
     if (!qemu_gone) {
         kill(pid, SIGTERM);
         waitpid(pid, &status, 0);
-        printf("[modem] stopped (signal %d); device %s made %lu connections, %lu refused\n",
-               (int)stop_signal, m.device, m.opens, m.refusals);
+        printf("[modem] stopped (signal %d); device %s booted %lu times, made %lu connections, "
+               "%lu refused\n", (int)stop_signal, m.device, m.boots, m.opens, m.refusals);
     } else {
         printf("[modem] QEMU exited (%s %d)\n", WIFEXITED(status) ? "status" : "signal",
                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));

@@ -45,6 +45,7 @@
 #define MODEM_REFUSED 'R' /* it could not be opened; payload: the reason, text */
 #define MODEM_RECV 'D'    /* bytes the gateway sent */
 #define MODEM_CLOSED 'X'  /* the gateway closed it or it failed; payload: the reason, text */
+#define MODEM_SELFTEST 'S' /* run the isolation self-test (sent before TIME, once per modem run) */
 
 #define MODEM_PROTOCOL_VERSION "1"
 

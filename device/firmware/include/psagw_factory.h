@@ -29,7 +29,11 @@
 #define PSAGW_FACTORY_OFFSET 0x00F00000u
 #define PSAGW_FACTORY_ADDR (PSAGW_NV_BASE + PSAGW_FACTORY_OFFSET)
 
+#define PSAGW_FAULT_OFFSET 0x00F01000u
+#define PSAGW_FAULT_ADDR (PSAGW_NV_BASE + PSAGW_FAULT_OFFSET)
+
 #define PSAGW_FACTORY_MAGIC 0x57464750u /* "PGFW" little-endian */
+#define PSAGW_FAULT_MAGIC 0x544C4146u   /* "FALT" */
 #define PSAGW_FACTORY_VERSION 1u
 #define PSAGW_DEVICE_ID_MAX 128u
 
@@ -54,6 +58,17 @@ struct psagw_factory_record {
     uint8_t entropy_seed[64]; /* seeds TF-M's DRBG (NV seed): QEMU has no TRNG */
     char device_id[PSAGW_DEVICE_ID_MAX + 4]; /* NUL-terminated; also the PSK identity */
     uint32_t crc32;
+};
+
+/* What the secure side records when TF-M stops the system on a fault (tfm_core_panic: a fault
+ * in the secure state, or one the non-secure side caused in it, such as a SecureFault for a
+ * non-secure access to secure memory). It survives the reset that follows; the sensor
+ * partition reports it once (SENSOR_FN_INFO) and marks it reported. */
+struct psagw_fault_record {
+    uint32_t magic;
+    uint32_t count;    /* faults since the factory */
+    uint32_t pending;  /* 1 until reported */
+    uint32_t cfsr, hfsr, sfsr, sfar, bfar;
 };
 
 #endif

@@ -22,6 +22,9 @@ struct psagw_device_info {
     char id[PSAGW_DEVICE_ID_MAX + 1];
     uint8_t pad[3];
     uint32_t role; /* PSAGW_ROLE_* */
+    /* the secure side's fault record (psagw_factory.h): pending = 1 the first time it is
+     * reported after the reset that followed the fault */
+    uint32_t faults, fault_pending, cfsr, hfsr, sfsr, sfar;
 };
 
 #endif

@@ -28,6 +28,37 @@ int32_t tfm_ns_interface_dispatch(veneer_fn fn, uint32_t arg0, uint32_t arg1, ui
 
 static volatile sig_atomic_t never;
 
+static const char *fault_name(const struct psagw_device_info *i)
+{
+    if (i->sfsr)
+        return "SecureFault";
+    if (i->cfsr & 0xFF00u)
+        return "BusFault";
+    if (i->cfsr & 0xFFu)
+        return "MemManage fault";
+    if (i->cfsr >> 16)
+        return "UsageFault";
+    return i->hfsr ? "HardFault" : "a fatal error";
+}
+
+/* The isolation self-test the modem asks for (psadev-fw run --selftest): what the hardware and
+ * TF-M must refuse the non-secure side. The second check does not return: the secure side
+ * stops the system on the fault, records it, and reports it after the reset. */
+static void selftest(void)
+{
+    uint8_t buf[32];
+    size_t n = 0;
+    psa_status_t st = psa_export_key(NSPE_PSK_KEY_ID, buf, sizeof(buf), &n);
+    fw_log("selftest: psa_export_key(TLS PSK) %s (PSA error %ld)",
+           st == PSA_ERROR_NOT_PERMITTED ? "refused by TF-M" : "NOT REFUSED", (long)st);
+    volatile const uint32_t *secret = (volatile const uint32_t *)(uintptr_t)PSAGW_FACTORY_ADDR;
+    fw_log("selftest: reading the factory record (secure memory, 0x%08lx) from the non-secure "
+           "side", (unsigned long)PSAGW_FACTORY_ADDR);
+    uint32_t v = *secret;
+    fw_log("selftest: FAILED: the non-secure side read 0x%08lx from secure memory",
+           (unsigned long)v);
+}
+
 int main(void)
 {
     static struct mqtt_client m;
@@ -42,6 +73,14 @@ int main(void)
            st != PSA_SUCCESS                    ? "-"
            : info.role == PSAGW_ROLE_MONITOR ? "monitor"
                                                 : "sensor");
+    if (st == PSA_SUCCESS && info.fault_pending)
+        fw_log("secure side: the last reset followed %s (fault %lu since the factory): "
+               "SFSR=0x%08lx SFAR=0x%08lx CFSR=0x%08lx HFSR=0x%08lx%s", fault_name(&info),
+               (unsigned long)info.faults, (unsigned long)info.sfsr, (unsigned long)info.sfar,
+               (unsigned long)info.cfsr, (unsigned long)info.hfsr,
+               info.sfsr & 0x8u ? " (AUVIOL: a non-secure access to secure memory)" : "");
+    if (st == PSA_SUCCESS && fw_link_selftest_requested())
+        selftest();
     if (st != PSA_SUCCESS) {
         fw_log("the secure side has no factory record (PSA error %ld): provision the device "
                "(psadev-fw provision)", (long)st);

@@ -41,7 +41,7 @@
 
 static volatile uint64_t ticks_ms;
 static uint64_t wall_base_ms, wall_base_tick; /* from the modem's TIME */
-static bool have_time;
+static bool have_time, selftest;
 
 static struct {
     uint8_t frame[2 + MODEM_RX_CHUNK + 2]; /* decoded frame being received */
@@ -117,6 +117,10 @@ static void handle_frame(const uint8_t *f, size_t n)
         wall_base_ms = t;
         wall_base_tick = ticks_ms;
         have_time = true;
+        return;
+    }
+    if (type == MODEM_SELFTEST) {
+        selftest = true;
         return;
     }
     if (conn != link.conn)
@@ -270,6 +274,11 @@ void fw_link_hello(const char *device_id)
             idle();
 }
 
+bool fw_link_selftest_requested(void)
+{
+    return selftest;
+}
+
 /* ---- platform.h ---------------------------------------------------------------------------- */
 
 int plat_tcp_connect(const char *host, const char *port)
@@ -278,7 +287,6 @@ int plat_tcp_connect(const char *host, const char *port)
     (void)port;
     if (link.open)
         plat_tcp_close(SOCK);
-    fw_memory_report();
     link.conn++;
     link.open = link.closed = false;
     link.opened = 0;
@@ -346,6 +354,7 @@ void plat_tcp_close(int sock)
     if (sock != SOCK || !link.open)
         return;
     send_frame(MODEM_CLOSE, link.conn, NULL, 0);
+    fw_memory_report();
     link.open = false;
     link.off = link.len = 0;
 }

@@ -5,11 +5,13 @@
 #define PSAGW_FW_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* modem_platform.c */
 void fw_platform_init(void);             /* SysTick, UART0 and its RX interrupt */
 void fw_link_hello(const char *device_id); /* introduces the device to the modem, gets the time */
+bool fw_link_selftest_requested(void);     /* the modem asked for the isolation self-test */
 void fw_memory_report(void);             /* logs the stack and heap high-water marks */
 void fw_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

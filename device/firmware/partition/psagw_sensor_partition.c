@@ -279,6 +279,17 @@ psa_status_t psagw_sensor_service_sfn(const psa_msg_t *msg)
         memset(&info, 0, sizeof(info));
         memcpy(info.id, sp.id, sizeof(info.id));
         info.role = sp.role;
+        volatile struct psagw_fault_record *f =
+            (volatile struct psagw_fault_record *)(uintptr_t)PSAGW_FAULT_ADDR;
+        if (f->magic == PSAGW_FAULT_MAGIC) {
+            info.faults = f->count;
+            info.fault_pending = f->pending;
+            info.cfsr = f->cfsr;
+            info.hfsr = f->hfsr;
+            info.sfsr = f->sfsr;
+            info.sfar = f->sfar;
+            f->pending = 0;
+        }
         if (msg->out_size[0] < sizeof(info))
             return PSA_ERROR_BUFFER_TOO_SMALL;
         psa_write(msg->handle, 0, &info, sizeof(info));

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cmsis.h"
 #include "psa/crypto.h"
 #include "psagw_factory.h"
 #include "psagw_secure.h"
@@ -129,6 +130,27 @@ enum tfm_plat_err_t __wrap_tfm_plat_provisioning_perform(void)
             return err;
     }
     return TFM_PLAT_ERR_SUCCESS;
+}
+
+/* TF-M stops the system (and resets it) on any fault it cannot recover from; the registers
+ * that say why are kept in the NV memory first, for the sensor partition to report after the
+ * reset (the board has no secure log TF-M would write them to in a Release build). */
+void __real_tfm_core_panic(void);
+
+void __wrap_tfm_core_panic(void)
+{
+    volatile struct psagw_fault_record *f =
+        (volatile struct psagw_fault_record *)(uintptr_t)PSAGW_FAULT_ADDR;
+    uint32_t count = f->magic == PSAGW_FAULT_MAGIC ? f->count : 0;
+    f->cfsr = SCB->CFSR;
+    f->hfsr = SCB->HFSR;
+    f->sfsr = SAU->SFSR;
+    f->sfar = SAU->SFAR;
+    f->bfar = SCB->BFAR;
+    f->count = count + 1;
+    f->pending = 1;
+    f->magic = PSAGW_FAULT_MAGIC;
+    __real_tfm_core_panic();
 }
 
 enum tfm_security_lifecycle_t __real_tfm_attest_hal_get_security_lifecycle(void);
