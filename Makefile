@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 20
 
 .PHONY: all bootstrap build build-asan build-tsan test test-plain test-asan test-tsan test-fuzz \
 	demo bench soak abuse fuzz footprint test-footprint deb test-deb arm64 test-arm64 \
-	dashboard-shot clean
+	firmware test-firmware dashboard-shot clean
 
 all: build
 
@@ -56,6 +56,15 @@ test-footprint: bootstrap
 
 footprint: test-footprint
 
+# The TF-M Profile Small firmware for QEMU mps2-an521 (docs/firmware.md) in build-fw/images/,
+# and its end-to-end test against the gateway (tests/firmware/)
+firmware: bootstrap
+	@scripts/build-firmware.sh build-fw
+
+test-firmware: firmware build
+	@PSAGW=$(BUILD)/gateway/psagw PSADEV=$(BUILD)/device/psadev PSADEV_FW=$(BUILD)/device/psadev-fw \
+	  FW_IMAGES=$(CURDIR)/build-fw/images bash tests/firmware/test_firmware.sh
+
 # Debian packages (psagw, psagw-tools) in build-deb/, lintian-checked (docs/packaging.md);
 # DEB_ARCH=arm64 cross-builds them for 64-bit Arm
 DEB_ARCH ?= $(shell dpkg --print-architecture)
@@ -80,9 +89,9 @@ arm64: bootstrap
 test-arm64: arm64 build
 	@scripts/arm64.sh test
 
-test: test-plain test-asan test-tsan test-fuzz test-footprint test-deb test-arm64
+test: test-plain test-asan test-tsan test-fuzz test-footprint test-firmware test-deb test-arm64
 
-demo: build
+demo: build firmware
 	@scripts/demo.sh $(BUILD)
 
 bench: build
@@ -99,4 +108,4 @@ fuzz: bootstrap
 	@scripts/fuzz.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz build-footprint build-deb build-arm64
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) build-fuzz build-footprint build-deb build-arm64 build-fw

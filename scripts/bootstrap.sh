@@ -9,6 +9,11 @@ packages=(
   libmicrohttpd-dev prometheus curl chromium chromium-driver python3-selenium
   libcmocka-dev mosquitto mosquitto-clients gnutls-bin
   procps iproute2 dpkg-dev debhelper lintian python3-minimal python3-paho-mqtt binutils util-linux gdb gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
+  # the TF-M firmware (scripts/build-firmware.sh) and its emulated board: TF-M's build steps
+  # need jinja2 and yaml, BL2's image signing (MCUboot's imgtool) cbor2, click, cryptography
+  # and intelhex; git makes TF-M's tree the repository its version step expects
+  qemu-system-arm git python3-jinja2 python3-yaml python3-cbor2 python3-click python3-cryptography
+  python3-intelhex xxd
 )
 
 missing=()

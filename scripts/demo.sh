@@ -4,7 +4,9 @@
 # Emulated TF-M Profile Small devices (psadev: each one an SPE process and an NSPE process) are
 # provisioned on the fly, imported into a fresh gateway registry from their manifests, and run
 # against psagw: two sensors whose secure partitions seal every reading, one monitor whose
-# secure side opens them (its lines are shown live), an operator command changing a sensor's
+# secure side opens them (its lines are shown live), a firmware device (TF-M Profile Small with
+# BL2 on QEMU mps2-an521, docs/firmware.md) whose readings the monitor and the cloud receive
+# alike, an operator command changing a sensor's
 # interval, and the refusals a gateway owes: a device in a debug lifecycle, a device running a
 # modified NSPE image, a wrong key, a replayed record. Stops everything and prints a summary.
 #
@@ -27,7 +29,10 @@ done
 
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
 PSADEV=$(cd "$BUILD" && pwd)/device/psadev
-for b in "$PSAGW" "$PSADEV"; do
+PSADEV_FW=$(cd "$BUILD" && pwd)/device/psadev-fw
+FW_IMAGES=$(cd "$(dirname "$0")/.." && pwd)/build-fw/images
+[ -f "$FW_IMAGES/tfm_s_ns_signed.bin" ] || { echo "demo: no firmware in $FW_IMAGES (run make firmware)" >&2; exit 1; }
+for b in "$PSAGW" "$PSADEV" "$PSADEV_FW"; do
   [ -x "$b" ] || { echo "demo: $b not built (run make build)" >&2; exit 1; }
 done
 DIR=$(mktemp -d /tmp/psagw-demo.XXXXXX)
@@ -59,6 +64,12 @@ provision sensor-1 sensor
 provision sensor-2 sensor
 provision monitor-1 monitor
 provision sensor-3 sensor --lifecycle non_psa_rot_debug
+say "Provisioning a firmware device: TF-M Profile Small on an emulated Cortex-M33 (QEMU mps2-an521)"
+"$PSADEV_FW" provision --nv "$DIR/fw-sensor-1.nv" --id fw-sensor-1 --role sensor \
+  --group-key "$DIR/group.key" --images "$FW_IMAGES" --manifest "$DIR/fw-sensor-1.json" | sed 's/^/  /'
+"$PSAGW" device import "$DIR/fw-sensor-1.json" --registry "$REG" | sed 's/^/  /'
+echo "  (its secrets went into its secure side's factory record, in the board's non-volatile memory;"
+echo "   the manifest carries the reference values of this firmware build, measured by BL2)"
 echo "  (each manifest carries the PSK and IAK once, mode 0600, for the gateway; the devices"
 echo "   keep theirs inside the SPE, where no API returns them)"
 "$PSAGW" device list --registry "$REG" | sed 's/^/  /'
@@ -153,6 +164,12 @@ for s in sensor-1 sensor-2; do
     > "$DIR/$s.out" 2>&1 &
   PIDS+=($!)
 done
+say "fw-sensor-1 boots (BL2, TF-M, the NS application), attests with TF-M's own token, publishes"
+"$PSADEV_FW" run --nv "$DIR/fw-sensor-1.nv" --images "$FW_IMAGES" --gateway 127.0.0.1:$PORT \
+  > "$DIR/fw-sensor-1.out" 2>&1 &
+PIDS+=($!)
+tail --pid="$GW" -n +1 -f "$DIR/fw-sensor-1.out" | grep --line-buffered -v "published topic\|nic lan9118" \
+  | sed -u 's/^/  /' &
 START=$(date +%s)
 # an eavesdropper on the operator listener keeps one of sensor-1's records for later
 mosquitto_sub -h 127.0.0.1 -p "$PLAIN" -t sensors/sensor-1/env -C 1 -N > "$DIR/recorded.bin" &
@@ -214,17 +231,23 @@ GW=
 sleep 0.3
 
 say "Summary"
-printf '  monitor-1 readings accepted: %s (sensor-1: %s, sensor-2: %s), replays refused: %s\n' \
+printf '  monitor-1 readings accepted: %s (sensor-1: %s, sensor-2: %s, fw-sensor-1: %s), replays refused: %s\n' \
   "$(grep -c '^reading ' "$DIR/monitor.out" || true)" \
   "$(grep -c '^reading device=sensor-1 ' "$DIR/monitor.out" || true)" \
   "$(grep -c '^reading device=sensor-2 ' "$DIR/monitor.out" || true)" \
+  "$(grep -c '^reading device=fw-sensor-1 ' "$DIR/monitor.out" || true)" \
   "$(grep -c '^refused replay' "$DIR/monitor.out" || true)"
+printf '  fw-sensor-1 (TF-M firmware): %s attested connections, %s readings published\n' \
+  "$(grep -c 'connected id=fw-sensor-1 .*attested=1' "$DIR/fw-sensor-1.out" || true)" \
+  "$(grep -c 'published topic=sensors/fw-sensor-1/' "$DIR/fw-sensor-1.out" || true)"
 grep 'event=stats' "$LOG" | tail -1 | tr ' ' '\n' \
   | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_failed|publishes_in|publishes_out|attestations_accepted|attestations_refused)=' \
   | sed 's/^/  /'
 grep 'event=attestation_refusals' "$LOG" | tail -1 | sed 's/.*event=attestation_refusals /  refusals by reason: /'
-printf '  at the cloud: %s sensor records, %s attestation verdicts\n' \
-  "$(grep -a -c '/sensors/' "$DIR/cloud-records.out" || true)" "$(grep -a -c '/attest/' "$DIR/cloud-verdicts.out" || true)"
+printf '  at the cloud: %s sensor records (fw-sensor-1: %s), %s attestation verdicts\n' \
+  "$(grep -a -c '/sensors/' "$DIR/cloud-records.out" || true)" \
+  "$(grep -a -c '/sensors/fw-sensor-1/' "$DIR/cloud-records.out" || true)" \
+  "$(grep -a -c '/attest/' "$DIR/cloud-verdicts.out" || true)"
 grep 'event=cloud_stats' "$LOG" | tail -1 | tr ' ' '\n' \
   | grep -E '^(spool_written|acked|spool_records|spool_drops|commands_delivered)=' | sed 's/^/  cloud: /'
 echo

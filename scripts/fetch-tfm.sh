@@ -2,7 +2,8 @@
 # The firmware's sources (TF-M v2.1.6, QCBOR, MCUboot, CMSIS_6) into third_party/tfm/ (ignored
 # by git, never committed), for the TF-M Profile Small build of issue 13 (docs/firmware.md).
 #
-# Each tarball is taken from $PSAGW_VENDOR (default: ../shared/vendor beside the repository)
+# Each tarball is taken from $PSAGW_VENDOR (default: ../shared/vendor beside the repository, or
+# beside the repository a local clone was made from)
 # and checked against the SHA-256 pinned in device/firmware/SOURCES, which is this repository's
 # own record, not the cache's; a tarball that does not match is refused. Without the cache the
 # same tag is cloned from upstream and its commit checked against the pinned one. TF-M's version
@@ -15,6 +16,13 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEST=${1:-third_party/tfm}
 VENDOR=${PSAGW_VENDOR:-$ROOT/../shared/vendor}
+# a clone of a local repository (CI's clean clone) looks beside the repository it came from
+if [ -z "${PSAGW_VENDOR:-}" ] && [ ! -d "$VENDOR" ]; then
+  origin=$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)
+  if [ -n "$origin" ] && [ -d "$origin/../shared/vendor" ]; then
+    VENDOR=$(cd "$origin/../shared/vendor" && pwd)
+  fi
+fi
 mkdir -p "$DEST"
 
 fetch_one() { # name url ref commit tarball sha256

@@ -7,6 +7,11 @@
 . "$(dirname "$0")/lib.sh"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 VENDOR=${PSAGW_VENDOR:-$ROOT/../shared/vendor}
+# as fetch-tfm.sh: a clone of a local repository looks beside the repository it came from
+origin=$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)
+if [ -z "${PSAGW_VENDOR:-}" ] && [ ! -d "$VENDOR" ] && [ -n "$origin" ] && [ -d "$origin/../shared/vendor" ]; then
+  VENDOR=$(cd "$origin/../shared/vendor" && pwd)
+fi
 [ -f "$VENDOR/trusted-firmware-m-TF-Mv2.1.6.tar.xz" ] || { echo "SKIP: no source cache at $VENDOR"; exit 77; }
 
 PSAGW_VENDOR=$VENDOR bash "$ROOT/scripts/fetch-tfm.sh" $WORK/tfm > $WORK/out 2>&1 || fail "fetch: $(cat $WORK/out)"

@@ -745,6 +745,30 @@ static void uart_input(struct modem *m, const uint8_t *b, size_t n)
     }
 }
 
+/* Prints what QEMU says on stderr, but for the two lines every run has: mps2-an521 always has a
+ * LAN9118 the firmware does not use ("nic lan9118.0 has no peer"), and the modem stops QEMU
+ * with SIGTERM ("terminating on signal 15"). Returns 0 at the end of QEMU's stderr. */
+static int qemu_messages(int fd)
+{
+    static char line[1024];
+    static size_t len;
+    ssize_t r;
+    while ((r = read(fd, line + len, sizeof(line) - 1 - len)) > 0) {
+        len += (size_t)r;
+        char *nl;
+        while ((nl = memchr(line, '\n', len)) != NULL || len == sizeof(line) - 1) {
+            size_t l = nl ? (size_t)(nl - line) : len;
+            line[l] = '\0';
+            if (!strstr(line, "has no peer") && !strstr(line, "terminating on signal"))
+                printf("[qemu] %s\n", line);
+            size_t used = nl ? l + 1 : len;
+            memmove(line, line + used, len - used);
+            len -= used;
+        }
+    }
+    return r == 0 ? 0 : 1;
+}
+
 static int split_host_port(const char *s, char *host, size_t hl, char *port, size_t pl)
 {
     const char *c = strrchr(s, ':');
@@ -830,8 +854,14 @@ static int cmd_run(int argc, char **argv)
     snprintf(loader, sizeof(loader), "loader,file=%s,addr=0x10080000,force-raw=on", image);
     snprintf(chardev, sizeof(chardev), "socket,id=modem,path=%s,reconnect=1", sa.sun_path);
     const char *qemu = getenv("QEMU") ? getenv("QEMU") : "qemu-system-arm";
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0) {
+        fprintf(stderr, PROG " run: pipe: %s\n", strerror(errno));
+        return 1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
+        dup2(errpipe[1], 2); /* QEMU's messages pass through the modem (qemu_messages) */
         execlp(qemu, qemu, "-M", "mps2-an521", "-display", "none", "-monitor", "none",
                "-nodefaults", "-object", mem, "-machine", "memory-backend=nv", "-kernel", bl2,
                "-device", loader, "-nic", "none", "-chardev", chardev, "-serial",
@@ -843,6 +873,9 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, PROG " run: fork: %s\n", strerror(errno));
         return 1;
     }
+    close(errpipe[1]);
+    int qerr = errpipe[0];
+    fcntl(qerr, F_SETFL, O_NONBLOCK);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("[modem] QEMU pid %d, device memory %s, gateway %s:%s\n", (int)pid, nv, host, port);
 
@@ -860,10 +893,14 @@ static int cmd_run(int argc, char **argv)
             qemu_gone = true;
             break;
         }
-        struct pollfd pf[3];
-        int n = 0, iu = -1, it = -1;
+        struct pollfd pf[4];
+        int n = 0, iu = -1, it = -1, iq = -1;
         pf[n] = (struct pollfd){lfd, POLLIN, 0};
         n++;
+        if (qerr >= 0) {
+            iq = n;
+            pf[n++] = (struct pollfd){qerr, POLLIN, 0};
+        }
         if (m.uart >= 0) {
             iu = n;
             pf[n++] = (struct pollfd){m.uart, (short)(POLLIN | (m.out_len ? POLLOUT : 0)), 0};
@@ -878,6 +915,11 @@ static int cmd_run(int argc, char **argv)
                 continue;
             break;
         }
+        if (iq >= 0 && (pf[iq].revents & (POLLIN | POLLHUP)))
+            if (qemu_messages(qerr) == 0) {
+                close(qerr);
+                qerr = -1;
+            }
         if (pf[0].revents & POLLIN) {
             int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (c >= 0) {
@@ -943,6 +985,10 @@ static int cmd_run(int argc, char **argv)
         ret = 1;
     }
     tcp_close(&m);
+    if (qerr >= 0) {
+        qemu_messages(qerr);
+        close(qerr);
+    }
     if (m.uart >= 0)
         close(m.uart);
     close(lfd);

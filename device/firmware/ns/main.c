@@ -62,7 +62,8 @@ static void selftest(void)
 int main(void)
 {
     static struct mqtt_client m;
-    static struct app_cfg cfg = {.host = "gateway", .port = "8883", .interval_ms = 2000, .qos = 1};
+    /* where to is the modem's business (psadev-fw run --gateway): these only name it in messages */
+    static struct app_cfg cfg = {.host = "gateway", .port = "modem", .interval_ms = 2000, .qos = 1};
     struct psagw_device_info info;
 
     fw_platform_init();
