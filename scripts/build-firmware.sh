@@ -91,3 +91,4 @@ mkdir -p "$OUT/images"
 cp "$OUT/spe/bin/bl2.axf" "$OUT/spe/bin/tfm_s_signed.bin" "$OUT/ns/bin/tfm_ns_signed.bin" \
   "$OUT/ns/tfm_s_ns_signed.bin" "$OUT/spe/bin/tfm_s.axf" "$OUT/ns/bin/tfm_ns.axf" "$OUT/images/"
 echo "build-firmware: images in $OUT/images"
+/usr/bin/python3 scripts/firmware-footprint.py "$OUT" | tee "$OUT/images/footprint.txt"
