@@ -58,10 +58,12 @@ footprint: test-footprint
 
 # The TF-M Profile Small firmware for QEMU mps2-an521 (docs/firmware.md) in build-fw/images/,
 # and its end-to-end test against the gateway (tests/firmware/)
-firmware: bootstrap
+firmware: build
 	@scripts/build-firmware.sh build-fw
+	@$(BUILD)/device/psadev-fw refvals --images build-fw/images > build-fw/images/refvals.json
+	@echo "firmware: reference values in build-fw/images/refvals.json (psagw refval import)"
 
-test-firmware: firmware build
+test-firmware: firmware
 	@PSAGW=$(BUILD)/gateway/psagw PSADEV=$(BUILD)/device/psadev PSADEV_FW=$(BUILD)/device/psadev-fw \
 	  FW_IMAGES=$(CURDIR)/build-fw/images bash tests/firmware/test_firmware.sh
 

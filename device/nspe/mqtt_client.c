@@ -119,6 +119,10 @@ static __attribute__((noinline)) int send_connect(struct mqtt_client *c, bool at
         mqtt_props_set(&con.props, MQTT_PROP_AUTH_METHOD);
         con.props.auth_method = (struct mqtt_bytes){(const uint8_t *)METHOD, strlen(METHOD)};
     }
+    /* what the receive buffer can take while it also holds deferred PUBLISHes (poll): the
+     * gateway sends nothing bigger (MQTT 5 Maximum Packet Size, [MQTT-3.1.2-24]) */
+    mqtt_props_set(&con.props, MQTT_PROP_MAX_PACKET_SIZE);
+    con.props.max_packet_size = (uint32_t)sizeof(c->in) / 2;
     uint8_t buf[512];
     size_t n = 0;
     if (mqtt_encode_connect(buf, sizeof(buf), &con, &n) != MQTT_OK)

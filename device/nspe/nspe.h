@@ -45,13 +45,16 @@ const char *tls_cipher(struct tls_conn *t);
 void tls_close(struct tls_conn *t);
 
 /* mqtt_client.c: MQTT 5 over a tls_conn, attesting with PSA-IAT when connecting. */
+#ifndef MQTT_CLIENT_IN_SIZE
+#define MQTT_CLIENT_IN_SIZE 2048 /* the receive buffer (the firmware: less) */
+#endif
 #ifndef MQTT_CLIENT_MAX_PUBLISH
 #define MQTT_CLIENT_MAX_PUBLISH 1536 /* bytes of an encoded PUBLISH (the firmware: less) */
 #endif
 struct mqtt_client {
     struct tls_conn *tls;
     char id[129];
-    uint8_t in[2048];
+    uint8_t in[MQTT_CLIENT_IN_SIZE];
     size_t in_len;
     size_t pending; /* bytes of the packet mqtt_client_poll returned last, still in `in` */
     size_t deferred; /* PUBLISHes that came while a publish waited for its PUBACK: at the start

@@ -53,8 +53,9 @@ cat > $WORK/gw.conf <<CONF
 registry = "$REG";
 attestation = { default = "required"; require_known_implementation = true;
                 require_known_measurements = true; };
+anonymous_acl = { publish = [ "cmd/#" ]; subscribe = [ ]; };
 CONF
-start_gateway --config $WORK/gw.conf --attestation-default required
+start_gateway --config $WORK/gw.conf --attestation-default required --allow-anonymous
 ok "factory step: record in NV memory, manifest (0600) imported with the build's SPE/NSPE reference values"
 
 # ---- attest, publish, a monitor opens the readings -----------------------------------------
@@ -69,13 +70,16 @@ t_att=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_log "event=attestation .*id=fw-s1 verdict=accepted .*profile=legacy lifecycle=secured client_id=-1006632960"
 wait_for $WORK/monitor.out "reading device=fw-s1 seq=2 " 30 || fail "monitor: $(cat $WORK/monitor.out)"
 grep -q "refused replay\|refused record" $WORK/monitor.out && fail "monitor refused a reading: $(cat $WORK/monitor.out)"
-ok "TF-M token accepted (legacy profile, secured, NS client id, reference values) in $t_att ms from power-on; sealed readings opened by the monitor"
+mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -i operator -q 1 -t cmd/fw-s1/interval -m 700 ||
+  fail "cannot publish the command"
+wait_for $WORK/fw1.out "command interval_ms=700" 15 || fail "the firmware did not get its command: $(tail -3 $WORK/fw1.out)"
+ok "TF-M token accepted (legacy profile, secured, NS client id, reference values) in $t_att ms from power-on; sealed readings opened by the monitor; a command (cmd/fw-s1/interval) obeyed"
 
 # ---- the gateway restarts: the device reconnects and attests again --------------------------
 stop_gateway >/dev/null
 grep -q "connection lost" $WORK/fw1.out || wait_for $WORK/fw1.out "connection lost" 10 || fail "firmware did not see the close"
 launch_gateway --registry "$REG" --listen 127.0.0.1:$PSK_PORT --workers 2 --log-level debug \
-  --config $WORK/gw.conf --attestation-default required
+  --config $WORK/gw.conf --attestation-default required --allow-anonymous
 for _ in $(seq 1 900); do
   [ "$(grep -c "event=attestation .*id=fw-s1 verdict=accepted" $GW_LOG)" -ge 2 ] && break
   sleep 0.1
@@ -135,9 +139,20 @@ ok "a firmware device in a debug lifecycle (RECOVERABLE_PSA_ROT_DEBUG) is refuse
 # ---- isolation: the PSK cannot be exported, secure memory cannot be read -------------------
 fw_run fw-s1 $WORK/fws.out --selftest
 wait_for $WORK/fws.out "selftest: psa_export_key(TLS PSK) refused by TF-M" 30 || fail "export not refused: $(cat $WORK/fws.out)"
+# TF-M's token, as its bytes came out of the device, through the gateway's verifier offline
+sed -n 's/.*selftest: token \([0-9a-f]*\)$/\1/p' $WORK/fws.out | tr -d '\n' > $WORK/tfm-token.hex
+[ -s $WORK/tfm-token.hex ] || fail "no token in the self-test output"
+iak=$(sed -n 's/.*"iak": "\([0-9a-f]*\)".*/\1/p' $WORK/fw-s1.json)
+sed -n '/"refvals"/,$p' $WORK/fw-s1.json | sed '1s/.*"refvals": //; $d' > $WORK/refvals.json
+"$PSAGW" iat verify --key-hex "$iak" --nonce 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f \
+  --refvals $WORK/refvals.json $WORK/tfm-token.hex > $WORK/verify.out 2>&1 ||
+  fail "the verifier refused TF-M's token: $(cat $WORK/verify.out)"
+"$PSAGW" iat verify --key-hex "$iak" --nonce 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1e \
+  $WORK/tfm-token.hex >/dev/null 2>&1 && fail "the verifier accepted TF-M's token for another nonce"
 wait_for $WORK/fws.out "secure side: the last reset followed SecureFault" 30 || fail "no SecureFault report: $(cat $WORK/fws.out)"
 grep -q "AUVIOL" $WORK/fws.out || fail "the report does not name the violation: $(grep secure $WORK/fws.out)"
 grep -q "selftest: FAILED" $WORK/fws.out && fail "the NS side read secure memory"
 wait_for $WORK/fws.out "connected id=fw-s1 .*attested=1" 30 || fail "no attest after the fault reset"
 fw_stop $FW_PID
+ok "TF-M's token ($(( $(wc -c < $WORK/tfm-token.hex) / 2 )) bytes) verifies offline against the IAK and the reference values, and not for another nonce"
 ok "TF-M refuses to export the PSK; an NS read of secure memory is a SecureFault the secure side reports after the reset"
