@@ -40,7 +40,7 @@ $CC "${CFLAGS[@]}" -Wl,--gc-sections -specs=nano.specs -specs=nosys.specs -Wl,-M
 # our SPE services, kept alive by their entry points; PSA Crypto and ITS are the platform's
 SPE_CFLAGS=(-Idevice/spe/include)
 mkdir -p $OUT/spe_services
-for f in device/spe/attest_service.c device/spe/sensor_partition.c device/spe/iat_crypto_psa.c \
+for f in device/spe/attest_service.c device/spe/sensor_partition.c device/spe/sensor_core.c device/spe/iat_crypto_psa.c \
          common/iat/iat.c common/cbor/cbor.c common/record/record.c; do
   $CC "${CFLAGS[@]}" "${SPE_CFLAGS[@]}" '-DMBEDTLS_CONFIG_FILE="mbedtls_spe_config.h"' -w \
     -c "$f" -o "$OUT/spe_services/$(basename "${f%.c}").o"

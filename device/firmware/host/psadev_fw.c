@@ -87,17 +87,6 @@ static int random_bytes(uint8_t *b, size_t n)
     return 0;
 }
 
-static uint32_t crc32_ieee(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
 /* ---- reference values from a build's signed images ---------------------------------------- */
 
 /* MCUboot's image format (bootutil/image.h): a header, the image, the protected TLVs (magic
@@ -480,7 +469,7 @@ static int cmd_provision(int argc, char **argv)
                 group);
         goto out;
     }
-    r.crc32 = crc32_ieee((const uint8_t *)&r, offsetof(struct psagw_factory_record, crc32));
+    r.crc32 = psagw_crc32(&r, offsetof(struct psagw_factory_record, crc32));
     if (tls_psk(r.psk, sizeof(r.psk), psk, sizeof(psk)) != 0) {
         fprintf(stderr, PROG " provision: cannot derive the TLS PSK\n");
         goto out;

@@ -21,6 +21,7 @@
 #ifndef PSAGW_FACTORY_H
 #define PSAGW_FACTORY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define PSAGW_NV_BASE 0x80000000u
@@ -41,7 +42,20 @@
 #define PSAGW_ROLE_SENSOR 1u
 #define PSAGW_ROLE_MONITOR 2u
 
-/* Every field little-endian; crc32 (IEEE 802.3, as zlib) covers the bytes before it. */
+/* CRC-32 (IEEE 802.3, as zlib's crc32) */
+static inline uint32_t psagw_crc32(const void *data, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)data;
+    uint32_t c = 0xFFFFFFFFu;
+    while (n--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+/* Every field little-endian; crc32 (psagw_crc32) covers the bytes before it. */
 struct psagw_factory_record {
     uint32_t magic;
     uint32_t version;

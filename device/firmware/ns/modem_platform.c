@@ -388,44 +388,42 @@ void plat_sleep_ms(uint32_t ms)
 
 /* ---- the log ----------------------------------------------------------------------------- */
 
-void fw_log(const char *fmt, ...)
+/* One line of the log, as a LOG frame (a trailing newline dropped); the formatted length. */
+static int log_line(const char *fmt, va_list ap)
 {
     char line[200];
-    va_list ap;
-    va_start(ap, fmt);
     int n = fw_vformat(line, sizeof(line), fmt, ap);
-    va_end(ap);
+    int len = n;
     while (n > 0 && line[n - 1] == '\n')
         n--;
     send_frame(MODEM_LOG, 0, (const uint8_t *)line, (size_t)n);
+    return len;
+}
+
+void fw_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(fmt, ap);
+    va_end(ap);
 }
 
 /* The application's printf lines go to the log too. */
 int printf(const char *fmt, ...)
 {
-    char line[200];
     va_list ap;
     va_start(ap, fmt);
-    int n = fw_vformat(line, sizeof(line), fmt, ap);
+    int n = log_line(fmt, ap);
     va_end(ap);
-    int len = n;
-    while (n > 0 && line[n - 1] == '\n')
-        n--;
-    send_frame(MODEM_LOG, 0, (const uint8_t *)line, (size_t)n);
-    return len;
+    return n;
 }
 
 int fprintf(FILE *f, const char *fmt, ...)
 {
     (void)f;
-    char line[200];
     va_list ap;
     va_start(ap, fmt);
-    int n = fw_vformat(line, sizeof(line), fmt, ap);
+    int n = log_line(fmt, ap);
     va_end(ap);
-    int len = n;
-    while (n > 0 && line[n - 1] == '\n')
-        n--;
-    send_frame(MODEM_LOG, 0, (const uint8_t *)line, (size_t)n);
-    return len;
+    return n;
 }

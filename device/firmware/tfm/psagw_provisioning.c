@@ -29,24 +29,13 @@
 #include "tfm_plat_provisioning.h"
 #include "tfm_spm_log.h"
 
-static uint32_t crc32(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
 const struct psagw_factory_record *psagw_factory(void)
 {
     const struct psagw_factory_record *r =
         (const struct psagw_factory_record *)(uintptr_t)PSAGW_FACTORY_ADDR;
     if (r->magic != PSAGW_FACTORY_MAGIC || r->version != PSAGW_FACTORY_VERSION ||
         r->size != sizeof(*r) ||
-        r->crc32 != crc32((const uint8_t *)r, offsetof(struct psagw_factory_record, crc32)) ||
+        r->crc32 != psagw_crc32(r, offsetof(struct psagw_factory_record, crc32)) ||
         r->device_id[0] == '\0' || memchr(r->device_id, '\0', sizeof(r->device_id)) == NULL)
         return NULL;
     return r;
