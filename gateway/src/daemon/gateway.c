@@ -225,6 +225,7 @@ static uint16_t bound_port(int fd, char *host, size_t hostlen)
 static void close_listeners(struct worker *w)
 {
     for (size_t i = 0; i < w->n_listeners; i++) {
+        conn_listener_release(&w->listeners[i]);
         loop_timer_cancel(w->loop, &w->listeners[i].resume);
         if (w->listeners[i].fd >= 0) {
             loop_io_remove(w->loop, &w->listeners[i].io);

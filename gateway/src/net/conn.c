@@ -71,6 +71,52 @@ static void handshake_over(struct conn *c)
     handshake_limit_leave(c->addr_slot);
 }
 
+/*
+ * An SSL object for a new connection on l: one kept from an earlier connection whose handshake
+ * ended (SSL_clear'd, its BIOs emptied), or a new one. The handshake runs over memory BIOs: we
+ * move the bytes, and follow them record by record so our record layer can take over with the
+ * right sequence numbers. SSL_new is the dearer part of a connect's allocations (OpenSSL 3
+ * copies the context's settings, certificates and cipher lists into each one).
+ */
+static SSL *ssl_for(struct listener *l)
+{
+    if (l->n_ssl_pool > 0)
+        return l->ssl_pool[--l->n_ssl_pool];
+    SSL *ssl = SSL_new(l->tls);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    if (!ssl || !rb || !wb) {
+        BIO_free(rb);
+        BIO_free(wb);
+        SSL_free(ssl);
+        return NULL;
+    }
+    BIO_set_mem_eof_return(rb, -1); /* empty: "retry", not end of file */
+    SSL_set_bio(ssl, rb, wb);
+    SSL_set_read_ahead(ssl, 0); /* OpenSSL stops at the last handshake record */
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+/* Keeps ssl for the next connection on l after a handshake that completed (anything else is
+ * freed): SSL_clear forgets the session and the keys, BIO_reset the buffered bytes. */
+static void ssl_done(struct listener *l, SSL *ssl)
+{
+    if (l && l->n_ssl_pool < LISTENER_SSL_POOL && SSL_clear(ssl) == 1 &&
+        BIO_reset(SSL_get_rbio(ssl)) == 1 && BIO_reset(SSL_get_wbio(ssl)) == 1) {
+        SSL_set_ex_data(ssl, tls_conn_index(), NULL);
+        SSL_set_accept_state(ssl);
+        l->ssl_pool[l->n_ssl_pool++] = ssl;
+        return;
+    }
+    SSL_free(ssl);
+}
+
+void conn_listener_release(struct listener *l)
+{
+    while (l->n_ssl_pool > 0)
+        SSL_free(l->ssl_pool[--l->n_ssl_pool]);
+}
+
 void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
                  uint32_t addr_slot, uint32_t connect_timeout)
 {
@@ -90,15 +136,10 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->io.fd = fd;
     if (l->tls) {
-        /* the handshake runs over memory BIOs: we move the bytes, and follow them record by
-         * record so our record layer can take over with the right sequence numbers */
         c->tls = true;
-        c->ssl = SSL_new(l->tls);
+        c->ssl = ssl_for(l);
         c->hs = calloc(1, sizeof(*c->hs));
-        BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
-        if (!c->ssl || !c->hs || !rb || !wb) {
-            BIO_free(rb);
-            BIO_free(wb);
+        if (!c->ssl || !c->hs) {
             SSL_free(c->ssl);
             free(c->hs);
             close(fd);
@@ -106,10 +147,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
             handshake_limit_leave(addr_slot);
             return;
         }
-        BIO_set_mem_eof_return(rb, -1); /* empty: "retry", not end of file */
-        SSL_set_bio(c->ssl, rb, wb);
-        SSL_set_read_ahead(c->ssl, 0); /* OpenSSL stops at the last handshake record */
-        SSL_set_accept_state(c->ssl);
+        c->ssl_home = l;
         SSL_set_ex_data(c->ssl, tls_conn_index(), c);
         c->state = CONN_TLS_HANDSHAKE;
         c->in_handshake_limit = true;
@@ -706,7 +744,7 @@ static void take_over_records(struct conn *c)
         tls_rec_take(c->ssl, c->hs, (const uint8_t *)unread, (size_t)unread_len, max_send_plain(c),
                      &rec, &why) == TLS_REC_OK &&
         keep_rx(c, (const uint8_t *)unread, (size_t)unread_len) == 0) {
-        SSL_free(c->ssl);
+        ssl_done(c->ssl_home, c->ssl);
         c->ssl = NULL;
         c->rec = rec;
         c->gw->metrics.tls_record_layer_own++;

@@ -20,6 +20,10 @@
 struct conn;
 struct idset;
 
+/* SSL objects kept for reuse after their handshake ended (conn.c): SSL_new costs a connect more
+ * than SSL_clear does */
+#define LISTENER_SSL_POOL 32
+
 struct listener {
     struct loop_io io;
     struct loop_timer resume; /* accepting again after running out of descriptors */
@@ -27,6 +31,8 @@ struct listener {
     const struct listener_config *cfg;
     SSL_CTX *tls; /* shared by every worker's socket of this listener */
     int fd;
+    SSL *ssl_pool[LISTENER_SSL_POOL]; /* this worker's, for this listener (owner only) */
+    unsigned n_ssl_pool;
 };
 
 #define READ_CHUNK 16384
