@@ -11,12 +11,18 @@
 # time), SPOOL_DIR (where psagw's spool goes; default the run's directory on this disk: a
 # tmpfs such as /dev/shm shows what the disk's fsync adds), HELPER_NICE (run the load generator,
 # the cloud broker and its counter at this nice level, so the broker under test gets the CPU
-# first on a machine they share), TMPDIR (where the run's directory goes)
+# first on a machine they share), TMPDIR (where the run's directory goes), LOAD_LEVELS
+# ("25 50 80": after the full-speed runs, psagw again at these percentages of the rate it just
+# reached, open loop, with PUBACK latency p50/p99/max beside the disk's own fdatasync latency
+# measured by bench/fsync_probe in the spool's directory; "" skips it), LEVEL_SECONDS (4)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 PSAGW=$(cd "$BUILD" && pwd)/gateway/psagw
 LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
+FSYNC_PROBE=$(cd "$BUILD" && pwd)/bench/fsync_probe
+LOAD_LEVELS=${LOAD_LEVELS-25 50 80}
+LEVEL_SECONDS=${LEVEL_SECONDS:-4}
 PUBLISHERS=${PUBLISHERS:-20}
 MESSAGES=${MESSAGES:-10000}
 WINDOW=${WINDOW:-32}
@@ -107,6 +113,32 @@ sleep 1
 run_one psagw $GW $GW_PORT
 kill $GW; wait $GW 2>/dev/null || true
 cs=$(grep 'event=cloud_stats' "$DIR/psagw.log" | tail -1)
+
+# PUBACK latency at fixed offered loads below the maximum (open loop: each message is due at its
+# scheduled time and its latency counts from then), beside the disk's fdatasync latency
+LEVEL_ROWS=()
+if [ -n "$LOAD_LEVELS" ] && [ -n "${R[psagw.rate]:-}" ]; then
+  probe=$("$FSYNC_PROBE" "${SPOOL_DIR:-$DIR}" 400)
+  FS_P50=$(echo "$probe" | sed 's/.*p50_us=\([0-9]*\).*/\1/')
+  FS_P99=$(echo "$probe" | sed 's/.*p99_us=\([0-9]*\).*/\1/')
+  for pct in $LOAD_LEVELS; do
+    rm -f "${SPOOL_DIR:-$DIR}"/spool.db*
+    "$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>>"$DIR/psagw-levels.log" &
+    GW=$!; PIDS+=($GW); wait_port $GW_PORT
+    sleep 0.5
+    per=$(awk -v r="${R[psagw.rate]}" -v p=$pct -v n=$PUBLISHERS 'BEGIN{printf "%.1f", r * p / 100 / n}')
+    msgs=$(awk -v r=$per -v s=$LEVEL_SECONDS 'BEGIN{m = int(r * s); print (m < 50 ? 50 : m)}')
+    out=$(LOADGEN_RATE=$per ${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$GW_PORT" $PSK cb "$PUBLISHERS" "$msgs" 1)
+    kill $GW; wait $GW 2>/dev/null || true
+    p50=$(echo "$out" | sed 's/.*p50_ms=\([0-9.]*\).*/\1/')
+    p99=$(echo "$out" | sed 's/.*p99_ms=\([0-9.]*\).*/\1/')
+    mx=$(echo "$out" | sed 's/.*max_ms=\([0-9.]*\).*/\1/')
+    rate=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
+    LEVEL_ROWS+=("$(printf '%5s%% %10.0f %10s %10s %10s %10s %14s' "$pct" \
+      "$(awk -v r=$per -v n=$PUBLISHERS 'BEGIN{print r * n}')" "$rate" "$p50" "$p99" "$mx" \
+      "$(awk -v a=$p99 -v f=$FS_P99 'BEGIN{ if (f > 0) printf "%.2f", a * 1000 / f; else print "n/a"}')")")
+  done
+fi
 field() { echo "$cs" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 SPOOL_LINE="psagw spool: $(field spool_commits) commits, $(awk -v w="$(field spool_written)" -v c="$(field spool_commits)" 'BEGIN{ if (c > 0) printf "%.1f", w / c; else print 0}') messages per commit, COMMIT (sync) $(field spool_commit_avg_us) us on average, $(field spool_commit_max_us) us at most"
 
@@ -157,3 +189,11 @@ row "arrived at the cloud" cloud "all"
 row "seconds until the cloud had all" cloud_s ""
 echo
 echo "$SPOOL_LINE"
+if [ ${#LEVEL_ROWS[@]} -gt 0 ]; then
+  echo
+  echo "psagw's PUBACK latency under offered load (open loop, $PUBLISHERS devices, ${LEVEL_SECONDS} s each), against"
+  echo "this disk's fdatasync of a 4 KiB append (bench/fsync_probe, same directory): p50 ${FS_P50} us, p99 ${FS_P99} us"
+  printf '%6s %10s %10s %10s %10s %10s %14s\n' "load" "offered/s" "acked/s" "p50 ms" "p99 ms" "max ms" "p99/fsync p99"
+  for r in "${LEVEL_ROWS[@]}"; do echo "$r"; done
+  echo "target: p99 <= 3x the fsync p99 at 50% load"
+fi

@@ -13,7 +13,9 @@
  *   loadgen pubsub HOST PORT PSKHEX PREFIX SUBID PUBLISHERS MESSAGES QOS
  *       one subscriber SUBID on sensors/#, PUBLISHERS publishers (PREFIX00000..) each sending
  *       MESSAGES 64-byte messages to sensors/<id>/bench at QOS 0, 1 or 2 (QoS 1 and 2 with a
- *       window of 32 unacknowledged exchanges); prints messages received and the wall time.
+ *       window of 32 unacknowledged exchanges, or LOADGEN_WINDOW; 1 is stop-and-wait: each
+ *       publisher waits for its PUBACK before the next message, as small devices do); prints
+ *       messages received and the wall time.
  *       With LOADGEN_SHARED=N, N subscribers SUBID0..SUBID<N-1> share $share/bench/sensors/#
  *       instead (and each one's count is printed).
  *
@@ -407,6 +409,8 @@ static void await_acks(struct client *c, long *outstanding, long keep)
     }
 }
 
+static long pub_window = 32; /* LOADGEN_WINDOW */
+
 static void *publisher(void *arg)
 {
     struct pub_job *j = arg;
@@ -432,8 +436,8 @@ static void *publisher(void *arg)
         size_t n;
         mqtt_encode_publish(buf, sizeof(buf), MQTT_V311, &p, &n);
         send_all(&c, buf, n);
-        if (j->qos && ++outstanding >= 32)
-            await_acks(&c, &outstanding, 31);
+        if (j->qos && ++outstanding >= pub_window)
+            await_acks(&c, &outstanding, pub_window - 1);
     }
     await_acks(&c, &outstanding, 0);
     client_close(&c);
@@ -479,6 +483,9 @@ static void *subscriber(void *arg)
 static int run_pubsub(const char *prefix, const char *sub_id, int pubs, long messages, int qos)
 {
     const char *shared = getenv("LOADGEN_SHARED");
+    const char *w = getenv("LOADGEN_WINDOW");
+    if (w && atol(w) >= 1 && atol(w) <= 65535)
+        pub_window = atol(w);
     int n_subs = shared ? atoi(shared) : 1;
     if (n_subs < 1 || n_subs > 16)
         n_subs = 1;

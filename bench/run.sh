@@ -6,7 +6,8 @@
 # wall-clock rates. Server CPU is utime+stime from
 # /proc/PID/stat before and after each workload, so the load generator does not blur it.
 #
-# Usage: bench/run.sh [BUILD_DIR]   env: CONNECTS (2000), IDLE (10000), MESSAGES (20000 per
+# Usage: bench/run.sh [BUILD_DIR]   env: LAT_LEVELS ("25 50 80": QoS 1 PUBACK latency at these
+# percentages of the lower of the two servers' maximum, open loop; "" skips), CONNECTS (2000), IDLE (10000), MESSAGES (20000 per
 # publisher), PUBLISHERS (10); PSAGW_RUN and MOSQUITTO: the servers to run (other builds, e.g.
 # arm64 ones under qemu-user: bench/arm64.sh); ROUTING_AND_IDLE_ONLY=1: only the idle-memory and
 # message workloads
@@ -21,6 +22,7 @@ LOADGEN=$(cd "$BUILD" && pwd)/bench/loadgen
 CONNECTS=${CONNECTS:-2000}
 IDLE=${IDLE:-10000}
 MESSAGES=${MESSAGES:-20000}
+LAT_LEVELS=${LAT_LEVELS-25 50 80}
 PUBLISHERS=${PUBLISHERS:-10}
 PSK=00112233445566778899aabbccddeeff
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/psagw-bench.XXXXXX")
@@ -109,7 +111,7 @@ measure() { # name server_pid port [pubsub workloads]
   local name=$1 pid=$2 port=$3 c0 c1 out
   if [ "$ROUTING_AND_IDLE_ONLY" = 1 ]; then
     idle_memory $name $pid $port idle_kb
-    pubsub_runs $name $pid $port ${4:-0 1 2 sh1}
+    pubsub_runs $name $pid $port ${4:-0 1 sw1 2 sh1}
     return
   fi
   # connect
@@ -130,17 +132,19 @@ measure() { # name server_pid port [pubsub workloads]
   sleep 1
   # QoS 0, 1 and 2, 10 publishers -> 1 subscriber; then QoS 1 to a shared subscription group
   # of 3 ("sh1")
-  pubsub_runs $name $pid $port ${4:-0 1 2 sh1}
+  pubsub_runs $name $pid $port ${4:-0 1 sw1 2 sh1}
 }
 
 pubsub_runs() { # name server_pid port workload...
   local name=$1 pid=$2 port=$3 q c0 c1 out
   shift 3
   for q in "$@"; do
-    local qos=${q#sh} shared=
+    local qos=${q#sh} shared= window=
+    qos=${qos#sw}
     [ "$q" = sh1 ] && shared=3
+    [ "$q" = sw1 ] && window=1 # stop-and-wait: each publisher waits for its PUBACK
     c0=$(cpu_ticks $pid)
-    out=$(LOADGEN_SHARED=$shared "$LOADGEN" pubsub 127.0.0.1 $port $PSK bench benchsub $PUBLISHERS $MESSAGES $qos) || true
+    out=$(LOADGEN_SHARED=$shared LOADGEN_WINDOW=$window "$LOADGEN" pubsub 127.0.0.1 $port $PSK bench benchsub $PUBLISHERS $MESSAGES $qos) || true
     c1=$(cpu_ticks $pid)
     local got
     got=$(echo "$out" | sed -n 's/.*received=\([0-9]*\).*/\1/p')
@@ -209,6 +213,34 @@ c1=$(cpu_ticks $FL)
 FLOOR_US=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$CONNECTS 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
 kill $FL; wait $FL 2>/dev/null || true
 
+# QoS 1 PUBACK latency on the local path (no cloud) at fixed offered loads, open loop (each
+# message due at its scheduled time, latency counted from then): each server's maximum rate
+# first (window 32), then LAT_LEVELS percent of the lower of the two, the same load for both
+if [ -n "$LAT_LEVELS" ]; then
+  lat_server() { # name -> pid and port in LS_PID, LS_PORT
+    LS_PORT=$(free_port)
+    if [ "$1" = psagw ]; then LS_PID=$(start_psagw $LS_PORT); else LS_PID=$(start_mosquitto $LS_PORT); fi
+    PIDS+=($LS_PID); wait_port $LS_PORT
+  }
+  for name in psagw mosquitto; do
+    lat_server $name
+    out=$("$LOADGEN" ackbench 127.0.0.1 $LS_PORT $PSK bench $PUBLISHERS 5000 32) || true
+    R[$name.ack_max]=$(echo "$out" | sed -n 's/.*rate_per_s=\([0-9]*\).*/\1/p')
+    kill $LS_PID; wait $LS_PID 2>/dev/null || true
+  done
+  LAT_BASE=$(awk -v a="${R[psagw.ack_max]:-0}" -v b="${R[mosquitto.ack_max]:-0}" 'BEGIN{print (a < b ? a : b)}')
+  for pct in $LAT_LEVELS; do
+    per=$(awk -v r=$LAT_BASE -v p=$pct -v n=$PUBLISHERS 'BEGIN{printf "%.1f", r * p / 100 / n}')
+    msgs=$(awk -v r=$per 'BEGIN{m = int(r * 4); print (m < 50 ? 50 : m)}')
+    for name in psagw mosquitto; do
+      lat_server $name
+      out=$(LOADGEN_RATE=$per "$LOADGEN" ackbench 127.0.0.1 $LS_PORT $PSK bench $PUBLISHERS $msgs 1) || true
+      R[$name.lat${pct}_p50]=$(echo "$out" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')
+      R[$name.lat${pct}_p99]=$(echo "$out" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')
+      kill $LS_PID; wait $LS_PID 2>/dev/null || true
+    done
+  done
+fi
 fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
 printf '\n%-44s %12s %12s %10s %10s\n' "figure" "psagw" "mosquitto" "ratio" "target"
@@ -236,6 +268,9 @@ row "QoS 0 delivered/sent" q0_got ""
 row "server CPU per QoS 1 message (us)" q1_us "<= 10"
 row "QoS 1 messages/s delivered" q1_rate ""
 row "QoS 1 delivered/sent" q1_got ""
+row "server CPU per QoS 1 message, stop-and-wait (us)" qsw1_us ""
+row "stop-and-wait QoS 1 messages/s delivered" qsw1_rate ""
+row "stop-and-wait QoS 1 delivered/sent" qsw1_got ""
 row "server CPU per QoS 2 message (us) [1]" q2_us ""
 row "QoS 2 messages/s delivered" q2_rate ""
 row "QoS 2 delivered/sent" q2_got ""
@@ -243,6 +278,13 @@ row "server CPU per QoS 1 message, shared by 3 (us)" qsh1_us ""
 row "shared QoS 1 messages/s delivered" qsh1_rate ""
 row "shared QoS 1 delivered/sent" qsh1_got ""
 printf '%-44s %12s %12s %10s %10s\n' "shared QoS 1 split across the 3 members" "${R[psagw.qsh1_split]:-}" "${R[mosquitto.qsh1_split]:-}" "" ""
+if [ -n "${LAT_BASE:-}" ]; then
+  row "QoS 1 PUBACKs/s at most, window 32 (local)" ack_max ""
+  for pct in $LAT_LEVELS; do
+    row "PUBACK p50 at $pct% of $LAT_BASE/s (ms)" lat${pct}_p50 ""
+    row "PUBACK p99 at $pct% of $LAT_BASE/s (ms)" lat${pct}_p99 ""
+  done
+fi
 echo
 echo "ratio = psagw / mosquitto (below 1: psagw uses less)."
 echo "[1] mosquitto with max_inflight_messages 0 (unlimited): 2.0.11 stalls on QoS 2 with 20; psagw with 20."
