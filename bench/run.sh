@@ -185,7 +185,7 @@ for k in attest_connect_us attest_failed attest_storm_s attest_storm_failed atte
 done
 fi
 P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
-measure mosquitto $MQ $P2 "0 1 sh1"
+measure mosquitto $MQ $P2 "0 1 sw1 sh1"
 kill $MQ; wait $MQ 2>/dev/null || true
 # mosquitto 2.0.11 stops delivering QoS 2 to a subscriber once its in-flight quota is in use
 # (it delivered 64 of 100 messages and then nothing, here; inflight quota fixes came in 2.0.13):
