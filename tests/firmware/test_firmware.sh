@@ -56,7 +56,14 @@ attestation = { default = "required"; require_known_implementation = true;
 anonymous_acl = { publish = [ "cmd/#" ]; subscribe = [ ]; };
 CONF
 start_gateway --config $WORK/gw.conf --attestation-default required --allow-anonymous
-ok "factory step: record in NV memory, manifest (0600) imported with the build's SPE/NSPE reference values"
+truncate -s 16M $WORK/blank.nv
+"$PSADEV_FW" run --nv $WORK/blank.nv --images "$FW_IMAGES" --gateway 127.0.0.1:1 > $WORK/blank.out 2>&1 &&
+  fail "a device without a factory record was started"
+grep -q "not a provisioned device" $WORK/blank.out || fail "no clear refusal: $(cat $WORK/blank.out)"
+"$PSADEV_FW" provision --nv $WORK/fw-s1.nv --id again --role sensor > $WORK/again.out 2>&1 &&
+  fail "a provisioned device was provisioned again"
+grep -q "already holds a provisioned device" $WORK/again.out || fail "no clear refusal: $(cat $WORK/again.out)"
+ok "factory step: record in NV memory, manifest (0600) imported with the build's SPE/NSPE reference values; no second factory step, no start without one"
 
 # ---- attest, publish, a monitor opens the readings -----------------------------------------
 "$PSADEV" monitor --state $WORK/dev-mon-1 --gateway 127.0.0.1:$PSK_PORT > $WORK/monitor.out 2>&1 &

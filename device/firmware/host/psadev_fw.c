@@ -811,12 +811,20 @@ static int cmd_run(int argc, char **argv)
                         "(scripts/build-firmware.sh)\n", images);
         return 2;
     }
+    /* TF-M does not boot without a factory record, and a Release build says nothing of it */
     struct stat st;
-    if (stat(nv, &st) != 0 || st.st_size != (off_t)PSAGW_NV_SIZE) {
+    uint32_t magic = 0;
+    int nfd = open(nv, O_RDONLY | O_CLOEXEC);
+    if (nfd < 0 || fstat(nfd, &st) != 0 || st.st_size != (off_t)PSAGW_NV_SIZE ||
+        pread(nfd, &magic, sizeof(magic), PSAGW_FACTORY_OFFSET) != (ssize_t)sizeof(magic) ||
+        magic != PSAGW_FACTORY_MAGIC) {
         fprintf(stderr, PROG " run: %s is not a provisioned device's memory (psadev-fw "
                         "provision makes one)\n", nv);
+        if (nfd >= 0)
+            close(nfd);
         return 2;
     }
+    close(nfd);
 
     /* QEMU connects its UART0 to a socket of ours */
     char dir[] = "/tmp/psadev-fw.XXXXXX";
