@@ -121,22 +121,39 @@ if [ -n "$LOAD_LEVELS" ] && [ -n "${R[psagw.rate]:-}" ]; then
   probe=$("$FSYNC_PROBE" "${SPOOL_DIR:-$DIR}" 400)
   FS_P50=$(echo "$probe" | sed 's/.*p50_us=\([0-9]*\).*/\1/')
   FS_P99=$(echo "$probe" | sed 's/.*p99_us=\([0-9]*\).*/\1/')
+  # the same gateway with its metrics endpoint: the gateway's own view of each PUBLISH read to
+  # its PUBACK queued (psagw_puback_latency_seconds), beside what the devices see
+  HTTP_PORT=$(free_port)
+  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/http.token"
+  chmod 600 "$DIR/http.token"
+  { cat "$DIR/psagw.conf"
+    printf 'http = { listen = "127.0.0.1:%s"; token_file = "%s"; };\n' "$HTTP_PORT" "$DIR/http.token"
+  } > "$DIR/psagw-levels.conf"
+  # quantile Q of a Prometheus histogram NAME in FILE, as the upper bound of its bucket (ms)
+  hist_q() { awk -v n="$2" -v q="$3" '
+    $1 ~ "^"n"_bucket" { split($1, a, "le=\""); split(a[2], b, "\""); le[++k] = b[1]; c[k] = $2 }
+    END { t = c[k]; for (i = 1; i <= k; i++) if (c[i] >= q * t) { printf "%.3f", le[i] * 1000; exit } }' "$1"; }
   for pct in $LOAD_LEVELS; do
     rm -f "${SPOOL_DIR:-$DIR}"/spool.db*
-    "$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>>"$DIR/psagw-levels.log" &
+    "$PSAGW" serve --config "$DIR/psagw-levels.conf" --attestation-default off 2>>"$DIR/psagw-levels.log" &
     GW=$!; PIDS+=($GW); wait_port $GW_PORT
     sleep 0.5
     per=$(awk -v r="${R[psagw.rate]}" -v p=$pct -v n=$PUBLISHERS 'BEGIN{printf "%.1f", r * p / 100 / n}')
     msgs=$(awk -v r=$per -v s=$LEVEL_SECONDS 'BEGIN{m = int(r * s); print (m < 50 ? 50 : m)}')
     out=$(LOADGEN_RATE=$per ${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$GW_PORT" $PSK cb "$PUBLISHERS" "$msgs" 1)
+    curl -s -H "Authorization: Bearer $(cat "$DIR/http.token")" "http://127.0.0.1:$HTTP_PORT/metrics" > "$DIR/metrics.$pct" || true
     kill $GW; wait $GW 2>/dev/null || true
+    g50=$(hist_q "$DIR/metrics.$pct" psagw_puback_latency_seconds 0.5)
+    g99=$(hist_q "$DIR/metrics.$pct" psagw_puback_latency_seconds 0.99)
+    c99=$(hist_q "$DIR/metrics.$pct" psagw_spool_commit_seconds 0.99)
     p50=$(echo "$out" | sed 's/.*p50_ms=\([0-9.]*\).*/\1/')
     p99=$(echo "$out" | sed 's/.*p99_ms=\([0-9.]*\).*/\1/')
     mx=$(echo "$out" | sed 's/.*max_ms=\([0-9.]*\).*/\1/')
     rate=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
-    LEVEL_ROWS+=("$(printf '%5s%% %10.0f %10s %10s %10s %10s %14s' "$pct" \
+    LEVEL_ROWS+=("$(printf '%5s%% %10.0f %10s %10s %10s %10s %14s %10s %10s %10s' "$pct" \
       "$(awk -v r=$per -v n=$PUBLISHERS 'BEGIN{print r * n}')" "$rate" "$p50" "$p99" "$mx" \
-      "$(awk -v a=$p99 -v f=$FS_P99 'BEGIN{ if (f > 0) printf "%.2f", a * 1000 / f; else print "n/a"}')")")
+      "$(awk -v a=$p99 -v f=$FS_P99 'BEGIN{ if (f > 0) printf "%.2f", a * 1000 / f; else print "n/a"}')" \
+      "${g50:-n/a}" "${g99:-n/a}" "${c99:-n/a}")")
   done
 fi
 field() { echo "$cs" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
@@ -193,7 +210,9 @@ if [ ${#LEVEL_ROWS[@]} -gt 0 ]; then
   echo
   echo "psagw's PUBACK latency under offered load (open loop, $PUBLISHERS devices, ${LEVEL_SECONDS} s each), against"
   echo "this disk's fdatasync of a 4 KiB append (bench/fsync_probe, same directory): p50 ${FS_P50} us, p99 ${FS_P99} us"
-  printf '%6s %10s %10s %10s %10s %10s %14s\n' "load" "offered/s" "acked/s" "p50 ms" "p99 ms" "max ms" "p99/fsync p99"
+  echo "(gw: the gateway's own PUBLISH-read-to-PUBACK-queued, and COMMIT p99, from its /metrics"
+  echo " histograms, as their bucket's upper bound)"
+  printf '%6s %10s %10s %10s %10s %10s %14s %10s %10s %10s\n' "load" "offered/s" "acked/s" "p50 ms" "p99 ms" "max ms" "p99/fsync p99" "gw p50" "gw p99" "commit p99"
   for r in "${LEVEL_ROWS[@]}"; do echo "$r"; done
   echo "target: p99 <= 3x the fsync p99 at 50% load"
 fi
