@@ -97,10 +97,16 @@ static SSL *ssl_for(struct listener *l)
     return ssl;
 }
 
-/* Keeps ssl for the next connection on l after a handshake that completed (anything else is
- * freed): SSL_clear forgets the session and the keys, BIO_reset the buffered bytes. */
-static void ssl_done(struct listener *l, SSL *ssl)
+/* Keeps ssl for the next connection on the worker's listener with its context, after a
+ * handshake that completed (anything else is freed; so is an SSL whose context no listener has
+ * any more, after a reload): SSL_clear forgets the session and the keys, BIO_reset the
+ * buffered bytes. */
+static void ssl_done(struct worker *w, SSL *ssl)
 {
+    struct listener *l = NULL;
+    for (size_t i = 0; i < w->n_listeners && !l; i++)
+        if (w->listeners[i].tls == SSL_get_SSL_CTX(ssl))
+            l = &w->listeners[i];
     if (l && l->n_ssl_pool < LISTENER_SSL_POOL && SSL_clear(ssl) == 1 &&
         BIO_reset(SSL_get_rbio(ssl)) == 1 && BIO_reset(SSL_get_wbio(ssl)) == 1) {
         SSL_set_ex_data(ssl, tls_conn_index(), NULL);
@@ -147,7 +153,6 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
             handshake_limit_leave(addr_slot);
             return;
         }
-        c->ssl_home = l;
         SSL_set_ex_data(c->ssl, tls_conn_index(), c);
         c->state = CONN_TLS_HANDSHAKE;
         c->in_handshake_limit = true;
@@ -744,7 +749,7 @@ static void take_over_records(struct conn *c)
         tls_rec_take(c->ssl, c->hs, (const uint8_t *)unread, (size_t)unread_len, max_send_plain(c),
                      &rec, &why) == TLS_REC_OK &&
         keep_rx(c, (const uint8_t *)unread, (size_t)unread_len) == 0) {
-        ssl_done(c->ssl_home, c->ssl);
+        ssl_done(c->w, c->ssl);
         c->ssl = NULL;
         c->rec = rec;
         c->gw->metrics.tls_record_layer_own++;

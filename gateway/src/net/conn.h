@@ -62,7 +62,6 @@ struct conn {
     const struct listener_config *listener;
     bool tls;            /* a TLS listener's connection */
     SSL *ssl;            /* the handshake; after it only where tls_record.c cannot take over */
-    struct listener *ssl_home; /* the listener whose pool the SSL returns to (ssl_done) */
     struct tls_rec *rec; /* our record layer after a TLS 1.2 AEAD or TLS 1.3 handshake */
     struct tls_rec_handshake *hs; /* what the record layer needs of the handshake, then freed */
     const char *tls_version;      /* static strings from OpenSSL, for logs */
@@ -155,10 +154,10 @@ struct conn_handlers {
 };
 void conn_set_handlers(const struct conn_handlers *h);
 
+/* Frees the SSL objects a listener keeps for reuse (when its socket closes; owner only). */
+void conn_listener_release(struct listener *l);
 /* A new connection on the owner's loop. A TLS one must have been admitted by
  * handshake_limit_enter(addr_slot); it leaves the count when its handshake ends. */
-/* Frees the SSL objects a listener keeps for reuse (at shutdown; owner only). */
-void conn_listener_release(struct listener *l);
 void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
                  uint32_t addr_slot, uint32_t connect_timeout);
 /* Room for n more output bytes at c->out + c->out_len (broker lock); NULL if out of memory. */
