@@ -67,11 +67,11 @@ struct session *session_create(struct gateway *gw, const char *id, bool anonymou
     BROKER_LOCK_HELD();
     if (gw->n_sessions >= gw->session_buckets && sessions_grow(gw) != 0)
         return NULL;
-    struct session *s = calloc(1, sizeof(*s));
-    if (!s || !(s->id = strdup(id))) {
-        free(s);
+    size_t idlen = strlen(id);
+    struct session *s = calloc(1, sizeof(*s) + idlen + 1);
+    if (!s)
         return NULL;
-    }
+    memcpy(s->id, id, idlen + 1);
     s->gw = gw;
     s->anonymous = anonymous;
     s->next_pid = 1;
@@ -153,7 +153,6 @@ void session_destroy(struct gateway *gw, struct session *s)
         msg_unref(s->will);
     free(s->qos2_in);
     free(s->readings);
-    free(s->id);
     free(s);
 }
 

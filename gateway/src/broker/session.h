@@ -45,35 +45,36 @@ struct readings {
 };
 
 struct session {
+    /* grouped by size, no holes, the id inline: one allocation of ~200 bytes a device */
     struct session *hnext;
     struct gateway *gw;
-    char *id;
-    bool anonymous;
     struct conn *conn; /* NULL while offline */
     struct sub *subs; /* doubly linked through next_in_session / prev_in_session */
-    uint32_t n_subs;
-    uint32_t expiry;        /* seconds after disconnect; UINT32_MAX: never */
     uint64_t expires_at_ms; /* while offline: when the session ends (0: never) */
     struct qentry *pend_head, *pend_tail;
-    uint32_t n_pending;
     struct qentry *infl_head, *infl_tail;
-    uint32_t n_inflight;
-    bool rel_resend; /* reconnected: released QoS 2 deliveries' PUBRELs go again */
     uint64_t queued_bytes; /* topics and payloads pending or in flight (max_queued_bytes) */
-    uint32_t n_pending_qos0; /* QoS 0 deliveries among the pending ones */
     struct log_limit drop_log; /* message_dropped: one line per interval */
     struct log_limit acl_log;  /* acl_denied for its publishes: one line per interval */
     uint64_t publishes_in; /* PUBLISHes its connections sent (the dashboard's rate) */
     struct readings *readings; /* NULL until a record of it was opened */
     int64_t detached_ms;       /* wall clock: when its last connection went (0: never) */
-    uint16_t next_pid;
     uint16_t *qos2_in; /* packet ids of QoS 2 PUBLISHes awaiting PUBREL */
-    uint16_t n_qos2_in, cap_qos2_in;
     struct msg *will;
-    uint32_t will_delay;
     uint64_t will_due_ms; /* while offline: when the delayed will is published (0: none) */
     uint64_t match_gen;
     size_t match_slot;
+    uint32_t n_subs;
+    uint32_t expiry;        /* seconds after disconnect; UINT32_MAX: never */
+    uint32_t n_pending;
+    uint32_t n_inflight;
+    uint32_t n_pending_qos0; /* QoS 0 deliveries among the pending ones */
+    uint32_t will_delay;
+    uint16_t next_pid;
+    uint16_t n_qos2_in, cap_qos2_in;
+    bool anonymous;
+    bool rel_resend; /* reconnected: released QoS 2 deliveries' PUBRELs go again */
+    char id[]; /* NUL-terminated */
 };
 
 struct session *session_find(struct gateway *gw, const char *id, bool anonymous);

@@ -45,6 +45,9 @@ struct principal {
     char **acl_sub;
 };
 
+/* "address:port": the longest IPv6 address (INET6_ADDRSTRLEN - 1 = 45), ":", 5 digits, NUL */
+#define CONN_PEER_MAX 52
+
 enum conn_state {
     CONN_TLS_HANDSHAKE,
     CONN_WAIT_CONNECT,
@@ -54,47 +57,31 @@ enum conn_state {
 };
 
 struct conn {
+    /* fields are grouped by size so the struct has no holes: it is kept for every connected
+     * device (docs/performance.md, idle memory) */
     struct loop_io io;
     struct worker *w;
     struct loop_timer timer;  /* connect deadline, then keep-alive */
     struct loop_timer resume; /* reading again what TLS read ahead (see on_readable) */
+    struct loop_timer att_timer; /* re-attestation deadline / interval */
     struct gateway *gw;
     const struct listener_config *listener;
-    bool tls;            /* a TLS listener's connection */
     SSL *ssl;            /* the handshake; after it only where tls_record.c cannot take over */
     struct tls_rec *rec; /* our record layer after a TLS 1.2 AEAD or TLS 1.3 handshake */
     struct tls_rec_handshake *hs; /* what the record layer needs of the handshake, then freed */
     const char *tls_version;      /* static strings from OpenSSL, for logs */
     const char *tls_cipher;
-    bool peer_closed; /* close_notify or a fatal alert arrived */
-    uint8_t *rx;      /* raw bytes of a TLS record still arriving */
+    uint8_t *rx; /* raw bytes of a TLS record still arriving */
     size_t rx_len;
     uint8_t *tx; /* protected bytes the socket did not take yet */
     size_t tx_len, tx_off, tx_cap;
-    enum conn_state state;
-    bool teardown_pending; /* closed under the broker lock, on the worker's closing list */
-    bool in_handshake_limit; /* counted by handshake_limit.h until the handshake ends */
-    uint32_t addr_slot;      /* the peer address's slot there */
-    char peer[64];
     struct principal who;
-    bool have_identity;          /* set by the TLS PSK callbacks */
-    bool resumed;                /* the handshake used one of our session tickets */
     struct attest_state *att;    /* attest/attest.h; NULL most of the time */
-    bool auth_psa_iat;           /* CONNECT carried Authentication Method PSA-IAT */
-    bool attested;               /* the last verdict on this connection was "accepted" */
-    struct loop_timer att_timer; /* re-attestation deadline / interval */
     const char *psk_refusal;     /* why the PSK callback refused, for the handshake failure log */
     uint8_t psk_fp[PSK_FP_LEN];  /* SHA-256 prefix of the PSK used, bound into session tickets */
     uint64_t last_rx_ms;
     uint64_t accepted_us; /* monotonic: TCP accept (connect latency) */
     uint64_t rx_us;       /* monotonic: the wake-up that read the packet being handled */
-    uint8_t version;
-    uint16_t keep_alive;
-    bool request_problem_info;
-    bool graceful; /* DISCONNECT 0x00 received: no will */
-    uint32_t client_max_packet;
-    uint16_t client_receive_max;
-    uint16_t alias_max; /* what we granted the client */
     char **aliases;     /* client -> gateway topic aliases, [1..alias_max] */
     struct topic_alias_table *aliases_out; /* gateway -> client (net/topic_alias.h), or NULL */
     uint8_t *in;
@@ -103,22 +90,40 @@ struct conn {
     size_t out_len, out_cap;
     uint8_t *wbuf; /* being written; the owning worker's alone */
     size_t wbuf_len, wbuf_off;
+    struct session *session;
+    uint64_t gen;             /* unique per connection: acks the spool releases find their conn */
+    struct conn *next, *prev; /* the worker's live connections */
+    struct conn *next_flush;  /* the worker's connections with output to write */
+    struct conn *next_remote; /* the worker's remote list (broker lock) */
+    struct conn *next_dead;   /* the closing list, then the dead list (owner only) */
+    enum conn_state state;
+    uint32_t addr_slot;       /* the peer address's slot in handshake_limit.h */
+    uint32_t client_max_packet;
+    int kill_reason;     /* >= 0: another worker asked the owner to close it (broker lock) */
+    uint32_t spool_waiting;   /* QoS 1/2 acks waiting for the spool (broker lock) */
+    uint16_t keep_alive;
+    uint16_t client_receive_max;
+    uint16_t alias_max; /* what we granted the client */
+    uint8_t version;
+    bool tls;            /* a TLS listener's connection */
+    bool peer_closed; /* close_notify or a fatal alert arrived */
+    bool teardown_pending; /* closed under the broker lock, on the worker's closing list */
+    bool in_handshake_limit; /* counted by handshake_limit.h until the handshake ends */
+    bool have_identity;          /* set by the TLS PSK callbacks */
+    bool resumed;                /* the handshake used one of our session tickets */
+    bool auth_psa_iat;           /* CONNECT carried Authentication Method PSA-IAT */
+    bool attested;               /* the last verdict on this connection was "accepted" */
+    bool request_problem_info;
+    bool graceful; /* DISCONNECT 0x00 received: no will */
     bool flush_pending;  /* on the owner's flush list (owner only) */
     _Atomic bool out_throttled; /* deliveries held back until `out` drains (set: broker lock) */
     bool remote_pending; /* on the owner's remote list (broker lock) */
-    int kill_reason;     /* >= 0: another worker asked the owner to close it (broker lock) */
-    struct session *session;
-    uint64_t gen;             /* unique per connection: acks the spool releases find their conn */
-    uint32_t spool_waiting;   /* QoS 1/2 acks waiting for the spool (broker lock) */
     bool read_paused;         /* too many waiting: input is not read (set under the broker lock) */
     bool out_paused; /* our unwritten output to it is beyond what deliveries can queue: its
                       * input waits until that is written (owner only), so a client that sends
                       * requests and never reads the answers costs a bounded amount */
     bool resume_requested;    /* the spool caught up: the owner reads again (broker lock) */
-    struct conn *next, *prev; /* the worker's live connections */
-    struct conn *next_flush;  /* the worker's connections with output to write */
-    struct conn *next_remote; /* the worker's remote list (broker lock) */
-    struct conn *next_dead;   /* the closing list, then the dead list (owner only) */
+    char peer[CONN_PEER_MAX]; /* "address:port" */
 };
 
 /* Why a connection must end: an MQTT reason code (the DISCONNECT an MQTT 5 client gets, and
