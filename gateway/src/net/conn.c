@@ -104,8 +104,10 @@ static SSL *ssl_for(struct listener *l)
 static void ssl_done(struct worker *w, SSL *ssl)
 {
     struct listener *l = NULL;
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
     for (size_t i = 0; i < w->n_listeners && !l; i++)
-        if (w->listeners[i].tls == SSL_get_SSL_CTX(ssl))
+        if (w->listeners[i].tls && (w->listeners[i].tls == ctx ||
+                                    tls_twin_ctx(w->listeners[i].tls) == ctx))
             l = &w->listeners[i];
     if (l && l->n_ssl_pool < LISTENER_SSL_POOL && SSL_clear(ssl) == 1 &&
         BIO_reset(SSL_get_rbio(ssl)) == 1 && BIO_reset(SSL_get_wbio(ssl)) == 1) {

@@ -185,12 +185,9 @@ static void tls_error(char *err, size_t errlen, const char *what, const char *de
     ERR_clear_error();
 }
 
-SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l,
-                        tls_admit_fn admit, char *err, size_t errlen)
+static SSL_CTX *new_ctx(const struct config *cfg, const struct listener_config *l, bool keylog,
+                        char *err, size_t errlen)
 {
-    admit_identity = admit;
-    if (conn_index < 0)
-        conn_index = SSL_get_ex_new_index(0, "psagw conn", NULL, NULL, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         tls_error(err, errlen, "cannot create TLS context for", l->address);
@@ -221,7 +218,8 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
     if (l->own_record_layer) {
-        SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+        if (keylog)
+            SSL_CTX_set_keylog_callback(ctx, keylog_cb);
         SSL_CTX_set_msg_callback(ctx, msg_cb);
     }
     /* read whole records at once: a handshake costs a third of the read() calls */
@@ -244,4 +242,84 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+/* Where a listener's context keeps its twin (below), and the twin its listener's context */
+static int twin_index = -1, main_index = -1;
+
+static void free_twin(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                      void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    SSL_CTX_free(ptr);
+}
+
+SSL_CTX *tls_twin_ctx(SSL_CTX *ctx)
+{
+    return ctx && twin_index >= 0 ? SSL_CTX_get_ex_data(ctx, twin_index) : NULL;
+}
+
+/* Does the ClientHello offer TLS 1.3 (supported_versions, RFC 8446 4.2.1)? */
+static bool offers_tls13(SSL *s)
+{
+    const unsigned char *e;
+    size_t len;
+    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_supported_versions, &e, &len) != 1 || len < 1)
+        return false;
+    size_t n = e[0] < len - 1 ? e[0] : len - 1;
+    for (size_t i = 1; i + 1 <= n; i += 2)
+        if (e[i] == 0x03 && e[i + 1] == 0x04)
+            return true;
+    return false;
+}
+
+/* The context the handshake goes on: the twin with the keylog callback when TLS 1.3 may be
+ * chosen, the listener's own otherwise. OpenSSL formats every secret it hands a keylog
+ * callback in hex with one sprintf a byte (~56,000 instructions, a tenth of a TLS 1.2 connect
+ * in user space), and our record layer needs them only for TLS 1.3. */
+static int hello_cb(SSL *s, int *alert, void *arg)
+{
+    (void)arg;
+    SSL_CTX *cur = SSL_get_SSL_CTX(s), *main = SSL_CTX_get_ex_data(cur, main_index);
+    if (!main)
+        main = cur;
+    SSL_CTX *want = offers_tls13(s) ? tls_twin_ctx(main) : main;
+    if (want && want != cur && !SSL_set_SSL_CTX(s, want)) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l,
+                        tls_admit_fn admit, char *err, size_t errlen)
+{
+    admit_identity = admit;
+    if (conn_index < 0)
+        conn_index = SSL_get_ex_new_index(0, "psagw conn", NULL, NULL, NULL);
+    if (twin_index < 0) {
+        twin_index = SSL_CTX_get_ex_new_index(0, "psagw twin", NULL, NULL, free_twin);
+        main_index = SSL_CTX_get_ex_new_index(0, "psagw main", NULL, NULL, NULL);
+    }
+    SSL_CTX *ctx = new_ctx(cfg, l, false, err, errlen);
+    if (!ctx || !l->own_record_layer || !l->tls13)
+        return ctx;
+    /* TLS 1.3 with our record layer needs the traffic secrets, which OpenSSL 3.0 gives only
+     * to a keylog callback: a twin context with one, chosen per handshake (hello_cb) */
+    SSL_CTX *twin = new_ctx(cfg, l, true, err, errlen);
+    if (!twin || !SSL_CTX_set_ex_data(ctx, twin_index, twin)) {
+        SSL_CTX_free(twin);
+        SSL_CTX_free(ctx);
+        if (twin)
+            snprintf(err, errlen, "listener %s: cannot link its TLS contexts", l->address);
+        return NULL;
+    }
+    SSL_CTX_set_ex_data(twin, main_index, ctx);
+    SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
+    SSL_CTX_set_client_hello_cb(twin, hello_cb, NULL);
+    return ctx;
 }

@@ -23,6 +23,9 @@ void tls_psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN])
 /* A listener's context; NULL with the reason in err. admit is called for each identity. */
 SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l,
                         tls_admit_fn admit, char *err, size_t errlen);
+/* The twin of a listener's context that TLS 1.3 handshakes move to (tls.c, hello_cb), or NULL;
+ * an SSL's context is the one or the other. */
+SSL_CTX *tls_twin_ctx(SSL_CTX *ctx);
 /* The SSL ex_data index under which a connection's struct conn is kept. */
 int tls_conn_index(void);
 
