@@ -19,19 +19,36 @@ launch_gateway --registry "$REG" --listen 127.0.0.1:0 --workers 2 --log-level in
   grep -q 'event=fd_limit open_files=64 ' "$GW_LOG" || fail "soft limit not raised: $(grep fd_limit "$GW_LOG")"
 ok "the soft limit of open files is raised to the hard one ($(grep -o 'open_files=[0-9]*' "$GW_LOG" | head -1))"
 
-# 150 TCP connections that start no handshake, held open
-/usr/bin/python3 - "$PSK_PORT" >"$WORK/holder.out" 2>&1 <<'PY' &
+# 150 TCP connections that say nothing, held open: the listener defers accept until a
+# client's first bytes (TCP_DEFER_ACCEPT), so they wait in the kernel and hold no descriptor
+hold() { # MODE: silent | one-byte
+/usr/bin/python3 - "$PSK_PORT" "$1" >"$WORK/holder.out" 2>&1 <<'PY' &
 import socket, sys, time
 socks = []
 for i in range(150):
     try:
         s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+        if sys.argv[2] == "one-byte":
+            s.send(b"\x16")  # the first byte of a TLS record, then nothing
         socks.append(s)
     except OSError as e:
         pass
 print("held", len(socks), flush=True)
 time.sleep(6)
 PY
+}
+hold silent
+holder=$!
+CHILDREN+=($holder)
+sleep 1
+pub s1 $PSK_A -t sensors/s1/env -m through -q 1 || fail "a device could not connect beside 150 silent connections"
+grep -q "event=accept_failed" "$GW_LOG" && fail "silent connections took descriptors: $(grep accept_failed "$GW_LOG" | head -1)"
+ok "150 silent connections wait in the kernel (deferred accept): a device connects meanwhile"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+
+# 150 connections that start a handshake (one byte) and stop there: more than 64 descriptors
+hold one-byte
 holder=$!
 CHILDREN+=($holder)
 expect_log "event=accept_failed .*reason=too_many_open_files" 10

@@ -189,6 +189,13 @@ static int open_listener(struct worker *w, size_t index, uint16_t port_override,
             setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
         if (user_ms)
             setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
+        /* MQTT and TLS clients speak first: the kernel hands a connection over once its first
+         * bytes (ClientHello, CONNECT) are there, so conn_accept reads them at once, and a
+         * client that connects and says nothing holds no handshake slot here until then
+         * (tcp(7); it is accepted after about this many seconds anyway, and connect_timeout
+         * runs from there) */
+        int defer = (int)c->connect_timeout;
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
     }
     if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
         snprintf(err, errlen, "listener %s: %s", lc->address, strerror(errno));

@@ -183,6 +183,9 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
     c->last_rx_ms = loop_now_ms(w->loop);
     c->accepted_us = loop_now_us(w->loop);
     loop_timer_start(w->loop, &c->timer, (uint64_t)connect_timeout * 1000u, connect_deadline);
+    /* the listener defers accept until the client's first bytes arrive (TCP_DEFER_ACCEPT,
+     * gateway.c): read them now rather than after another epoll_wait */
+    conn_io(w->loop, &c->io, EPOLLIN);
 }
 
 static void want(struct conn *c, uint32_t events)
