@@ -30,9 +30,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "histogram.h"
@@ -870,6 +873,10 @@ static void *checkpoint_thread(void *arg)
 {
     struct spool *sp = arg;
     pthread_setname_np(pthread_self(), "psagw-ckpt");
+    /* background work: the WAL is already durable, so copying it into the database may wait
+     * for the workers and the spool thread, whose delays devices see in their PUBACKs (nice 10
+     * for this thread alone; its fsyncs are I/O, which nice does not slow) */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     pthread_mutex_lock(&sp->ckpt_mu);
     while (!sp->ckpt_stop) {
         if (!sp->ckpt_due) {
