@@ -256,11 +256,28 @@ static int hkdf_expand(bool sha384, const uint8_t *prk, const uint8_t *info, siz
     return ok ? 0 : -1;
 }
 
-static _Thread_local EVP_CIPHER_CTX *thread_ctx[ALG_COUNT][2];
-/* the key each context holds, as (tls_rec id, key generation): a burst of records of one
- * connection (a read or a flush) sets the key once and then only the nonce */
-static _Thread_local uint64_t thread_keyed[ALG_COUNT][2];
+/* Each thread keeps, per algorithm and direction, a few cipher contexts keyed for the
+ * connections it served last (by tls_rec id): a burst of records of one connection sets the
+ * nonce only, and so do records of up to KEY_SLOTS connections taking turns, as when devices
+ * that wait for each PUBACK and a subscriber are served by one worker (re-keying costs an AES
+ * key schedule and OpenSSL's setup, ~1.5 us a record, three times a message there). A slot
+ * taken over for another connection has its key schedule overwritten; tls_rec_free and key
+ * updates free the slots of their keys at once (freeing a context cleanses it). */
+#define KEY_SLOTS 8
+struct key_slot {
+    EVP_CIPHER_CTX *ctx;
+    uint64_t id;   /* the tls_rec whose key it holds, 0 for none */
+    uint64_t used; /* this thread's clock at its last use (the least recent is taken over) */
+};
+static _Thread_local struct key_slot key_slots[ALG_COUNT][2][KEY_SLOTS];
+static _Thread_local uint64_t key_clock;
 static _Atomic uint64_t next_id = 1;
+
+static void slot_free(struct key_slot *k)
+{
+    EVP_CIPHER_CTX_free(k->ctx);
+    *k = (struct key_slot){0};
+}
 
 void tls_rec_thread_done(void)
 {
@@ -269,31 +286,24 @@ void tls_rec_thread_done(void)
         thread_hmac[h] = NULL;
     }
     for (int a = 0; a < ALG_COUNT; a++)
-        for (int e = 0; e < 2; e++) {
-            EVP_CIPHER_CTX_free(thread_ctx[a][e]);
-            thread_ctx[a][e] = NULL;
-            thread_keyed[a][e] = 0;
-        }
+        for (int e = 0; e < 2; e++)
+            for (int i = 0; i < KEY_SLOTS; i++)
+                slot_free(&key_slots[a][e][i]);
 }
 
-/* Frees this thread's cipher contexts that hold r's expanded keys (freeing a context cleanses
- * its key schedule); the next record makes a new one. */
+/* Frees this thread's cipher contexts that hold r's expanded keys; the next record of another
+ * connection makes a new one. */
 static void forget_thread_keys(const struct tls_rec *r)
 {
-    for (int e = 0; e < 2; e++) {
-        if (thread_keyed[r->alg][e] == r->id && thread_ctx[r->alg][e]) {
-            EVP_CIPHER_CTX_free(thread_ctx[r->alg][e]);
-            thread_ctx[r->alg][e] = NULL;
-            thread_keyed[r->alg][e] = 0;
-        }
-    }
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < KEY_SLOTS; i++)
+            if (key_slots[r->alg][e][i].id == r->id)
+                slot_free(&key_slots[r->alg][e][i]);
 }
 
-static EVP_CIPHER_CTX *cipher_ctx(enum tls_rec_alg a, int enc)
+static EVP_CIPHER_CTX *new_cipher_ctx(enum tls_rec_alg a, int enc)
 {
-    EVP_CIPHER_CTX *ctx = thread_ctx[a][enc];
-    if (ctx)
-        return ctx;
+    EVP_CIPHER_CTX *ctx;
     if (!ciphers[a] || !(ctx = EVP_CIPHER_CTX_new()))
         return NULL;
     if (!EVP_CipherInit_ex(ctx, ciphers[a], NULL, NULL, NULL, enc) ||
@@ -303,8 +313,33 @@ static EVP_CIPHER_CTX *cipher_ctx(enum tls_rec_alg a, int enc)
         EVP_CIPHER_CTX_free(ctx);
         return NULL;
     }
-    thread_ctx[a][enc] = ctx;
     return ctx;
+}
+
+/* A context of this thread holding r's key for direction enc, with the nonce set. */
+static EVP_CIPHER_CTX *keyed_ctx(const struct tls_rec *r, int enc, const uint8_t nonce[12])
+{
+    struct key_slot *set = key_slots[r->alg][enc], *k = NULL, *lru = &set[0];
+    for (int i = 0; i < KEY_SLOTS && !k; i++) {
+        if (set[i].id == r->id && set[i].ctx)
+            k = &set[i];
+        else if (set[i].used < lru->used)
+            lru = &set[i];
+    }
+    const uint8_t *key = NULL;
+    if (!k) {
+        k = lru;
+        if (!k->ctx && !(k->ctx = new_cipher_ctx(r->alg, enc)))
+            return NULL;
+        key = enc ? r->write_key : r->read_key;
+    }
+    k->used = ++key_clock;
+    if (!EVP_CipherInit_ex(k->ctx, NULL, NULL, key, nonce, enc)) {
+        slot_free(k);
+        return NULL;
+    }
+    k->id = r->id;
+    return k->ctx;
 }
 
 /* ---- taking over from OpenSSL ---- */
@@ -529,7 +564,8 @@ unsigned tls_rec_thread_keys(void)
     unsigned n = 0;
     for (int a = 0; a < ALG_COUNT; a++)
         for (int e = 0; e < 2; e++)
-            n += thread_ctx[a][e] && thread_keyed[a][e] != 0;
+            for (int i = 0; i < KEY_SLOTS; i++)
+                n += key_slots[a][e][i].ctx && key_slots[a][e][i].id != 0;
     return n;
 }
 
@@ -593,27 +629,14 @@ static size_t record_aad(const struct tls_rec *r, uint64_t seq, const uint8_t *h
     return 13;
 }
 
-/* Sets the nonce, and the key unless the context still holds this connection's. */
-static int rekey(EVP_CIPHER_CTX *ctx, const struct tls_rec *r, int enc, const uint8_t nonce[12])
-{
-    uint64_t *keyed = &thread_keyed[r->alg][enc];
-    const uint8_t *key = *keyed == r->id ? NULL : enc ? r->write_key : r->read_key;
-    if (!EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc)) {
-        *keyed = 0;
-        return 0;
-    }
-    *keyed = r->id;
-    return 1;
-}
-
 /* Encrypts p[0..len) in place and writes the tag; 0 on success. */
 static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
                      uint8_t *p, size_t len, uint8_t *tag)
 {
-    EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 1);
+    EVP_CIPHER_CTX *ctx = keyed_ctx(r, 1, nonce);
     bool ccm = alg_info[r->alg].ccm;
     int outl, tl = alg_info[r->alg].tag_len;
-    if (!ctx || !rekey(ctx, r, 1, nonce) ||
+    if (!ctx ||
         (ccm && !EVP_CipherUpdate(ctx, NULL, &outl, NULL, (int)len)) ||
         !EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) ||
         /* CCM computes the tag in the data update, even an empty one (p is never NULL) */
@@ -628,10 +651,10 @@ static int aead_seal(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *
 static int aead_open(struct tls_rec *r, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
                      uint8_t *p, size_t len, const uint8_t *tag)
 {
-    EVP_CIPHER_CTX *ctx = cipher_ctx(r->alg, 0);
+    EVP_CIPHER_CTX *ctx = keyed_ctx(r, 0, nonce);
     bool ccm = alg_info[r->alg].ccm;
     int outl, tl = alg_info[r->alg].tag_len;
-    if (!ctx || !rekey(ctx, r, 0, nonce) ||
+    if (!ctx ||
         !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, tl, (void *)tag))
         return -1;
     if (ccm) /* CCM checks the tag in the one update that carries the data */
