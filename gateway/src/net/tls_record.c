@@ -291,14 +291,23 @@ void tls_rec_thread_done(void)
                 slot_free(&key_slots[a][e][i]);
 }
 
-/* Frees this thread's cipher contexts that hold r's expanded keys; the next record of another
- * connection makes a new one. */
+/* Overwrites r's expanded keys in this thread's cipher contexts with those of an all-zero key
+ * (a new key replaces every key-dependent byte of the context, as freeing it would), keeping the
+ * contexts for the next connections: allocating and setting one up again costs more than the
+ * AES key schedule. A context that cannot be re-keyed is freed. */
 static void forget_thread_keys(const struct tls_rec *r)
 {
+    static const uint8_t zero[32];
     for (int e = 0; e < 2; e++)
-        for (int i = 0; i < KEY_SLOTS; i++)
-            if (key_slots[r->alg][e][i].id == r->id)
-                slot_free(&key_slots[r->alg][e][i]);
+        for (int i = 0; i < KEY_SLOTS; i++) {
+            struct key_slot *k = &key_slots[r->alg][e][i];
+            if (k->id != r->id)
+                continue;
+            if (EVP_CipherInit_ex(k->ctx, NULL, NULL, zero, NULL, e))
+                k->id = 0;
+            else
+                slot_free(k);
+        }
 }
 
 static EVP_CIPHER_CTX *new_cipher_ctx(enum tls_rec_alg a, int enc)
@@ -323,8 +332,9 @@ static EVP_CIPHER_CTX *keyed_ctx(const struct tls_rec *r, int enc, const uint8_t
     for (int i = 0; i < KEY_SLOTS && !k; i++) {
         if (set[i].id == r->id && set[i].ctx)
             k = &set[i];
-        else if (set[i].used < lru->used)
-            lru = &set[i];
+        else if (set[i].id == 0 ? lru->id != 0 || set[i].used < lru->used
+                                : lru->id != 0 && set[i].used < lru->used)
+            lru = &set[i]; /* a forgotten slot first, else the least recently used */
     }
     const uint8_t *key = NULL;
     if (!k) {
