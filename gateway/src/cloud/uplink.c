@@ -275,20 +275,21 @@ static void window_fill(struct uplink *u)
 /* Acknowledged records leave the head of the window, in order, and are deleted from the spool. */
 static void window_release(struct uplink *u)
 {
-    uint64_t last = 0, n = 0;
+    uint64_t last = 0, n = 0, bytes = 0;
     while (u->win_n > 0) {
         struct slot *s = slot_at(u, 0);
         if (s->state != SLOT_ACKED)
             break;
         last = s->it->seq;
         n++;
+        bytes += s->it->topic_len + s->it->payload_len;
         spool_item_free(s->it);
         s->it = NULL;
         u->win_head = (u->win_head + 1) % u->win_cap;
         u->win_n--;
     }
     if (n)
-        spool_done(u->sp, last, n);
+        spool_done(u->sp, last, n, bytes);
 }
 
 static void stat_add(struct uplink *u, uint64_t *field, uint64_t n)

@@ -42,6 +42,7 @@
 #include "log.h"
 
 #define BATCH_MAX 8192                  /* items per commit */
+#define ROWS_PER_INSERT 16              /* records per INSERT statement */
 #define DELETE_BATCH 4096               /* deliveries that make a commit of their own */
 #define DELETE_DELAY_MS 100             /* or the time they wait for one */
 #define HANDOFF_MAX 4096                /* records waiting in memory for the uplink */
@@ -59,7 +60,7 @@ struct spool {
     bool ckpt_stop, ckpt_due;
     uint64_t checkpoints; /* complete ones (ckpt_mu) */
     char path[1024];
-    sqlite3_stmt *ins, *del, *del_upto, *sel, *oldest, *meta, *first_created;
+    sqlite3_stmt *ins, *ins_many, *del, *del_upto, *sel, *oldest, *meta, *first_created;
     int64_t oldest_created_ms; /* created_ms of the oldest record, 0 if empty (mu) */
     pthread_t thread;
     bool running;
@@ -77,6 +78,7 @@ struct spool {
     uint64_t done_upto;    /* the uplink delivered every record up to this seq */
     uint64_t deleted_upto; /* and those are deleted up to this one */
     uint64_t n_done;       /* deliveries reported since the last deletion */
+    uint64_t bytes_done;   /* and their topic and payload bytes */
     struct spool_item *hand_head, *hand_tail; /* committed, for spool_take */
     size_t n_hand, hand_bytes;
     bool want_fill;       /* the uplink's handoff ran low */
@@ -227,17 +229,24 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_m
     sp->cb = &sp->cb_copy;
     pthread_mutex_init(&sp->mu, NULL);
     pthread_cond_init(&sp->cv, NULL);
+    /* one INSERT carries ROWS_PER_INSERT records: a statement's own cost (step, reset, the
+     * program's prologue) is then paid once for them, not per record */
+    char ins_many[64 + ROWS_PER_INSERT * 12] = "INSERT INTO spool (seq, created_ms, device, topic, "
+                                               "payload) VALUES (?,?,?,?,?)";
+    for (int i = 1; i < ROWS_PER_INSERT; i++)
+        strcat(ins_many, ",(?,?,?,?,?)");
     const char *sql[] = {
         "INSERT INTO spool (seq, created_ms, device, topic, payload) VALUES (?,?,?,?,?)",
+        ins_many,
         "DELETE FROM spool WHERE seq = ?",
         ("SELECT seq, created_ms, device, topic, payload FROM spool WHERE seq > ? ORDER BY seq "
          "LIMIT ?"),
         "SELECT seq, length(topic) + length(payload) FROM spool ORDER BY seq LIMIT 64",
         "UPDATE spool_meta SET value = ? WHERE key = 'drops'",
-        "DELETE FROM spool WHERE seq <= ? RETURNING length(topic) + length(payload)",
+        "DELETE FROM spool WHERE seq <= ?",
         "SELECT created_ms FROM spool ORDER BY seq LIMIT 1"};
-    sqlite3_stmt **st[] = {&sp->ins,  &sp->del,      &sp->sel,          &sp->oldest,
-                           &sp->meta, &sp->del_upto, &sp->first_created};
+    sqlite3_stmt **st[] = {&sp->ins,  &sp->ins_many, &sp->del,      &sp->sel,
+                           &sp->oldest, &sp->meta,   &sp->del_upto, &sp->first_created};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
         if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
             SQLITE_OK) {
@@ -340,13 +349,14 @@ struct spool_item *spool_take(struct spool *sp, size_t max)
     return n ? head : NULL;
 }
 
-void spool_done(struct spool *sp, uint64_t upto, uint64_t count)
+void spool_done(struct spool *sp, uint64_t upto, uint64_t count, uint64_t bytes)
 {
     pthread_mutex_lock(&sp->mu);
     bool first = sp->done_upto == sp->deleted_upto; /* the thread may sleep without a timeout */
     if (upto > sp->done_upto)
         sp->done_upto = upto;
     sp->n_done += count;
+    sp->bytes_done += bytes;
     /* deletions alone are not worth an fsync each: the thread is woken for the first ones (it
      * then waits DELETE_DELAY_MS for company), when they pile up, or when they free a full
      * spool; records arriving meanwhile take them along */
@@ -469,18 +479,33 @@ const char *spool_state_name(struct spool *sp)
     return blocked ? "blocked" : "ok";
 }
 
-static bool insert(struct spool *sp, struct spool_item *it)
+static void bind_row(sqlite3_stmt *s, int at, const struct spool_item *it)
 {
-    sqlite3_stmt *s = sp->ins;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)it->seq);
-    sqlite3_bind_int64(s, 2, it->created_ms);
-    sqlite3_bind_text(s, 3, it->device, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, it->topic, (int)it->topic_len, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 5, it->payload_len ? (const void *)it->payload : "",
+    sqlite3_bind_int64(s, at + 1, (sqlite3_int64)it->seq);
+    sqlite3_bind_int64(s, at + 2, it->created_ms);
+    sqlite3_bind_text(s, at + 3, it->device, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, at + 4, it->topic, (int)it->topic_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, at + 5, it->payload_len ? (const void *)it->payload : "",
                       (int)it->payload_len, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return db_ok(sp, rc, "insert");
+}
+
+/* Inserts rows[0..n): ROWS_PER_INSERT at a time, the rest one by one. */
+static bool insert(struct spool *sp, struct spool_item *const *rows, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        bool many = n - i >= ROWS_PER_INSERT;
+        sqlite3_stmt *s = many ? sp->ins_many : sp->ins;
+        size_t k = many ? ROWS_PER_INSERT : 1;
+        for (size_t j = 0; j < k; j++)
+            bind_row(s, (int)(5 * j), rows[i + j]);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (!db_ok(sp, rc, "insert"))
+            return false;
+        i += k;
+    }
+    return true;
 }
 
 static bool delete_seq(struct spool *sp, uint64_t seq, size_t bytes)
@@ -497,18 +522,26 @@ static bool delete_seq(struct spool *sp, uint64_t seq, size_t bytes)
     return true;
 }
 
-/* Deletes every record up to `upto` (delivered in order): one statement per commit. */
-static bool delete_upto(struct spool *sp, uint64_t upto)
+/* Deletes every record up to `upto` (delivered in order), `count` records of `bytes` by the
+ * uplink's count: one statement per commit, which reads no record (a RETURNING clause for the
+ * sizes made SQLite read and keep every deleted row). Where the file held other than what was
+ * counted (records the full spool dropped meanwhile, or a file edited by hand) the counters are
+ * read from the file again. */
+static bool delete_upto(struct spool *sp, uint64_t upto, uint64_t count, uint64_t bytes)
 {
     sqlite3_bind_int64(sp->del_upto, 1, (sqlite3_int64)upto);
-    int rc;
-    while ((rc = sqlite3_step(sp->del_upto)) == SQLITE_ROW) {
-        uint64_t sz = (uint64_t)sqlite3_column_int64(sp->del_upto, 0);
-        sp->records--;
-        sp->bytes -= sz <= sp->bytes ? sz : sp->bytes;
-    }
+    int rc = sqlite3_step(sp->del_upto);
     sqlite3_reset(sp->del_upto);
-    return db_ok(sp, rc, "delete");
+    if (!db_ok(sp, rc, "delete"))
+        return false;
+    uint64_t gone = (uint64_t)sqlite3_changes64(sp->db);
+    if (gone == count && gone <= sp->records && bytes <= sp->bytes) {
+        sp->records -= gone;
+        sp->bytes -= bytes;
+    } else {
+        recount(sp);
+    }
+    return true;
 }
 
 /* SPOOL_FULL_DROP_OLDEST: deletes the oldest records until `need` more bytes fit. */
@@ -642,25 +675,37 @@ static void *spool_thread(void *arg)
             sp->pend_bytes -= batch_bytes;
             sp->n_pending -= n;
         }
-        uint64_t upto = sp->done_upto, n_done = sp->n_done;
+        uint64_t upto = sp->done_upto, n_done = sp->n_done, bytes_done = sp->bytes_done;
         bool deleting = upto > sp->deleted_upto;
         sp->n_done = 0;
+        sp->bytes_done = 0;
         uint64_t max_bytes = sp->max_bytes;
         enum spool_when_full when_full = sp->when_full;
         pthread_mutex_unlock(&sp->mu);
 
         bool ok = db_ok(sp, sqlite3_exec(sp->db, "BEGIN", NULL, NULL, NULL), "begin");
         if (ok && deleting)
-            ok = delete_upto(sp, upto);
-        /* write the batch in order; stop at the first record that does not fit (block) */
+            ok = delete_upto(sp, upto, n_done, bytes_done);
+        /* write the batch in order, ROWS_PER_INSERT records a statement; stop at the first
+         * record that does not fit (block). Records are counted when queued for a statement;
+         * a failure rolls the whole transaction back and recounts. */
         struct spool_item *done = NULL, **done_tail = &done, *it = batch, *rest = NULL;
-        size_t n_written = 0;
+        struct spool_item *rows[ROWS_PER_INSERT];
+        size_t n_written = 0, n_rows = 0;
         while (ok && it) {
             struct spool_item *next = it->next;
             if (it->has_record) {
                 size_t sz = it->topic_len + it->payload_len;
-                if (sp->bytes + sz > max_bytes && when_full == SPOOL_FULL_DROP_OLDEST)
+                if (sp->bytes + sz > max_bytes && when_full == SPOOL_FULL_DROP_OLDEST) {
+                    /* the oldest may be among the rows not yet inserted: in with them first */
+                    ok = insert(sp, rows, n_rows);
+                    n_rows = 0;
+                    if (!ok) {
+                        rest = it;
+                        break;
+                    }
                     drop_oldest(sp, sz);
+                }
                 if (sp->bytes + sz > max_bytes && sp->records > 0) {
                     if (it->droppable) {
                         sp->drops++;
@@ -672,11 +717,10 @@ static void *spool_thread(void *arg)
                     break;
                 }
                 it->seq = sp->next_seq++;
-                ok = insert(sp, it);
-                if (!ok) {
-                    sp->next_seq--;
-                    rest = it;
-                    break;
+                rows[n_rows++] = it;
+                if (n_rows == ROWS_PER_INSERT) {
+                    ok = insert(sp, rows, n_rows);
+                    n_rows = 0;
                 }
                 sp->records++;
                 sp->bytes += sz;
@@ -687,6 +731,8 @@ static void *spool_thread(void *arg)
             done_tail = &it->next;
             it = next;
         }
+        if (ok && n_rows)
+            ok = insert(sp, rows, n_rows);
         if (ok && sp->drops != sp->drops_saved) {
             sqlite3_bind_int64(sp->meta, 1, (sqlite3_int64)sp->drops);
             ok = db_ok(sp, sqlite3_step(sp->meta), "meta");
@@ -954,6 +1000,7 @@ void spool_close(struct spool *sp)
         return;
     spool_stop(sp);
     sqlite3_finalize(sp->ins);
+    sqlite3_finalize(sp->ins_many);
     sqlite3_finalize(sp->del);
     sqlite3_finalize(sp->del_upto);
     sqlite3_finalize(sp->sel);

@@ -127,11 +127,11 @@ int spool_submit(struct spool *sp, struct spool_item *it);
 
 /* The uplink: takes up to max committed records in spool order (a list; the caller frees
  * each with spool_item_free), and reports them delivered to the cloud, in spool order:
- * spool_done(upto, count) means every record up to `upto` is done (`count` of them since the
- * last report). Deletions ride along with the next commit of new records, or are committed on
+ * spool_done(upto, count, bytes) means every record up to `upto` is done (`count` of them,
+ * with `bytes` of topics and payloads, since the last report). Deletions ride along with the next commit of new records, or are committed on
  * their own after 100 ms or 4,096 records, or at once when the spool is full. */
 struct spool_item *spool_take(struct spool *sp, size_t max);
-void spool_done(struct spool *sp, uint64_t upto, uint64_t count);
+void spool_done(struct spool *sp, uint64_t upto, uint64_t count, uint64_t bytes);
 
 void spool_get_stats(struct spool *sp, struct spool_stats *st);
 /* Where each COMMIT's time is counted (before spool_start). */
