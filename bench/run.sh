@@ -8,7 +8,8 @@
 #
 # Usage: bench/run.sh [BUILD_DIR]   env: LAT_LEVELS ("25 50 80": QoS 1 PUBACK latency at these
 # percentages of the lower of the two servers' maximum, open loop; "" skips), CONNECTS (2000),
-# CONNECT_ROUNDS (5: the connects go in turns across the servers and the floor), IDLE (10000), MESSAGES (20000 per
+# CONNECT_ROUNDS (5: the connects go in turns across the servers and the floor), ROUNDS (2: the
+# storms and message workloads go in turns across the two servers), IDLE (10000), MESSAGES (20000 per
 # publisher), PUBLISHERS (10); PSAGW_RUN and MOSQUITTO: the servers to run (other builds, e.g.
 # arm64 ones under qemu-user: bench/arm64.sh); ROUTING_AND_IDLE_ONLY=1: only the idle-memory and
 # message workloads
@@ -108,48 +109,61 @@ idle_memory() {
   R[$name.rss_mb]=$(awk -v b=$r1 'BEGIN{printf "%.1f", b / 1024}')
 }
 
-measure() { # name server_pid port [pubsub workloads]
+# storm NAME PID PORT [IAK]: IDLE devices connect at once from 8 client threads; adds the wall
+# time and the server's CPU to the NAME's sums (STORM_S, STORM_CPU, STORM_FAILED)
+declare -A STORM_S STORM_CPU STORM_FAILED STORM_N
+storm() {
   local name=$1 pid=$2 port=$3 c0 c1 out
-  if [ "$ROUTING_AND_IDLE_ONLY" = 1 ]; then
-    idle_memory $name $pid $port idle_kb
-    pubsub_runs $name $pid $port ${4:-0 1 sw1 2 sh1}
-    return
-  fi
-  idle_memory $name $pid $port idle_kb
-  sleep 1
-  # connect storm: all idle devices at once from 8 client threads
   c0=$(cpu_ticks $pid)
-  out=$("$LOADGEN" storm 127.0.0.1 $port $PSK bench $IDLE 8) || true
+  out=$(LOADGEN_IAK=${4:-} "$LOADGEN" storm 127.0.0.1 $port $PSK bench $IDLE 8) || true
   c1=$(cpu_ticks $pid)
-  R[$name.storm_s]=$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
-  R[$name.storm_failed]=$(echo "$out" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
-  R[$name.storm_cpu_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$IDLE 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
+  STORM_S[$name]=$(awk -v a=${STORM_S[$name]:-0} -v b="$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')" 'BEGIN{print a + b}')
+  STORM_CPU[$name]=$(( ${STORM_CPU[$name]:-0} + c1 - c0 ))
+  local failed
+  failed=$(echo "$out" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
+  STORM_FAILED[$name]=$(( ${STORM_FAILED[$name]:-0} + ${failed:-$IDLE} ))
+  STORM_N[$name]=$(( ${STORM_N[$name]:-0} + 1 ))
   sleep 1
-  # QoS 0, 1 and 2, 10 publishers -> 1 subscriber; then QoS 1 to a shared subscription group
-  # of 3 ("sh1")
-  pubsub_runs $name $pid $port ${4:-0 1 sw1 2 sh1}
+}
+storm_results() { # name -> R[name.storm_*] (the mean of its storms)
+  local n=${STORM_N[$1]:-0}
+  [ "$n" -gt 0 ] || return 0
+  R[$1.storm_s]=$(awk -v s=${STORM_S[$1]} -v n=$n 'BEGIN{printf "%.3f", s / n}')
+  R[$1.storm_failed]=${STORM_FAILED[$1]}
+  R[$1.storm_cpu_us]=$(awk -v d=${STORM_CPU[$1]} -v t=$TICK -v n=$((IDLE * n)) 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
 }
 
-pubsub_runs() { # name server_pid port workload...
-  local name=$1 pid=$2 port=$3 q c0 c1 out
-  shift 3
-  for q in "$@"; do
-    local qos=${q#sh} shared= window=
-    qos=${qos#sw}
-    [ "$q" = sh1 ] && shared=3
-    [ "$q" = sw1 ] && window=1 # stop-and-wait: each publisher waits for its PUBACK
-    c0=$(cpu_ticks $pid)
-    out=$(LOADGEN_SHARED=$shared LOADGEN_WINDOW=$window "$LOADGEN" pubsub 127.0.0.1 $port $PSK bench benchsub $PUBLISHERS $MESSAGES $qos) || true
-    c1=$(cpu_ticks $pid)
-    local got
-    got=$(echo "$out" | sed -n 's/.*received=\([0-9]*\).*/\1/p')
-    R[$name.q${q}_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$got 'BEGIN{ if (n > 0) printf "%.2f", d / t * 1e6 / n; else print "n/a"}')
-    R[$name.q${q}_rate]=$(echo "$out" | sed -n 's/.*rate_per_s=\([0-9]*\).*/\1/p')
-    R[$name.q${q}_got]="$got/$((PUBLISHERS * MESSAGES))"
-    if [ -n "$shared" ]; then
-      R[$name.q${q}_split]=$(echo "$out" | grep -o 'sub[0-9]=[0-9]*' | sed 's/.*=//' | paste -sd/)
-    fi
-  done
+# pubsub NAME PID PORT WORKLOAD MESSAGES: one run of a message workload (0, 1, 2: QoS from
+# PUBLISHERS publishers to 1 subscriber; sw1: QoS 1 with publishers that wait for each PUBACK;
+# sh1: QoS 1 to a shared subscription group of 3), added to NAME's sums for that workload
+declare -A PS_CPU PS_GOT PS_SENT PS_WALL PS_SPLIT
+pubsub() {
+  local name=$1 pid=$2 port=$3 q=$4 msgs=$5 c0 c1 out qos shared= window=
+  qos=${q#sh}
+  qos=${qos#sw}
+  [ "$q" = sh1 ] && shared=3
+  [ "$q" = sw1 ] && window=1 # stop-and-wait: each publisher waits for its PUBACK
+  c0=$(cpu_ticks $pid)
+  out=$(LOADGEN_SHARED=$shared LOADGEN_WINDOW=$window "$LOADGEN" pubsub 127.0.0.1 $port $PSK bench benchsub $PUBLISHERS $msgs $qos) || true
+  c1=$(cpu_ticks $pid)
+  local k=$name.$q got
+  got=$(echo "$out" | sed -n 's/.*received=\([0-9]*\).*/\1/p')
+  PS_CPU[$k]=$(( ${PS_CPU[$k]:-0} + c1 - c0 ))
+  PS_GOT[$k]=$(( ${PS_GOT[$k]:-0} + ${got:-0} ))
+  PS_SENT[$k]=$(( ${PS_SENT[$k]:-0} + PUBLISHERS * msgs ))
+  PS_WALL[$k]=$(awk -v a=${PS_WALL[$k]:-0} -v b="$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')" 'BEGIN{print a + b}')
+  if [ -n "$shared" ]; then
+    PS_SPLIT[$k]=$(echo "$out" | grep -o 'sub[0-9]=[0-9]*' | sed 's/.*=//' | paste -sd/)
+  fi
+}
+pubsub_results() { # name workload -> R[name.q<workload>_*]
+  local k=$1.$2
+  [ -n "${PS_SENT[$k]:-}" ] || return 0
+  R[$1.q$2_us]=$(awk -v d=${PS_CPU[$k]} -v t=$TICK -v n=${PS_GOT[$k]} 'BEGIN{ if (n > 0) printf "%.2f", d / t * 1e6 / n; else print "n/a"}')
+  R[$1.q$2_rate]=$(awk -v g=${PS_GOT[$k]} -v w=${PS_WALL[$k]} 'BEGIN{ if (w > 0) printf "%.0f", g / w}')
+  R[$1.q$2_got]="${PS_GOT[$k]}/${PS_SENT[$k]}"
+  [ -n "${PS_SPLIT[$k]:-}" ] && R[$1.q$2_split]=${PS_SPLIT[$k]}
+  return 0
 }
 
 echo "psagw bench: $(nproc) cores, connects=$CONNECTS idle=$IDLE publishers=$PUBLISHERS messages/publisher=$MESSAGES, payload 64 B, TLS 1.2 PSK, MQTT 3.1.1"
@@ -206,34 +220,15 @@ done
 for k in psagw attest mosquitto floor; do kill ${CPID[$k]} 2>/dev/null || true; wait ${CPID[$k]} 2>/dev/null || true; done
 fi
 
+# Idle memory: each server started afresh, IDLE devices connected and holding
 P1=$(free_port); GW=$(start_psagw $P1); PIDS+=($GW); wait_port $P1
-measure psagw $GW $P1
+idle_memory psagw $GW $P1 idle_kb
 kill $GW; wait $GW 2>/dev/null || true
-if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
-# the storm with PSA-IAT attestation
-P3=$(free_port); GW=$(start_psagw $P3 required); PIDS+=($GW); wait_port $P3
-c0=$(cpu_ticks $GW)
-out=$(LOADGEN_IAK=$IAK "$LOADGEN" storm 127.0.0.1 $P3 $PSK bench $IDLE 8) || true
-c1=$(cpu_ticks $GW)
-R[psagw.attest_storm_s]=$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')
-R[psagw.attest_storm_failed]=$(echo "$out" | sed -n 's/.*failed=\([0-9]*\).*/\1/p')
-R[psagw.attest_storm_cpu_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$IDLE 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
-kill $GW; wait $GW 2>/dev/null || true
-for k in attest_connect_us attest_failed attest_storm_s attest_storm_failed attest_storm_cpu_us; do
-  R[mosquitto.$k]="n/a"
-done
-fi
 P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
-measure mosquitto $MQ $P2 "0 1 sw1 sh1"
-kill $MQ; wait $MQ 2>/dev/null || true
-# mosquitto 2.0.11 stops delivering QoS 2 to a subscriber once its in-flight quota is in use
-# (it delivered 64 of 100 messages and then nothing, here; inflight quota fixes came in 2.0.13):
-# its QoS 2 run has the in-flight bound lifted, psagw keeps 20
-P7=$(free_port); MQ=$(start_mosquitto $P7 0); PIDS+=($MQ); wait_port $P7
-pubsub_runs mosquitto $MQ $P7 2
+idle_memory mosquitto $MQ $P2 idle_kb
 kill $MQ; wait $MQ 2>/dev/null || true
 if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
-# idle devices on TLS 1.3 (external PSK, TLS_AES_128_GCM_SHA256), each server started afresh
+# the same with devices on TLS 1.3 (external PSK, TLS_AES_128_GCM_SHA256)
 export LOADGEN_TLS13=1
 P5=$(free_port); GW=$(start_psagw $P5); PIDS+=($GW); wait_port $P5
 rss_keep=${R[psagw.rss_mb]}; idle_memory psagw $GW $P5 idle13_kb; R[psagw.rss_mb]=$rss_keep
@@ -242,6 +237,57 @@ P6=$(free_port); MQ=$(start_mosquitto $P6); PIDS+=($MQ); wait_port $P6
 rss_keep=${R[mosquitto.rss_mb]}; idle_memory mosquitto $MQ $P6 idle13_kb; R[mosquitto.rss_mb]=$rss_keep
 kill $MQ; wait $MQ 2>/dev/null || true
 unset LOADGEN_TLS13
+fi
+
+# Storms and message workloads in turns, like the connects: both servers run side by side (the
+# one not working is idle) and each workload goes ROUNDS times to each, the order alternating,
+# MESSAGES split across the rounds; times and CPU are summed. mosquitto 2.0.11 stops delivering
+# QoS 2 to a subscriber once its in-flight quota is in use (it delivered 64 of 100 messages and
+# then nothing, here; in-flight quota fixes came in 2.0.13): its QoS 2 turns go to a second
+# mosquitto with the in-flight bound lifted, psagw keeps 20
+ROUNDS=${ROUNDS:-2}
+P1=$(free_port); GW=$(start_psagw $P1); PIDS+=($GW); wait_port $P1
+P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
+P7=$(free_port); MQ2=$(start_mosquitto $P7 0); PIDS+=($MQ2); wait_port $P7
+turns() { # r -> the two servers' names, in this round's order
+  if [ $(( $1 % 2 )) = 1 ]; then echo psagw mosquitto; else echo mosquitto psagw; fi
+}
+if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
+  for r in $(seq 1 $ROUNDS); do
+    for name in $(turns $r); do
+      if [ $name = psagw ]; then storm psagw $GW $P1; else storm mosquitto $MQ $P2; fi
+    done
+  done
+  storm_results psagw
+  storm_results mosquitto
+fi
+per_round=$(( (MESSAGES + ROUNDS - 1) / ROUNDS ))
+for q in 0 1 sw1 2 sh1; do
+  for r in $(seq 1 $ROUNDS); do
+    for name in $(turns $r); do
+      if [ $name = psagw ]; then pubsub psagw $GW $P1 $q $per_round
+      elif [ $q = 2 ]; then pubsub mosquitto $MQ2 $P7 $q $per_round
+      else pubsub mosquitto $MQ $P2 $q $per_round; fi
+    done
+  done
+  pubsub_results psagw $q
+  pubsub_results mosquitto $q
+done
+kill $GW $MQ $MQ2 2>/dev/null || true
+wait $GW $MQ $MQ2 2>/dev/null || true
+
+if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
+# the storm with PSA-IAT attestation (psagw only)
+P3=$(free_port); GW=$(start_psagw $P3 required); PIDS+=($GW); wait_port $P3
+storm attest $GW $P3 $IAK
+storm_results attest
+R[psagw.attest_storm_s]=${R[attest.storm_s]}
+R[psagw.attest_storm_failed]=${R[attest.storm_failed]}
+R[psagw.attest_storm_cpu_us]=${R[attest.storm_cpu_us]}
+kill $GW; wait $GW 2>/dev/null || true
+for k in attest_connect_us attest_failed attest_storm_s attest_storm_failed attest_storm_cpu_us; do
+  R[mosquitto.$k]="n/a"
+done
 
 # QoS 1 PUBACK latency on the local path (no cloud) at fixed offered loads, open loop (each
 # message due at its scheduled time, latency counted from then): each server's maximum rate
