@@ -114,7 +114,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
                 out_of_descriptors(w, ls, errno);
             return;
         }
-        char host[INET6_ADDRSTRLEN] = "?", port[8] = "?", peer[CONN_PEER_MAX];
+        char host[INET6_ADDRSTRLEN] = "?", port[6] = "?", peer[CONN_PEER_MAX];
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
                     NI_NUMERICHOST | NI_NUMERICSERV);
         snprintf(peer, sizeof(peer), "%s:%s", host, port);
