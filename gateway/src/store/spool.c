@@ -231,10 +231,16 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, uint64_t memory_m
     pthread_cond_init(&sp->cv, NULL);
     /* one INSERT carries ROWS_PER_INSERT records: a statement's own cost (step, reset, the
      * program's prologue) is then paid once for them, not per record */
-    char ins_many[64 + ROWS_PER_INSERT * 12] = "INSERT INTO spool (seq, created_ms, device, topic, "
-                                               "payload) VALUES (?,?,?,?,?)";
-    for (int i = 1; i < ROWS_PER_INSERT; i++)
-        strcat(ins_many, ",(?,?,?,?,?)");
+    static const char ins_head[] = "INSERT INTO spool (seq, created_ms, device, topic, payload) "
+                                   "VALUES (?,?,?,?,?)";
+    static const char ins_row[] = ",(?,?,?,?,?)";
+    char ins_many[sizeof(ins_head) + (ROWS_PER_INSERT - 1) * (sizeof(ins_row) - 1)];
+    size_t at = sizeof(ins_head) - 1;
+    memcpy(ins_many, ins_head, sizeof(ins_head));
+    for (int i = 1; i < ROWS_PER_INSERT; i++) {
+        memcpy(ins_many + at, ins_row, sizeof(ins_row)); /* its NUL ends the statement so far */
+        at += sizeof(ins_row) - 1;
+    }
     const char *sql[] = {
         "INSERT INTO spool (seq, created_ms, device, topic, payload) VALUES (?,?,?,?,?)",
         ins_many,
