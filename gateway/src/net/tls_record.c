@@ -58,25 +58,33 @@ static const struct {
     [ALG_CHACHA20_POLY1305] = {"ChaCha20-Poly1305", 32, 12, 16, false},
 };
 
+/* Kept for every connected device, so grouped by size (no holes), and the TLS 1.3 traffic
+ * secrets (for KeyUpdate) only in the allocations of TLS 1.3 connections: 144 bytes for TLS 1.2,
+ * 240 for TLS 1.3 (rec_size). */
 struct tls_rec {
     uint64_t id; /* unique per record layer: which one a thread's cipher context is keyed for */
-    enum tls_rec_alg alg;
-    bool tls13;
-    bool sha384;         /* TLS 1.3: the suite's hash (else SHA-256) */
-    bool key_update_due; /* TLS 1.3: the client asked for ours */
-    uint16_t max_plain;
     uint64_t read_seq, write_seq;
     uint64_t write_nonce_base; /* TLS 1.2: explicit nonce of write_seq 0 (GCM, CCM) */
     uint8_t read_key[32], write_key[32];
     uint8_t read_iv[12], write_iv[12];
-    uint8_t read_secret[TLS_REC_SECRET_MAX], write_secret[TLS_REC_SECRET_MAX]; /* TLS 1.3 */
+    enum tls_rec_alg alg;
+    uint16_t max_plain;
+    uint16_t empty_run;  /* records in a row without application data */
+    bool tls13;
+    bool sha384;         /* TLS 1.3: the suite's hash (else SHA-256) */
+    bool key_update_due; /* TLS 1.3: the client asked for ours */
     uint8_t hs_buf[5];   /* TLS 1.3: a KeyUpdate arriving in pieces */
     uint8_t hs_len;
-    uint16_t empty_run;  /* records in a row without application data */
     uint8_t warning_run; /* warning alerts in a row */
     bool failed;         /* a fatal alert went either way */
     uint8_t warning;     /* a warning alert owed to the peer */
+    uint8_t secret[][TLS_REC_SECRET_MAX]; /* TLS 1.3 only: [0] reading, [1] writing */
 };
+
+static size_t rec_size(bool tls13)
+{
+    return sizeof(struct tls_rec) + (tls13 ? 2 * TLS_REC_SECRET_MAX : 0);
+}
 
 /* TLS 1.3: our keys are replaced before this many records (RFC 8446 5.5) */
 #define TLS13_KEY_UPDATE_AFTER (1ull << 23)
@@ -440,7 +448,7 @@ static int traffic_keys(const struct tls_rec *r, const uint8_t *secret, uint8_t 
  * this thread's contexts, by a new id) */
 static int update_traffic(struct tls_rec *r, int write)
 {
-    uint8_t *secret = write ? r->write_secret : r->read_secret;
+    uint8_t *secret = r->secret[write ? 1 : 0];
     uint8_t next[TLS_REC_SECRET_MAX];
     size_t hl = r->sha384 ? 48 : 32;
     if (expand_label(r->sha384, secret, "traffic upd", next, hl) != 0)
@@ -514,10 +522,10 @@ static int take13(struct tls_rec *r, const SSL_CIPHER *sc, const struct tls_rec_
         return TLS_REC_UNSUPPORTED;
     }
     r->tls13 = true;
-    memcpy(r->read_secret, h->client_secret, hl);
-    memcpy(r->write_secret, h->server_secret, hl);
-    if (traffic_keys(r, r->read_secret, r->read_key, r->read_iv) != 0 ||
-        traffic_keys(r, r->write_secret, r->write_key, r->write_iv) != 0) {
+    memcpy(r->secret[0], h->client_secret, hl);
+    memcpy(r->secret[1], h->server_secret, hl);
+    if (traffic_keys(r, r->secret[0], r->read_key, r->read_iv) != 0 ||
+        traffic_keys(r, r->secret[1], r->write_key, r->write_iv) != 0) {
         *why = "key_expansion_failed";
         return TLS_REC_ERROR;
     }
@@ -549,12 +557,13 @@ int tls_rec_take(SSL *ssl, const struct tls_rec_handshake *h, const uint8_t *unr
         *why = "handshake_bytes_pending";
         return TLS_REC_UNSUPPORTED;
     }
-    struct tls_rec *r = calloc(1, sizeof(*r));
+    struct tls_rec *r = calloc(1, rec_size(version == TLS1_3_VERSION));
     if (!r) {
         *why = "out_of_memory";
         return TLS_REC_ERROR;
     }
     r->alg = a;
+    r->tls13 = version == TLS1_3_VERSION; /* the allocation's size (tls_rec_free) */
     int rc = version == TLS1_3_VERSION ? take13(r, sc, h, why)
                                        : take12(r, ssl, sc, h, unread, unread_len, why);
     if (rc != TLS_REC_OK) {
@@ -586,7 +595,7 @@ void tls_rec_free(struct tls_rec *r)
     /* this thread's cipher contexts may still hold this connection's expanded keys: they go
      * with it */
     forget_thread_keys(r);
-    OPENSSL_cleanse(r, sizeof(r[0]));
+    OPENSSL_cleanse(r, rec_size(r->tls13));
     free(r);
 }
 
@@ -808,10 +817,10 @@ uint8_t tls_rec_take_warning(struct tls_rec *r)
 
 struct tls_rec *tls_rec_peer(const struct tls_rec *r)
 {
-    struct tls_rec *m = malloc(sizeof(*m));
+    struct tls_rec *m = malloc(rec_size(r->tls13));
     if (!m)
         return NULL;
-    *m = *r;
+    memcpy(m, r, rec_size(r->tls13));
     m->id = next_id++;
     m->read_seq = r->write_seq;
     m->write_seq = r->read_seq;
@@ -820,8 +829,10 @@ struct tls_rec *tls_rec_peer(const struct tls_rec *r)
     memcpy(m->write_key, r->read_key, sizeof(m->write_key));
     memcpy(m->read_iv, r->write_iv, sizeof(m->read_iv));
     memcpy(m->write_iv, r->read_iv, sizeof(m->write_iv));
-    memcpy(m->read_secret, r->write_secret, sizeof(m->read_secret));
-    memcpy(m->write_secret, r->read_secret, sizeof(m->write_secret));
+    if (r->tls13) {
+        memcpy(m->secret[0], r->secret[1], TLS_REC_SECRET_MAX);
+        memcpy(m->secret[1], r->secret[0], TLS_REC_SECRET_MAX);
+    }
     m->hs_len = 0;
     m->empty_run = 0;
     m->warning_run = 0;
