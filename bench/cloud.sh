@@ -189,7 +189,7 @@ sleep 2
 run_one mosquitto $MQ $MQ_PORT
 kill $MQ; wait $MQ 2>/dev/null || true
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.3f", a / b; else print "n/a"}'; }
 LOAD="window $WINDOW"
 [ -n "${LOADGEN_RATE:-}" ] && LOAD="open loop, $LOADGEN_RATE messages/s each ($((PUBLISHERS * ${LOADGEN_RATE%.*})) offered)"
 echo "device -> cloud, QoS 1: $PUBLISHERS devices x $MESSAGES messages (64 B), $LOAD, $(nproc) cores"
@@ -198,9 +198,9 @@ echo "psagw: every message committed to its SQLite spool (WAL, synchronous=FULL)
 echo "mosquitto: bridge, acknowledges from memory (a crash loses what the cloud has not got)"
 printf '\n%-44s %12s %12s %10s %12s\n' "figure" "psagw" "mosquitto" "ratio" "target"
 row() { printf '%-44s %12s %12s %10s %12s\n' "$1" "${R[psagw.$2]}" "${R[mosquitto.$2]}" "$(ratio "${R[psagw.$2]}" "${R[mosquitto.$2]}")" "$3"; }
-row "QoS 1 messages/s acknowledged to devices" rate ">= 50000"
+row "QoS 1 messages/s acknowledged to devices" rate ">= 3 (ratio)"
 row "PUBACK latency p50 (ms)" p50 ""
-row "PUBACK latency p99 (ms)" p99 "<= 5"
+row "PUBACK latency p99 (ms)" p99 ""
 row "server CPU per message (us)" cpu_us ""
 row "arrived at the cloud" cloud "all"
 row "seconds until the cloud had all" cloud_s ""
@@ -214,5 +214,5 @@ if [ ${#LEVEL_ROWS[@]} -gt 0 ]; then
   echo " histograms, as their bucket's upper bound)"
   printf '%6s %10s %10s %10s %10s %10s %14s %10s %10s %10s\n' "load" "offered/s" "acked/s" "p50 ms" "p99 ms" "max ms" "p99/fsync p99" "gw p50" "gw p99" "commit p99"
   for r in "${LEVEL_ROWS[@]}"; do echo "$r"; done
-  echo "target: p99 <= 3x the fsync p99 at 50% load"
+  echo "target (issue 16): p99 <= 3x the fsync p99 at 50% load"
 fi

@@ -318,7 +318,7 @@ if [ -n "$LAT_LEVELS" ]; then
   done
 fi
 fi
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "n/a"}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.3f", a / b; else print "n/a"}'; }
 # the targets are ratios in this run (issue 16): psagw / mosquitto unless the row says
 # otherwise; "met" compares the ratio printed with the target
 met() { # ratio target -> yes / no / ""
