@@ -26,10 +26,11 @@ PORT12=$PSK_PORT
 PORT13=$(grep 'event=listening' $GW_LOG | grep 'type=tls-psk' | sed -n 2p | sed 's/.* port=\([0-9]*\).*/\1/')
 
 head -c 75000 /dev/urandom | base64 -w0 > $WORK/big
-check_suite() { # tls_version cipher expected_layer [negotiated cipher]
+check_suite() { # tls_version cipher expected_layer [negotiated cipher] [port]
   local v=$1 c=$2 layer=$3 n got_c=${4:-$2}
   PSK_PORT=$PORT12
   [ "$v" = tlsv1.3 ] && PSK_PORT=$PORT13
+  [ -n "${5:-}" ] && PSK_PORT=$5
   n=$(grep -c "identity=mon-1 version=.*cipher=$got_c .*record_layer=$layer" $GW_LOG || true)
   sub_bg $WORK/got mon-1 $PSK_B --tls-version $v --ciphers "$c" -t 'sensors/dev-1/big' -C 2
   pub dev-1 $PSK_A --tls-version $v --ciphers "$c" -q 1 -t sensors/dev-1/big -f $WORK/big \
@@ -69,6 +70,24 @@ check_suite tlsv1.2 PSK-AES128-GCM-SHA256 psagw
 check_suite tlsv1.2 ECDHE-PSK-CHACHA20-POLY1305 psagw
 check_suite tlsv1.2 ECDHE-PSK-AES128-CBC-SHA256 openssl
 check_suite tlsv1.3 PSK-AES128-GCM-SHA256 psagw TLS_AES_128_GCM_SHA256
+# the listener that offers TLS 1.3 keeps TLS 1.2 handshakes on a context without OpenSSL's keylog
+# callback and moves TLS 1.3 ones to its twin with it (net/tls.c): both in turn on one worker,
+# whose reused SSL objects go from one context to the other and back, each on our record layer
+# and answering a CONNECT (openssl s_client: mosquitto's clients take TLS 1.3 where offered)
+on_port13() { # openssl version flag, version as logged
+  local n
+  n=$(grep -c "identity=dev-1 version=$2 .*record_layer=psagw" $GW_LOG || true)
+  (printf '\x10\x11\x00\x04MQTT\x04\x02\x00\x3c\x00\x05dev-1'; sleep 0.5) |
+    timeout 5 openssl s_client -connect 127.0.0.1:$PORT13 $1 -psk $PSK_A -psk_identity dev-1 \
+      -quiet 2>/dev/null | od -An -tx1 | tr -d ' \n' > $WORK/connack || true
+  [ "$(cat $WORK/connack)" = 20020000 ] || fail "$2 on the TLS 1.3 listener: CONNACK $(cat $WORK/connack)"
+  [ "$(grep -c "identity=dev-1 version=$2 .*record_layer=psagw" $GW_LOG)" -gt "$n" ] \
+    || fail "$2 on the TLS 1.3 listener: not on the psagw record layer"
+}
+on_port13 "-tls1_2 -cipher PSK-AES128-GCM-SHA256" TLSv1.2
+on_port13 "-tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256" TLSv1.3
+on_port13 "-tls1_2 -cipher PSK-AES128-CCM8" TLSv1.2
+ok "the TLS 1.3 listener: TLS 1.2, 1.3 and 1.2 again in turn, each on the psagw record layer with a CONNACK"
 
 # a record with a broken tag: the gateway answers with a bad_record_mac alert and says so
 "$TLS_EDGE_CLIENT" tamper 127.0.0.1 $PORT12 dev-1 $PSK_A > $WORK/tamper 2>&1 \
