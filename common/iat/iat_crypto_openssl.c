@@ -9,12 +9,14 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "psagw/iat_crypto.h"
 
 struct thread_ctx {
     EVP_MAC_CTX *mac[3]; /* HMAC-SHA256, -SHA384, -SHA512 */
+    bool keyed[3];       /* the context holds a key (a call with key NULL reuses it) */
     EVP_MD_CTX *md;
 };
 
@@ -75,13 +77,19 @@ int iat_crypto_hmac(int alg, const struct iat_key *key, const struct iat_iov *io
                     uint8_t out[IAT_MAX_MAC_SIZE], size_t *out_len)
 {
     struct thread_ctx *t = thread_ctx();
-    if (!t || !key || !key->raw || key->raw_len == 0)
+    if (!t || (key && (!key->raw || key->raw_len == 0)))
         return -1;
     if (alg < IAT_ALG_HMAC256 || alg > IAT_ALG_HMAC512)
         return -1;
-    EVP_MAC_CTX *ctx = t->mac[alg - IAT_ALG_HMAC256];
-    if (!EVP_MAC_init(ctx, key->raw, key->raw_len, NULL))
+    int h = alg - IAT_ALG_HMAC256;
+    if (!key && !t->keyed[h])
+        return -1; /* no previous key to reuse */
+    EVP_MAC_CTX *ctx = t->mac[h];
+    /* key NULL: OpenSSL's HMAC starts again from the key already set up */
+    t->keyed[h] = false;
+    if (!EVP_MAC_init(ctx, key ? key->raw : NULL, key ? key->raw_len : 0, NULL))
         return -1;
+    t->keyed[h] = true;
     for (size_t i = 0; i < n; i++)
         if (iov[i].len && !EVP_MAC_update(ctx, iov[i].p, iov[i].len))
             return -1;

@@ -429,6 +429,24 @@ static size_t token_with_wrong_type(enum iat_claim wrong, uint8_t *tok, size_t c
     return out.len;
 }
 
+/* The OpenSSL backend's key NULL: the same tag as with the key of this thread's previous call
+ * for that alg, and a different one from another key's */
+static void test_hmac_reuses_the_previous_key(void **state)
+{
+    (void)state;
+    static const uint8_t k1[32] = {1}, k2[32] = {2}, msg[] = "the same message";
+    struct iat_key a = {.raw = k1, .raw_len = sizeof k1}, b = {.raw = k2, .raw_len = sizeof k2};
+    struct iat_iov iov = {msg, sizeof msg};
+    uint8_t t1[64], t2[64], t3[64];
+    size_t n1, n2, n3;
+    assert_int_equal(iat_crypto_hmac(IAT_ALG_HMAC384, &a, &iov, 1, t1, &n1), 0);
+    assert_int_equal(iat_crypto_hmac(IAT_ALG_HMAC384, &b, &iov, 1, t2, &n2), 0);
+    assert_int_equal(iat_crypto_hmac(IAT_ALG_HMAC384, NULL, &iov, 1, t3, &n3), 0);
+    assert_int_equal(n3, 48);
+    assert_memory_equal(t2, t3, 48);
+    assert_memory_not_equal(t1, t3, 48);
+}
+
 static void test_refuses_each_claim_of_wrong_type(void **state)
 {
     (void)state;
@@ -785,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_reference_values),
         cmocka_unit_test(test_encoder_refuses_incomplete_arguments),
         cmocka_unit_test(test_reason_strings),
+        cmocka_unit_test(test_hmac_reuses_the_previous_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

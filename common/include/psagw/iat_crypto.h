@@ -14,7 +14,10 @@ struct iat_iov {
     size_t len;
 };
 
-/* HMAC (COSE alg 5, 6 or 7) of the concatenated pieces; writes the full tag to out. */
+/* HMAC (COSE alg 5, 6 or 7) of the concatenated pieces; writes the full tag to out. The
+ * OpenSSL backend also takes key NULL: the raw key of this thread's previous call for the same
+ * alg, without setting it up again (the gateway's TLS key schedules make several HMACs under
+ * one secret); the PSA backend refuses it. */
 int iat_crypto_hmac(int alg, const struct iat_key *key, const struct iat_iov *iov, size_t n,
                     uint8_t out[IAT_MAX_MAC_SIZE], size_t *out_len);
 /* SHA-256 of one buffer. */

@@ -21,11 +21,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "conn.h"
+#include "psagw/iat_crypto.h"
 #include "log.h"
 #include "lookup.h"
 #include "tls.h"
@@ -40,21 +40,11 @@ int tls_conn_index(void)
     return conn_index;
 }
 
-static EVP_MD *sha256;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 void tls_psk_fingerprint(const uint8_t *psk, size_t len, uint8_t fp[PSK_FP_LEN])
 {
     uint8_t md[32] = {0};
-    unsigned int mdlen = 0;
-    /* fetched once: EVP_sha256() has OpenSSL 3 look the implementation up at every call */
-    pthread_once(&sha256_once, fetch_sha256);
-    EVP_Digest(psk, len, md, &mdlen, sha256 ? sha256 : EVP_sha256(), NULL);
+    /* the token library's digest, fetched once (EVP_sha256() is looked up at every call) */
+    iat_crypto_sha256(psk, len, md);
     memcpy(fp, md, PSK_FP_LEN);
     OPENSSL_cleanse(md, sizeof(md));
 }

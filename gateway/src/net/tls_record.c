@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "psagw/iat.h"
+#include "psagw/iat_crypto.h"
 #include "tls_record.h"
 
 enum tls_rec_alg {
@@ -174,48 +176,33 @@ void tls_rec_wire_feed(struct tls_rec_wire *w, const uint8_t *p, size_t n)
 /* ---- per-thread cipher contexts ---- */
 
 static EVP_CIPHER *ciphers[ALG_COUNT];
-static EVP_MAC *hmac;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
 static void fetch_algorithms(void)
 {
     for (int a = 0; a < ALG_COUNT; a++)
         ciphers[a] = EVP_CIPHER_fetch(NULL, alg_info[a].evp_name, NULL);
-    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 }
 
-/* Per thread, one HMAC context per hash (SHA-256, SHA-384) with its digest set once: the key
- * schedules below re-key it per connection. OpenSSL 3.0's KDF objects would fetch the digest
- * by name and build and free HMAC contexts at every take-over (~8 us a connect, a twentieth of
- * it; they have no dup before 3.1), which is what this saves. */
-static _Thread_local EVP_MAC_CTX *thread_hmac[2];
-
-static EVP_MAC_CTX *hmac_ctx(bool sha384)
+/* HMAC(key, a | b | c) with SHA-256 or SHA-384, on the token library's per-thread HMAC contexts
+ * (psagw/iat_crypto.h: the digest set once per thread; key NULL: the previous call's key, not
+ * set up again). OpenSSL 3.0's KDF objects fetched the digest by name and built and freed HMAC
+ * contexts at every take-over (~100,000 instructions of a 670,000-instruction connect; they
+ * have no dup before 3.1). */
+static bool hmac3(bool sha384, const uint8_t *key, size_t key_len, const uint8_t *a, size_t al,
+                  const uint8_t *b, size_t bl, const uint8_t *c, size_t cl, uint8_t *out)
 {
-    EVP_MAC_CTX **m = &thread_hmac[sha384];
-    if (*m || !hmac)
-        return *m;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, sha384 ? "SHA384" : "SHA256", 0),
-        OSSL_PARAM_END,
-    };
-    *m = EVP_MAC_CTX_new(hmac);
-    if (*m && !EVP_MAC_CTX_set_params(*m, params)) {
-        EVP_MAC_CTX_free(*m);
-        *m = NULL;
-    }
-    return *m;
-}
-
-/* One HMAC over up to three pieces; key NULL: the key of the previous call */
-static bool hmac3(EVP_MAC_CTX *m, const uint8_t *key, size_t key_len, const uint8_t *a,
-                  size_t al, const uint8_t *b, size_t bl, const uint8_t *c, size_t cl,
-                  uint8_t *out)
-{
-    size_t n;
-    return EVP_MAC_init(m, key, key_len, NULL) && (!al || EVP_MAC_update(m, a, al)) &&
-           (!bl || EVP_MAC_update(m, b, bl)) && (!cl || EVP_MAC_update(m, c, cl)) &&
-           EVP_MAC_final(m, out, &n, 48);
+    struct iat_key k = {.raw = key, .raw_len = key_len};
+    struct iat_iov iov[3] = {{a, al}, {b, bl}, {c, cl}};
+    uint8_t mac[IAT_MAX_MAC_SIZE];
+    size_t n = 0;
+    bool ok = iat_crypto_hmac(sha384 ? IAT_ALG_HMAC384 : IAT_ALG_HMAC256, key ? &k : NULL, iov,
+                              3, mac, &n) == 0 &&
+              n == (sha384 ? 48u : 32u);
+    if (ok)
+        memcpy(out, mac, n);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok;
 }
 
 /* RFC 5246 section 5: P_hash(secret, seed), len bytes; A(0) = seed, A(i) = HMAC(secret,
@@ -223,22 +210,20 @@ static bool hmac3(EVP_MAC_CTX *m, const uint8_t *key, size_t key_len, const uint
 static int p_hash(bool sha384, const uint8_t *secret, size_t secret_len, const uint8_t *seed,
                   size_t seed_len, uint8_t *out, size_t len)
 {
-    EVP_MAC_CTX *m = hmac_ctx(sha384);
     size_t hl = sha384 ? 48 : 32;
     uint8_t a[48], blk[48];
-    bool ok = m && hmac3(m, secret, secret_len, seed, seed_len, NULL, 0, NULL, 0, a);
+    bool ok = hmac3(sha384, secret, secret_len, seed, seed_len, NULL, 0, NULL, 0, a);
     for (size_t off = 0; ok && off < len; off += hl) {
-        ok = hmac3(m, NULL, 0, a, hl, seed, seed_len, NULL, 0, blk);
+        ok = hmac3(sha384, NULL, 0, a, hl, seed, seed_len, NULL, 0, blk);
         if (ok)
             memcpy(out + off, blk, len - off < hl ? len - off : hl);
         if (ok && off + hl < len)
-            ok = hmac3(m, NULL, 0, a, hl, NULL, 0, NULL, 0, a);
+            ok = hmac3(sha384, NULL, 0, a, hl, NULL, 0, NULL, 0, a);
     }
-    /* the context would keep the secret's key schedule until the next connection: re-key it
-     * with zeros (about 0.3 us) */
+    /* the per-thread context would keep the secret's key schedule until its next use: re-key
+     * it with zeros */
     static const uint8_t zero[48];
-    if (m)
-        EVP_MAC_init(m, zero, hl, NULL);
+    hmac3(sha384, zero, hl, NULL, 0, NULL, 0, NULL, 0, blk);
     OPENSSL_cleanse(a, sizeof(a));
     OPENSSL_cleanse(blk, sizeof(blk));
     return ok ? 0 : -1;
@@ -249,14 +234,12 @@ static int p_hash(bool sha384, const uint8_t *secret, size_t secret_len, const u
 static int hkdf_expand(bool sha384, const uint8_t *prk, const uint8_t *info, size_t info_len,
                        uint8_t *out, size_t len)
 {
-    EVP_MAC_CTX *m = hmac_ctx(sha384);
     size_t hl = sha384 ? 48 : 32;
     uint8_t t[48];
-    bool ok = m != NULL && len <= 255 * hl;
+    bool ok = len <= 255 * hl;
     for (size_t off = 0, i = 1; ok && off < len; off += hl, i++) {
         uint8_t ctr = (uint8_t)i;
-        ok = hmac3(m, off ? NULL : prk, off ? 0 : hl, t, off ? hl : 0, info, info_len, &ctr, 1,
-                   t);
+        ok = hmac3(sha384, off ? NULL : prk, hl, t, off ? hl : 0, info, info_len, &ctr, 1, t);
         if (ok)
             memcpy(out + off, t, len - off < hl ? len - off : hl);
     }
@@ -289,10 +272,6 @@ static void slot_free(struct key_slot *k)
 
 void tls_rec_thread_done(void)
 {
-    for (int h = 0; h < 2; h++) {
-        EVP_MAC_CTX_free(thread_hmac[h]); /* cleanses the last key */
-        thread_hmac[h] = NULL;
-    }
     for (int a = 0; a < ALG_COUNT; a++)
         for (int e = 0; e < 2; e++)
             for (int i = 0; i < KEY_SLOTS; i++)
@@ -333,6 +312,15 @@ static EVP_CIPHER_CTX *new_cipher_ctx(enum tls_rec_alg a, int enc)
     return ctx;
 }
 
+/* Which slot to take over: one holding no key before one holding a key, then the one used
+ * least recently. */
+static bool take_first(const struct key_slot *a, const struct key_slot *b)
+{
+    if ((a->id == 0) != (b->id == 0))
+        return a->id == 0;
+    return a->used < b->used;
+}
+
 /* A context of this thread holding r's key for direction enc, with the nonce set. */
 static EVP_CIPHER_CTX *keyed_ctx(const struct tls_rec *r, int enc, const uint8_t nonce[12])
 {
@@ -340,9 +328,8 @@ static EVP_CIPHER_CTX *keyed_ctx(const struct tls_rec *r, int enc, const uint8_t
     for (int i = 0; i < KEY_SLOTS && !k; i++) {
         if (set[i].id == r->id && set[i].ctx)
             k = &set[i];
-        else if (set[i].id == 0 ? lru->id != 0 || set[i].used < lru->used
-                                : lru->id != 0 && set[i].used < lru->used)
-            lru = &set[i]; /* a forgotten slot first, else the least recently used */
+        else if (take_first(&set[i], lru))
+            lru = &set[i];
     }
     const uint8_t *key = NULL;
     if (!k) {
