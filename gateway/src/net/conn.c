@@ -71,18 +71,32 @@ static void handshake_over(struct conn *c)
     handshake_limit_leave(c->addr_slot);
 }
 
-/*
- * An SSL object for a new connection on l: one kept from an earlier connection whose handshake
- * ended (SSL_clear'd, its BIOs emptied), or a new one. The handshake runs over memory BIOs: we
- * move the bytes, and follow them record by record so our record layer can take over with the
- * right sequence numbers. SSL_new is the dearer part of a connect's allocations (OpenSSL 3
- * copies the context's settings, certificates and cipher lists into each one).
- */
-static SSL *ssl_for(struct listener *l)
+/* Frees what a TLS connection holds only during its handshake. */
+static void handshake_free(struct conn *c)
 {
-    if (l->n_ssl_pool > 0)
-        return l->ssl_pool[--l->n_ssl_pool];
-    SSL *ssl = SSL_new(l->tls);
+    if (!c->hs)
+        return;
+    tls12_psk_free(c->hs->own);
+    tls_rec_handshake_clear(&c->hs->rec);
+    SSL_CTX_free(c->hs->ctx); /* our reference */
+    free(c->hs);
+    c->hs = NULL;
+}
+
+/*
+ * An SSL object for a handshake OpenSSL runs with ctx: one kept from an earlier connection of
+ * the worker's listener with that context (SSL_clear'd, its BIOs emptied), or a new one. The
+ * handshake runs over memory BIOs: we move the bytes, and follow them record by record so our
+ * record layer can take over with the right sequence numbers. SSL_new is the dearer part of a
+ * connect's allocations (OpenSSL 3 copies the context's settings, certificates and cipher lists
+ * into each one).
+ */
+static SSL *ssl_for(struct worker *w, SSL_CTX *ctx)
+{
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (w->listeners[i].tls == ctx && w->listeners[i].n_ssl_pool > 0)
+            return w->listeners[i].ssl_pool[--w->listeners[i].n_ssl_pool];
+    SSL *ssl = SSL_new(ctx);
     BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
     if (!ssl || !rb || !wb) {
         BIO_free(rb);
@@ -145,17 +159,15 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
     c->io.fd = fd;
     if (l->tls) {
         c->tls = true;
-        c->ssl = ssl_for(l);
         c->hs = calloc(1, sizeof(*c->hs));
-        if (!c->ssl || !c->hs) {
-            SSL_free(c->ssl);
+        if (!c->hs || !SSL_CTX_up_ref(l->tls)) {
             free(c->hs);
             close(fd);
             free(c);
             handshake_limit_leave(addr_slot);
             return;
         }
-        SSL_set_ex_data(c->ssl, tls_conn_index(), c);
+        c->hs->ctx = l->tls;
         c->state = CONN_TLS_HANDSHAKE;
         c->in_handshake_limit = true;
         c->addr_slot = addr_slot;
@@ -167,8 +179,7 @@ void conn_accept(struct worker *w, struct listener *l, int fd, const char *peer,
         log_event(LOG_ERROR, "accept_failed", "peer=%s reason=epoll detail=\"%s\"", peer,
                   strerror(errno));
         handshake_over(c);
-        SSL_free(c->ssl); /* and its BIOs */
-        free(c->hs);
+        handshake_free(c);
         close(fd);
         free(c);
         return;
@@ -331,7 +342,7 @@ static int ssl_drain(struct conn *c)
         return -1;
     while ((n = BIO_read(wb, buf, (int)TLS_OUT_CAP)) > 0) {
         if (c->hs)
-            tls_rec_wire_feed(&c->hs->out, buf, (size_t)n);
+            tls_rec_wire_feed(&c->hs->rec.out, buf, (size_t)n);
         if ((rc = send_raw(c, buf, (size_t)n)) < 0)
             return -1;
     }
@@ -751,8 +762,8 @@ static void take_over_records(struct conn *c)
     const char *why = "listener_record_layer_openssl";
     struct tls_rec *rec = NULL;
     if (c->listener->own_record_layer && unread_len >= 0 &&
-        tls_rec_take(c->ssl, c->hs, (const uint8_t *)unread, (size_t)unread_len, max_send_plain(c),
-                     &rec, &why) == TLS_REC_OK &&
+        tls_rec_take(c->ssl, &c->hs->rec, (const uint8_t *)unread, (size_t)unread_len,
+                     max_send_plain(c), &rec, &why) == TLS_REC_OK &&
         keep_rx(c, (const uint8_t *)unread, (size_t)unread_len) == 0) {
         ssl_done(c->w, c->ssl);
         c->ssl = NULL;
@@ -762,34 +773,156 @@ static void take_over_records(struct conn *c)
         tls_rec_free(rec);
         log_event(LOG_DEBUG, "tls_record_layer", "peer=%s layer=openssl reason=%s", c->peer, why);
     }
-    tls_rec_handshake_clear(c->hs);
-    free(c->hs);
-    c->hs = NULL;
+    handshake_free(c);
 }
 
 /* OpenSSL reads the handshake as it comes; more than this waiting unread is not a handshake */
 #define HANDSHAKE_UNREAD_MAX (4 * TLS_IN_CAP)
 
-/* Moves one read of what arrived into OpenSSL's read BIO (and the handshake's stream). One
- * read per call: epoll is level-triggered and brings the rest after OpenSSL has consumed this.
- * Returns NULL, or why the handshake cannot go on. */
-static const char *handshake_input(struct conn *c)
+/* One read of what arrived into the worker's tls_in: its length, 0 when nothing is there yet,
+ * -1 when the connection ended. One read per call: epoll is level-triggered and brings the
+ * rest after this is handled. */
+static ssize_t handshake_read(struct conn *c)
+{
+    ssize_t n = recv(c->io.fd, c->w->tls_in, TLS_IN_CAP, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return n > 0 ? n : -1;
+}
+
+/* Gives OpenSSL's read BIO (and the handshake's stream) tls_in[0..n). Returns NULL, or why the
+ * handshake cannot go on. */
+static const char *openssl_input(struct conn *c, size_t n)
 {
     BIO *rb = SSL_get_rbio(c->ssl);
     if (BIO_ctrl_pending(rb) > HANDSHAKE_UNREAD_MAX)
         return "handshake_input_too_large";
-    ssize_t n = recv(c->io.fd, c->w->tls_in, TLS_IN_CAP, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return NULL;
-    if (n <= 0 || BIO_write(rb, c->w->tls_in, (int)n) != (int)n)
+    if (BIO_write(rb, c->w->tls_in, (int)n) != (int)n)
         return "connection_closed";
-    tls_rec_wire_feed(&c->hs->in, c->w->tls_in, (size_t)n);
+    tls_rec_wire_feed(&c->hs->rec.in, c->w->tls_in, n);
     return NULL;
 }
 
-static void on_handshake(struct conn *c)
+/* A handshake that failed: counted, logged (once per 10 s per reason: a flood of bad handshakes
+ * must not become a flood of log) and closed. */
+static void handshake_failed(struct conn *c, const char *why)
 {
-    const char *input_ended = handshake_input(c);
+    char words[96], reason[128], id[LOG_SAFE_MAX];
+    snprintf(words, sizeof(words), "%s", why);
+    for (char *sp = words; *sp; sp++)
+        if (*sp == ' ')
+            *sp = '_'; /* OpenSSL's "binder does not verify" -> one log token */
+    log_safe(words, strlen(words), reason, sizeof(reason));
+    c->gw->metrics.tls_handshakes_failed++;
+    static struct log_limit limits[32];
+    LOG_LIMITED(log_limit_for(limits, 32, reason), LOG_WARN, "tls_handshake_failed",
+                "peer=%s identity=%s reason=%s", c->peer,
+                c->have_identity ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)) : "-",
+                reason);
+    conn_close(c, -1, NULL);
+}
+
+/* A handshake that succeeded, with the record layer in place (or OpenSSL's kept): the MQTT
+ * CONNECT is next. */
+static void handshake_done(struct conn *c, const char *by)
+{
+    char id[LOG_SAFE_MAX];
+    c->gw->metrics.tls_handshakes_ok++;
+    if (c->resumed)
+        c->gw->metrics.tls_resumed++;
+    log_event(LOG_DEBUG, "tls_handshake",
+              "peer=%s identity=%s version=%s cipher=%s resumed=%d handshake=%s record_layer=%s",
+              c->peer, log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), c->tls_version,
+              c->tls_cipher, c->resumed, by, c->rec ? "psagw" : "openssl");
+    c->state = CONN_WAIT_CONNECT;
+    want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    on_readable(c); /* the CONNECT may have come with the client's Finished */
+}
+
+/* The PSK of an identity, for our own handshake (tls12_psk.h) */
+static size_t own_find_psk(void *arg, const uint8_t *identity, size_t len, uint8_t *psk, size_t max)
+{
+    return tls_psk_for_identity(arg, identity, len, true, psk, max);
+}
+
+/* Our answer in our own handshake: 0, or -1 if the connection is gone. */
+static int own_send(struct conn *c, const uint8_t *out, size_t n)
+{
+    return n == 0 || send_raw(c, out, n) >= 0 ? 0 : -1;
+}
+
+/* Ends our own handshake once tls12_psk_input said DONE or FAILED, with used bytes of tls_in[0..n)
+ * taken by it. */
+static void own_finish(struct conn *c, int rc, size_t used, size_t n)
+{
+    struct tls12_psk *own = c->hs->own;
+    if (rc == TLS12_PSK_FAILED) {
+        handshake_failed(c, c->psk_refusal ? c->psk_refusal : tls12_psk_why(own));
+        return;
+    }
+    handshake_over(c);
+    c->rec = tls12_psk_take_record(own);
+    c->tls_version = "TLSv1.2";
+    c->tls_cipher = tls12_psk_suite_name(own);
+    c->gw->metrics.tls_record_layer_own++;
+    handshake_free(c);
+    /* records behind the client's Finished are the record layer's */
+    if (keep_rx(c, c->w->tls_in + used, n - used) != 0) {
+        handshake_failed(c, "out_of_memory");
+        return;
+    }
+    handshake_done(c, "psagw");
+}
+
+/* Our own TLS 1.2 handshake, after the ClientHello: the client's next bytes. */
+static void own_handshake(struct conn *c)
+{
+    ssize_t n = c->tx_off < c->tx_len && send_tx(c) < 0 ? -1 : handshake_read(c);
+    if (n < 0) {
+        handshake_failed(c, "connection_closed");
+        return;
+    }
+    uint8_t out[TLS12_PSK_OUT_MAX];
+    size_t used = 0, out_len = 0;
+    int rc = n == 0 ? TLS12_PSK_MORE
+                    : tls12_psk_input(c->hs->own, own_find_psk, c, c->w->tls_in, (size_t)n, &used,
+                                      out, sizeof(out), &out_len);
+    if (own_send(c, out, out_len) != 0 && rc != TLS12_PSK_FAILED) {
+        handshake_failed(c, "connection_closed");
+        return;
+    }
+    if (rc == TLS12_PSK_MORE)
+        want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    else
+        own_finish(c, rc, used, (size_t)n);
+}
+
+/* The client's first bytes, tls_in[0..n): our own TLS 1.2 handshake takes the ones it can run
+ * (tls12_psk.h); the others go to OpenSSL. Returns NULL, or why the handshake cannot go on. */
+static const char *first_input(struct conn *c, size_t n)
+{
+    const struct tls12_psk_config *own = tls_own_handshake(c->hs->ctx);
+    uint8_t out[TLS12_PSK_OUT_MAX];
+    size_t out_len = 0;
+    int rc = own ? tls12_psk_hello(own, c->w->tls_in, n, &c->hs->own, out, sizeof(out), &out_len)
+                 : TLS12_PSK_DECLINED;
+    if (rc == TLS12_PSK_FAILED)
+        return "out_of_memory";
+    if (rc == TLS12_PSK_MORE) {
+        if (own_send(c, out, out_len) != 0)
+            return "connection_closed";
+        want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
+        return NULL;
+    }
+    if (!(c->ssl = ssl_for(c->w, c->hs->ctx)))
+        return "out_of_memory";
+    SSL_set_ex_data(c->ssl, tls_conn_index(), c);
+    return openssl_input(c, n);
+}
+
+/* OpenSSL's handshake, with what arrived given to it (input_ended: the input cannot go on). */
+static void openssl_handshake(struct conn *c, const char *input_ended)
+{
     ERR_clear_error();
     int rc = SSL_do_handshake(c->ssl);
     int e = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
@@ -799,27 +932,12 @@ static void on_handshake(struct conn *c)
             want(c, sent == 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
             return;
         }
-        char words[96], reason[128], id[LOG_SAFE_MAX];
         /* after a refused PSK, TLS 1.3 falls back to certificates and fails on that; the
          * refusal is the real reason */
-        snprintf(words, sizeof(words), "%s",
-                 c->psk_refusal ? c->psk_refusal
-                 : input_ended  ? input_ended
-                 : sent < 0     ? "connection_closed"
-                                : tls_failure_reason());
-        for (char *sp = words; *sp; sp++)
-            if (*sp == ' ')
-                *sp = '_'; /* OpenSSL's "binder does not verify" -> one log token */
-        log_safe(words, strlen(words), reason, sizeof(reason));
-        c->gw->metrics.tls_handshakes_failed++;
-        /* once per 10 s per reason: a flood of bad handshakes must not become a flood of log */
-        static struct log_limit limits[32];
-        LOG_LIMITED(log_limit_for(limits, 32, reason), LOG_WARN, "tls_handshake_failed",
-                    "peer=%s identity=%s reason=%s", c->peer,
-                    c->have_identity ? log_safe(c->who.id, strlen(c->who.id), id, sizeof(id))
-                                     : "-",
-                    reason);
-        conn_close(c, -1, NULL);
+        handshake_failed(c, c->psk_refusal ? c->psk_refusal
+                            : input_ended  ? input_ended
+                            : sent < 0     ? "connection_closed"
+                                           : tls_failure_reason());
         return;
     }
     if (!c->have_identity) {
@@ -828,23 +946,39 @@ static void on_handshake(struct conn *c)
         conn_close(c, -1, NULL);
         return;
     }
-    /* SSL_session_reused() is also true for a TLS 1.3 external PSK: ask the ticket callback */
-    bool resumed = c->resumed;
-    c->gw->metrics.tls_handshakes_ok++;
-    if (resumed)
-        c->gw->metrics.tls_resumed++;
-    char id[LOG_SAFE_MAX];
+    /* SSL_session_reused() is also true for a TLS 1.3 external PSK: the ticket callback set
+     * c->resumed */
     handshake_over(c);
     c->tls_version = SSL_get_version(c->ssl);
     c->tls_cipher = SSL_get_cipher_name(c->ssl);
     take_over_records(c);
-    log_event(LOG_DEBUG, "tls_handshake",
-              "peer=%s identity=%s version=%s cipher=%s resumed=%d record_layer=%s", c->peer,
-              log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), c->tls_version, c->tls_cipher,
-              resumed, c->rec ? "psagw" : "openssl");
-    c->state = CONN_WAIT_CONNECT;
-    want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
-    on_readable(c); /* the CONNECT may have come with the client's Finished */
+    handshake_done(c, "openssl");
+}
+
+static void on_handshake(struct conn *c)
+{
+    if (c->hs->own) {
+        own_handshake(c);
+        return;
+    }
+    const char *input_ended = NULL;
+    if (!c->ssl) { /* the client's first bytes: whose handshake is it? */
+        ssize_t n = handshake_read(c);
+        if (n == 0) {
+            want(c, EPOLLIN);
+            return;
+        }
+        input_ended = n < 0 ? "connection_closed" : first_input(c, (size_t)n);
+        if (!c->ssl || c->hs->own || c->state == CONN_CLOSED) {
+            if (input_ended)
+                handshake_failed(c, input_ended);
+            return;
+        }
+    } else {
+        ssize_t n = handshake_read(c);
+        input_ended = n < 0 ? "connection_closed" : n > 0 ? openssl_input(c, (size_t)n) : NULL;
+    }
+    openssl_handshake(c, input_ended);
 }
 
 static void conn_io(struct loop *l, struct loop_io *io, uint32_t events)
@@ -1011,9 +1145,7 @@ static void free_dead(struct worker *w)
         w->dead_list = c->next_dead;
         SSL_free(c->ssl);
         tls_rec_free(c->rec);
-        if (c->hs)
-            tls_rec_handshake_clear(c->hs);
-        free(c->hs);
+        handshake_free(c);
         free(c->rx);
         free(c->tx);
         if (handlers && handlers->release)

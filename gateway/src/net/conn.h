@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "psagw/mqtt.h"
 #include "registry.h"
+#include "tls12_psk.h"
 #include "tls_record.h"
 #include "topic_alias.h"
 #include "worker.h"
@@ -43,6 +44,14 @@ struct principal {
     enum attest_policy attestation;
     char **acl_pub; /* NULL-terminated pattern lists with %c already replaced */
     char **acl_sub;
+};
+
+/* A TLS connection's state until its handshake ends (then freed). */
+struct conn_handshake {
+    SSL_CTX *ctx;                 /* the listener's (a reference): an SSL is made only for a
+                                   * handshake OpenSSL runs */
+    struct tls12_psk *own;        /* psagw's own TLS 1.2 PSK handshake (tls12_psk.h), or NULL */
+    struct tls_rec_handshake rec; /* what the record layer needs of OpenSSL's handshake */
 };
 
 /* "address:port": the longest IPv6 address (INET6_ADDRSTRLEN - 1 = 45), ":", 5 digits, NUL */
@@ -68,7 +77,7 @@ struct conn {
     const struct listener_config *listener;
     SSL *ssl;            /* the handshake; after it only where tls_record.c cannot take over */
     struct tls_rec *rec; /* our record layer after a TLS 1.2 AEAD or TLS 1.3 handshake */
-    struct tls_rec_handshake *hs; /* what the record layer needs of the handshake, then freed */
+    struct conn_handshake *hs; /* until the TLS handshake ends */
     const char *tls_version;      /* static strings from OpenSSL, for logs */
     const char *tls_cipher;
     uint8_t *rx; /* raw bytes of a TLS record still arriving */

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
@@ -29,7 +30,6 @@
 #include "log.h"
 #include "lookup.h"
 #include "tls.h"
-
 
 static int conn_index = -1;
 /* the same for every listener; atomic, as a reload builds a context to check it */
@@ -60,44 +60,53 @@ static void log_refusal(const struct conn *c, const char *identity, size_t len, 
                 log_safe(identity, len, safe, sizeof(safe)), why);
 }
 
-static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
-                                  unsigned int max_psk_len)
+size_t tls_psk_for_identity(struct conn *c, const uint8_t *identity, size_t len, bool warn_invalid,
+                            uint8_t *psk, size_t max)
 {
-    struct conn *c = SSL_get_ex_data(ssl, conn_index);
-    size_t len = identity ? strlen(identity) : 0;
-    if (!c || !identity)
-        return 0;
-    if (!device_id_valid(identity, len)) {
-        /* In TLS 1.3 OpenSSL also offers ticket blobs here; only a 1.2 identity is worth a
-         * warning. */
-        if (SSL_version(ssl) != TLS1_3_VERSION) {
+    if (!device_id_valid((const char *)identity, len)) {
+        if (warn_invalid) {
             c->psk_refusal = "invalid_identity";
             c->gw->metrics.psk_unknown_identity++;
-            log_refusal(c, identity, len, "invalid_identity");
+            log_refusal(c, (const char *)identity, len, "invalid_identity");
         }
         return 0;
     }
+    char id[DEVICE_ID_MAX + 1];
+    memcpy(id, identity, len); /* device_id_valid: at most DEVICE_ID_MAX bytes, no NUL */
+    id[len] = '\0';
     struct device d;
     const char *why = NULL;
-    if (lookup_device(c->gw, identity, &d, &why) != 0) {
+    if (lookup_device(c->gw, id, &d, &why) != 0) {
         c->psk_refusal = why;
         if (strcmp(why, "revoked") == 0)
             c->gw->metrics.psk_revoked++;
         else
             c->gw->metrics.psk_unknown_identity++;
-        log_refusal(c, identity, len, why);
+        log_refusal(c, id, len, why);
         return 0;
     }
-    unsigned int n = 0;
+    size_t n = 0;
     /* the principal (role, ACL) is built now, so CONNECT needs no second registry read */
-    if (d.psk_len <= max_psk_len && admit_identity(c, &d) == 0) {
+    if (d.psk_len <= max && admit_identity(c, &d) == 0) {
         memcpy(psk, d.psk, d.psk_len);
-        n = (unsigned int)d.psk_len;
+        n = d.psk_len;
         tls_psk_fingerprint(d.psk, d.psk_len, c->psk_fp);
         c->have_identity = true;
     }
     device_clear(&d);
     return n;
+}
+
+static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
+                                  unsigned int max_psk_len)
+{
+    struct conn *c = SSL_get_ex_data(ssl, conn_index);
+    if (!c || !identity)
+        return 0;
+    /* In TLS 1.3 OpenSSL also offers ticket blobs here; only a 1.2 identity is worth a
+     * warning. */
+    return (unsigned int)tls_psk_for_identity(c, (const uint8_t *)identity, strlen(identity),
+                                              SSL_version(ssl) != TLS1_3_VERSION, psk, max_psk_len);
 }
 
 static int ticket_gen_cb(SSL *ssl, void *arg)
@@ -162,7 +171,7 @@ static void keylog_cb(const SSL *ssl, const char *line)
 {
     struct conn *c = SSL_get_ex_data(ssl, conn_index);
     if (c && c->hs)
-        tls_rec_handshake_keylog(c->hs, line);
+        tls_rec_handshake_keylog(&c->hs->rec, line);
 }
 
 /* Counts the records OpenSSL writes (their headers), for the TLS 1.3 sequence numbers */
@@ -175,14 +184,13 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
     (void)arg;
     struct conn *c = SSL_get_ex_data(ssl, conn_index);
     if (c && c->hs)
-        tls_rec_handshake_msg(c->hs, write_p, content_type);
+        tls_rec_handshake_msg(&c->hs->rec, write_p, content_type);
 }
 
 static void tls_error(char *err, size_t errlen, const char *what, const char *detail)
 {
     unsigned long e = ERR_get_error();
-    snprintf(err, errlen, "%s '%s': %s", what, detail,
-             e ? ERR_reason_error_string(e) : "rejected");
+    snprintf(err, errlen, "%s '%s': %s", what, detail, e ? ERR_reason_error_string(e) : "rejected");
     ERR_clear_error();
 }
 
@@ -248,8 +256,7 @@ fail:
 /* Where a listener's context keeps its twin (below), and the twin its listener's context */
 static int twin_index = -1, main_index = -1;
 
-static void free_twin(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                      void *argp)
+static void free_twin(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     (void)parent;
     (void)ad;
@@ -296,6 +303,48 @@ static int hello_cb(SSL *s, int *alert, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* Where a listener's context keeps the settings of our own TLS 1.2 handshake */
+static int own_index = -1;
+
+static void free_own(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    free(ptr);
+}
+
+const struct tls12_psk_config *tls_own_handshake(SSL_CTX *ctx)
+{
+    return ctx && own_index >= 0 ? SSL_CTX_get_ex_data(ctx, own_index) : NULL;
+}
+
+/* Our TLS 1.2 handshake's settings from the context OpenSSL would otherwise use: its TLS 1.2
+ * suites in its order of preference (the listener's cipher list as OpenSSL parsed it). */
+static int add_own_handshake(SSL_CTX *ctx, const struct config *cfg,
+                             const struct listener_config *l)
+{
+    struct tls12_psk_config *own = calloc(1, sizeof(*own));
+    STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    if (!own)
+        return -1;
+    for (int i = 0; list && i < sk_SSL_CIPHER_num(list); i++) {
+        uint16_t id = SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(list, i));
+        if (id >> 8 != 0x13 && own->n_suites < TLS12_PSK_MAX_SUITES) /* 0x13xx: TLS 1.3 */
+            own->suites[own->n_suites++] = id;
+    }
+    own->tls13 = l->tls13;
+    own->tickets = cfg->ticket_lifetime != 0;
+    own->max_plain = l->max_record_size;
+    if (!SSL_CTX_set_ex_data(ctx, own_index, own)) {
+        free(own);
+        return -1;
+    }
+    return 0;
+}
+
 SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *l,
                         tls_admit_fn admit, char *err, size_t errlen)
 {
@@ -305,8 +354,14 @@ SSL_CTX *tls_server_ctx(const struct config *cfg, const struct listener_config *
     if (twin_index < 0) {
         twin_index = SSL_CTX_get_ex_new_index(0, "psagw twin", NULL, NULL, free_twin);
         main_index = SSL_CTX_get_ex_new_index(0, "psagw main", NULL, NULL, NULL);
+        own_index = SSL_CTX_get_ex_new_index(0, "psagw own handshake", NULL, NULL, free_own);
     }
     SSL_CTX *ctx = new_ctx(cfg, l, false, err, errlen);
+    if (ctx && l->own_record_layer && l->own_handshake && add_own_handshake(ctx, cfg, l) != 0) {
+        snprintf(err, errlen, "listener %s: out of memory", l->address);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (!ctx || !l->own_record_layer || !l->tls13)
         return ctx;
     /* TLS 1.3 with our record layer needs the traffic secrets, which OpenSSL 3.0 gives only

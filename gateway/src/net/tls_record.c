@@ -388,23 +388,59 @@ static int alg_of(const SSL_CIPHER *sc, enum tls_rec_alg *a)
     }
 }
 
+/* RFC 5246 section 5: PRF(secret, label, seed_a + seed_b) = P_hash(secret, label + seed_a +
+ * seed_b), P_hash with the suite's handshake digest */
+static int prf12(bool sha384, const uint8_t *secret, size_t secret_len, const char *label,
+                 const uint8_t *a, size_t al, const uint8_t *b, size_t bl, uint8_t *out, size_t len)
+{
+    uint8_t seed[32 + 2 * 48];
+    size_t ll = strlen(label);
+    if (ll + al + bl > sizeof(seed))
+        return -1;
+    memcpy(seed, label, ll);
+    memcpy(seed + ll, a, al);
+    memcpy(seed + ll + al, b, bl);
+    return p_hash(sha384, secret, secret_len, seed, ll + al + bl, out, len);
+}
+
+int tls_rec_prf12(const uint8_t *secret, size_t secret_len, const char *label, const uint8_t *a,
+                  size_t al, const uint8_t *b, size_t bl, uint8_t *out, size_t len)
+{
+    return prf12(false, secret, secret_len, label, a, al, b, bl, out, len);
+}
+
+/* RFC 5246 6.3: key_block = PRF(master_secret, "key expansion", server_random + client_random) */
+static int key_block12(bool sha384, const uint8_t *master, size_t mlen,
+                       const uint8_t server_random[32], const uint8_t client_random[32],
+                       uint8_t *block, size_t len)
+{
+    return prf12(sha384, master, mlen, "key expansion", server_random, 32, client_random, 32, block,
+                 len);
+}
+
 static int expand_keys(SSL *ssl, const SSL_CIPHER *sc, uint8_t *block, size_t len)
 {
     uint8_t master[SSL_MAX_MASTER_KEY_LENGTH];
-    uint8_t seed[13 + 2 * SSL3_RANDOM_SIZE];
+    uint8_t sr[SSL3_RANDOM_SIZE], cr[SSL3_RANDOM_SIZE];
     size_t mlen = SSL_SESSION_get_master_key(SSL_get_session(ssl), master, sizeof(master));
-    memcpy(seed, "key expansion", 13);
-    if (mlen == 0 || SSL_get_server_random(ssl, seed + 13, SSL3_RANDOM_SIZE) != SSL3_RANDOM_SIZE ||
-        SSL_get_client_random(ssl, seed + 13 + SSL3_RANDOM_SIZE, SSL3_RANDOM_SIZE) !=
-            SSL3_RANDOM_SIZE)
+    if (mlen == 0 || SSL_get_server_random(ssl, sr, sizeof(sr)) != sizeof(sr) ||
+        SSL_get_client_random(ssl, cr, sizeof(cr)) != sizeof(cr))
         return -1;
-    /* TLS 1.2's PRF is P_hash with the suite's handshake digest (RFC 5246 section 5) */
     const EVP_MD *md = SSL_CIPHER_get_handshake_digest(sc);
     int sz = md ? EVP_MD_get_size(md) : 0;
-    int rc = sz == 32 || sz == 48 ? p_hash(sz == 48, master, mlen, seed, sizeof(seed), block, len)
-                                  : -1;
+    int rc = sz == 32 || sz == 48 ? key_block12(sz == 48, master, mlen, sr, cr, block, len) : -1;
     OPENSSL_cleanse(master, sizeof(master));
     return rc;
+}
+
+/* The read and write keys and IVs of a TLS 1.2 server from its key block */
+static void set_keys12(struct tls_rec *r, const uint8_t *block)
+{
+    size_t kl = alg_info[r->alg].key_len, il = alg_info[r->alg].iv_len;
+    memcpy(r->read_key, block, kl);
+    memcpy(r->write_key, block + kl, kl);
+    memcpy(r->read_iv, block + 2 * kl, il);
+    memcpy(r->write_iv, block + 2 * kl + il, il);
 }
 
 /* RFC 8446 7.1: HKDF-Expand-Label(secret, label, "", out_len) */
@@ -484,10 +520,7 @@ static int take12(struct tls_rec *r, SSL *ssl, const SSL_CIPHER *sc,
         *why = "key_expansion_failed";
         return TLS_REC_ERROR;
     }
-    memcpy(r->read_key, block, kl);
-    memcpy(r->write_key, block + kl, kl);
-    memcpy(r->read_iv, block + 2 * kl, il);
-    memcpy(r->write_iv, block + 2 * kl + il, il);
+    set_keys12(r, block);
     OPENSSL_cleanse(block, sizeof(block));
     r->read_seq = h->in.protected_records - unread_records;
     r->write_seq = h->out.protected_records;
@@ -557,6 +590,65 @@ int tls_rec_take(SSL *ssl, const struct tls_rec_handshake *h, const uint8_t *unr
         tls_rec_free(r);
         return rc;
     }
+    r->id = next_id++;
+    if (max_plain == 0 || max_plain > TLS_REC_MAX_PLAIN)
+        max_plain = TLS_REC_MAX_PLAIN;
+    r->max_plain = (uint16_t)max_plain;
+    *out_rec = r;
+    return TLS_REC_OK;
+}
+
+/* ---- keys from psagw's own TLS 1.2 handshake (tls12_psk.c) ---- */
+
+/* The TLS 1.2 PSK suites with an AEAD cipher and a SHA-256 PRF (RFC 6655, 5487, 7905), by IANA
+ * number, with OpenSSL's names (logs and the API show those for either handshake) */
+static const struct {
+    uint16_t id;
+    enum tls_rec_alg alg;
+    const char *name;
+} suites12[] = {
+    {0xC0A4, ALG_AES128_CCM, "PSK-AES128-CCM"},
+    {0xC0A5, ALG_AES256_CCM, "PSK-AES256-CCM"},
+    {0xC0A8, ALG_AES128_CCM8, "PSK-AES128-CCM8"},
+    {0xC0A9, ALG_AES256_CCM8, "PSK-AES256-CCM8"},
+    {0x00A8, ALG_AES128_GCM, "PSK-AES128-GCM-SHA256"},
+    {0xCCAB, ALG_CHACHA20_POLY1305, "PSK-CHACHA20-POLY1305"},
+};
+#define SUITES12 (sizeof(suites12) / sizeof(suites12[0]))
+
+const char *tls_rec_psk_suite12(uint16_t suite)
+{
+    for (size_t i = 0; i < SUITES12; i++)
+        if (suites12[i].id == suite)
+            return suites12[i].name;
+    return NULL;
+}
+
+int tls_rec_new12(uint16_t suite, const uint8_t master[48], const uint8_t client_random[32],
+                  const uint8_t server_random[32], size_t max_plain, struct tls_rec **out_rec)
+{
+    *out_rec = NULL;
+    pthread_once(&fetch_once, fetch_algorithms);
+    size_t i = 0;
+    while (i < SUITES12 && suites12[i].id != suite)
+        i++;
+    if (i == SUITES12 || !ciphers[suites12[i].alg])
+        return TLS_REC_UNSUPPORTED;
+    struct tls_rec *r = calloc(1, rec_size(false));
+    if (!r)
+        return TLS_REC_ERROR;
+    r->alg = suites12[i].alg;
+    uint8_t block[2 * 32 + 2 * 12];
+    size_t kl = alg_info[r->alg].key_len, il = alg_info[r->alg].iv_len;
+    if (key_block12(false, master, 48, server_random, client_random, block, 2 * kl + 2 * il) != 0) {
+        OPENSSL_cleanse(block, sizeof(block));
+        tls_rec_free(r);
+        return TLS_REC_ERROR;
+    }
+    set_keys12(r, block);
+    OPENSSL_cleanse(block, sizeof(block));
+    /* our explicit nonces (GCM, CCM) are the sequence numbers, as RFC 6655 3 has it */
+    r->write_nonce_base = 0;
     r->id = next_id++;
     if (max_plain == 0 || max_plain > TLS_REC_MAX_PLAIN)
         max_plain = TLS_REC_MAX_PLAIN;
@@ -880,11 +972,56 @@ static bool count_empty(struct tls_rec *r)
     return ++r->empty_run <= TLS_REC_EMPTY_MAX;
 }
 
-int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size_t *plain_len,
-                 uint8_t *alert)
+/* Opens the complete record at h in place: its content type, where its plaintext starts and
+ * how long it is. Returns 0 or the alert to send. */
+static uint8_t open_one(struct tls_rec *r, uint8_t *h, uint8_t *type, uint8_t **plain,
+                        size_t *plain_len)
 {
     size_t ex = !r->tls13 && r->alg != ALG_CHACHA20_POLY1305 ? 8 : 0;
     size_t tl = alg_info[r->alg].tag_len;
+    size_t body = (size_t)h[3] << 8 | h[4];
+    if (body < ex + tl + (r->tls13 ? 1 : 0))
+        return TLS_ALERT_BAD_RECORD_MAC;
+    size_t n = body - ex - tl;
+    uint8_t nonce[12], aad[13];
+    uint8_t *p = h + TLS_REC_HEADER + ex;
+    record_nonce(r, r->read_iv, r->read_seq, h + TLS_REC_HEADER, nonce);
+    size_t aad_len = record_aad(r, r->read_seq, h, n, aad);
+    if (aead_open(r, nonce, aad, aad_len, p, n, p + n) != 0)
+        return TLS_ALERT_BAD_RECORD_MAC;
+    r->read_seq++;
+    *type = h[0];
+    if (r->tls13) { /* TLSInnerPlaintext: content, type, zero padding (RFC 8446 5.2) */
+        while (n > 0 && p[n - 1] == 0)
+            n--;
+        if (n == 0)
+            return TLS_ALERT_UNEXPECTED_MESSAGE;
+        *type = p[--n];
+    }
+    if (n > TLS_REC_MAX_PLAIN)
+        return TLS_ALERT_RECORD_OVERFLOW;
+    *plain = p;
+    *plain_len = n;
+    return 0;
+}
+
+uint8_t tls_rec_open_record(struct tls_rec *r, uint8_t *rec, size_t len, uint8_t *type,
+                            uint8_t **plain, size_t *plain_len)
+{
+    if (len < TLS_REC_HEADER || len != TLS_REC_HEADER + ((size_t)rec[3] << 8 | rec[4]) ||
+        rec[1] != 3 || rec[2] != 3)
+        return TLS_ALERT_DECODE_ERROR;
+    if (len - TLS_REC_HEADER > TLS_REC_MAX_CIPHERTEXT)
+        return TLS_ALERT_RECORD_OVERFLOW;
+    uint8_t a = open_one(r, rec, type, plain, plain_len);
+    if (a)
+        r->failed = true;
+    return a;
+}
+
+int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size_t *plain_len,
+                 uint8_t *alert)
+{
     size_t max_body = r->tls13 ? TLS13_MAX_CIPHERTEXT : TLS_REC_MAX_CIPHERTEXT;
     size_t off = 0, plain = 0;
     int rc = TLS_REC_OK;
@@ -907,38 +1044,15 @@ int tls_rec_open(struct tls_rec *r, uint8_t *buf, size_t len, size_t *used, size
         }
         if (len - off < TLS_REC_HEADER + body)
             break;
-        if (body < ex + tl + (r->tls13 ? 1 : 0)) {
-            *alert = TLS_ALERT_BAD_RECORD_MAC;
+        uint8_t type, *p;
+        size_t n;
+        uint8_t bad = open_one(r, h, &type, &p, &n);
+        if (bad) {
+            *alert = bad;
             rc = TLS_REC_ERROR;
             break;
         }
-        size_t n = body - ex - tl;
-        uint8_t nonce[12], aad[13], type = h[0];
-        uint8_t *p = h + TLS_REC_HEADER + ex;
-        record_nonce(r, r->read_iv, r->read_seq, h + TLS_REC_HEADER, nonce);
-        size_t aad_len = record_aad(r, r->read_seq, h, n, aad);
-        if (aead_open(r, nonce, aad, aad_len, p, n, p + n) != 0) {
-            *alert = TLS_ALERT_BAD_RECORD_MAC;
-            rc = TLS_REC_ERROR;
-            break;
-        }
-        r->read_seq++;
         off += TLS_REC_HEADER + body;
-        if (r->tls13) { /* TLSInnerPlaintext: content, type, zero padding (RFC 8446 5.2) */
-            while (n > 0 && p[n - 1] == 0)
-                n--;
-            if (n == 0) {
-                *alert = TLS_ALERT_UNEXPECTED_MESSAGE;
-                rc = TLS_REC_ERROR;
-                break;
-            }
-            type = p[--n];
-        }
-        if (n > TLS_REC_MAX_PLAIN) {
-            *alert = TLS_ALERT_RECORD_OVERFLOW;
-            rc = TLS_REC_ERROR;
-            break;
-        }
         if (r->hs_len > 0 && type != TLS_REC_HANDSHAKE) {
             /* a KeyUpdate begun must be finished before anything else (RFC 8446 5.1) */
             *alert = TLS_ALERT_UNEXPECTED_MESSAGE;

@@ -161,4 +161,23 @@ unsigned tls_rec_thread_keys(void);
 /* The largest record payload this connection sends. */
 size_t tls_rec_max_plain(const struct tls_rec *r);
 
+/* ---- for psagw's own TLS 1.2 PSK handshake (tls12_psk.h) ---- */
+
+/* OpenSSL's name of a TLS 1.2 PSK suite (IANA number) this layer can run after our own
+ * handshake (an AEAD cipher, the SHA-256 PRF), or NULL. */
+const char *tls_rec_psk_suite12(uint16_t suite);
+/* RFC 5246 section 5 with SHA-256: PRF(secret, label, a + b), len bytes at out; 0 or -1. */
+int tls_rec_prf12(const uint8_t *secret, size_t secret_len, const char *label, const uint8_t *a,
+                  size_t al, const uint8_t *b, size_t bl, uint8_t *out, size_t len);
+/* A TLS 1.2 server record layer for `suite` from the master secret and both randoms, with both
+ * sequence numbers at 0 (the records after each ChangeCipherSpec). TLS_REC_OK or
+ * TLS_REC_UNSUPPORTED (a suite tls_rec_psk_suite12 does not name) or TLS_REC_ERROR. */
+int tls_rec_new12(uint16_t suite, const uint8_t master[48], const uint8_t client_random[32],
+                  const uint8_t server_random[32], size_t max_plain, struct tls_rec **out_rec);
+/* Opens the one complete record rec[0..len) in place, of any content type: *type, and its
+ * plaintext at *plain, *plain_len bytes. Returns 0 or the alert to send (the layer is failed
+ * then). */
+uint8_t tls_rec_open_record(struct tls_rec *r, uint8_t *rec, size_t len, uint8_t *type,
+                            uint8_t **plain, size_t *plain_len);
+
 #endif

@@ -91,6 +91,7 @@ static void listener_defaults(struct listener_config *l, enum listener_type type
     l->tls13 = true;
     l->max_record_size = 16384;
     l->own_record_layer = true;
+    l->own_handshake = true;
     snprintf(l->ciphers, sizeof(l->ciphers), "%s", CONFIG_DEFAULT_CIPHERS);
     snprintf(l->ciphersuites, sizeof(l->ciphersuites), "%s", CONFIG_DEFAULT_CIPHERSUITES);
 }
@@ -324,7 +325,8 @@ static int read_listener(struct reader *r, struct config *c, const config_settin
 {
     static const char *const keys[] = {
         "address",         "type",    "tls13",        "allow_null_cipher", "allow_non_loopback",
-        "max_record_size", "ciphers", "ciphersuites", "record_layer",      NULL};
+        "max_record_size", "ciphers", "ciphersuites", "record_layer",      "handshake",
+        NULL};
     if (!config_setting_is_group(s))
         return fail(r, s, "each listener is a group { address = ...; }");
     if (check_keys(r, s, keys))
@@ -362,6 +364,18 @@ static int read_listener(struct reader *r, struct config *c, const config_settin
         return fail(r, config_setting_get_member(s, "record_layer"),
                     "must be \"psagw\" or \"openssl\"");
     l->own_record_layer = strcmp(layer, "psagw") == 0;
+    /* our own TLS 1.2 PSK handshake (net/tls12_psk.h) hands its keys to our record layer */
+    char handshake[16] = "psagw";
+    if (get_str(r, s, "handshake", handshake, sizeof(handshake)))
+        return -1;
+    if (strcmp(handshake, "psagw") != 0 && strcmp(handshake, "openssl") != 0)
+        return fail(r, config_setting_get_member(s, "handshake"),
+                    "must be \"psagw\" or \"openssl\"");
+    if (strcmp(handshake, "psagw") == 0 && !l->own_record_layer &&
+        config_setting_get_member(s, "handshake"))
+        return fail(r, config_setting_get_member(s, "handshake"),
+                    "\"psagw\" needs record_layer = \"psagw\"");
+    l->own_handshake = strcmp(handshake, "psagw") == 0 && l->own_record_layer;
     c->n_listeners++;
     return 0;
 }

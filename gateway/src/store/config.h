@@ -34,6 +34,7 @@ struct listener_config {
     bool allow_non_loopback;   /* plain listeners bind loopback only unless this is set */
     uint32_t max_record_size;  /* largest TLS record payload we send (512..16384) */
     bool own_record_layer;     /* TLS 1.2 AEAD: records by tls_record.c after the handshake */
+    bool own_handshake;        /* TLS 1.2 PSK AEAD: the handshake by tls12_psk.c (with the above) */
     char ciphers[512];         /* TLS 1.2 cipher list */
     char ciphersuites[256];    /* TLS 1.3 cipher suites */
 };
