@@ -110,7 +110,7 @@ provision sensor-b sensor
   --iak "$(manifest_field sensor-b iak)" --registry "$REG" >/dev/null
 connect sensor-b && fail "wrong PSK admitted"
 grep -q "handshake with 127.0.0.1:$PSK_PORT failed" $WORK/out || fail "wrong PSK: $(cat $WORK/out)"
-expect_log "event=tls_handshake_failed"
+expect_log "event=tls_handshake_failed .*reason=decryption_failed_or_bad_record_mac"
 # wrong IAK: the right PSK, but the gateway knows another IAK
 provision sensor-c sensor
 "$PSAGW" device add sensor-c --role sensor --psk "$(manifest_field sensor-c psk)" \

@@ -46,6 +46,25 @@ ok "gnutls-cli TLS 1.2 ECDHE-PSK ChaCha20-Poly1305"
 gnutls "NORMAL:-VERS-ALL:+VERS-TLS1.3:+PSK:+ECDHE-PSK" | grep -q "Handshake was completed" \
   || fail "gnutls-cli TLS 1.3 PSK"
 ok "gnutls-cli TLS 1.3 PSK"
+# clients that want no session ticket get the gateway's own TLS 1.2 handshake
+# (docs/tls-handshake.md): OpenSSL's and GnuTLS's, every suite, and the log says whose it was
+for c in PSK-AES128-CCM PSK-AES128-CCM8 PSK-AES128-GCM-SHA256; do
+  timeout 5 openssl s_client -connect 127.0.0.1:$PSK_PORT -tls1_2 -no_ticket -cipher "$c" \
+    -psk $PSK_A -psk_identity dev-1 </dev/null 2>&1 | grep -q "Cipher is $c" \
+    || fail "own handshake: openssl s_client $c"
+  expect_log "identity=dev-1 version=TLSv1.2 cipher=$c resumed=0 handshake=psagw record_layer=psagw"
+done
+before=$(grep -c "handshake=psagw" $GW_LOG || true)
+for cipher in AES-128-CCM AES-128-CCM-8 AES-128-GCM; do
+  gnutls "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+PSK:-CIPHER-ALL:+$cipher:%NO_TICKETS" \
+    | grep -q "Description: (TLS1.2.*(PSK)-($cipher)" || fail "own handshake: gnutls-cli $cipher"
+done
+[ "$(grep -c "handshake=psagw" $GW_LOG)" -eq $((before + 3)) ] || fail "gnutls-cli not on the own handshake"
+timeout 5 openssl s_client -connect 127.0.0.1:$PSK_PORT -tls1_2 -no_ticket -cipher PSK-AES128-CCM \
+  -psk $PSK_B -psk_identity dev-1 </dev/null 2>&1 | grep -q "Cipher is PSK-AES128-CCM" \
+  && fail "own handshake: a wrong PSK completed"
+expect_log "identity=dev-1 reason=decryption_failed_or_bad_record_mac"
+ok "the gateway's own TLS 1.2 handshake: openssl s_client and gnutls-cli, each suite; a wrong PSK fails"
 gnutls "NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+PSK:-CIPHER-ALL:+AES-128-CCM" \
   | grep -q "Handshake was completed" || fail "baseline"
 timeout 5 gnutls-cli --pskusername dev-1 --pskkey $PSK_B -p $PSK_PORT \
@@ -70,6 +89,23 @@ s_client12 PSK-NULL-SHA256 | grep -q "Cipher is PSK-NULL-SHA256" || fail "opt-in
 ok "PSK-NULL-SHA256 accepted only where enabled, with a warning"
 grep -q "max_record_size=1024" $GW_LOG || fail "max_record_size not applied"
 stop_gateway
+
+# handshake = "openssl": OpenSSL runs every handshake of that listener
+cat > $WORK/openssl.conf <<CONF
+registry = "$REG";
+listeners = ( { address = "127.0.0.1:0"; handshake = "openssl"; } );
+CONF
+: > $GW_LOG
+launch_gateway --config $WORK/openssl.conf --log-level debug
+timeout 5 openssl s_client -connect 127.0.0.1:$PSK_PORT -tls1_2 -no_ticket -cipher PSK-AES128-CCM \
+  -psk $PSK_A -psk_identity dev-1 </dev/null 2>&1 | grep -q "Cipher is PSK-AES128-CCM" \
+  || fail "handshake = openssl"
+expect_log "cipher=PSK-AES128-CCM resumed=0 handshake=openssl record_layer=psagw"
+ok "handshake = \"openssl\" leaves every handshake to OpenSSL"
+stop_gateway
+printf 'listeners = ( { address = "127.0.0.1:0"; record_layer = "openssl"; handshake = "psagw"; } );\n' > $WORK/bad0.conf
+out=$("$PSAGW" serve --config $WORK/bad0.conf 2>&1 || true)
+echo "$out" | grep -q 'bad0.conf:1: handshake: "psagw" needs record_layer = "psagw"' || fail "handshake needs record layer: $out"
 
 # configuration errors name the file, the line and the key
 printf 'registry = "x.db";\nlistenerz = ();\n' > $WORK/bad1.conf
