@@ -398,8 +398,10 @@ static int prf12(bool sha384, const uint8_t *secret, size_t secret_len, const ch
     if (ll + al + bl > sizeof(seed))
         return -1;
     memcpy(seed, label, ll);
-    memcpy(seed + ll, a, al);
-    memcpy(seed + ll + al, b, bl);
+    if (al) /* a or b may be NULL when empty */
+        memcpy(seed + ll, a, al);
+    if (bl)
+        memcpy(seed + ll + al, b, bl);
     return p_hash(sha384, secret, secret_len, seed, ll + al + bl, out, len);
 }
 
