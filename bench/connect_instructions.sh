@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # User-space instructions per TLS-PSK connect (TCP, TLS 1.2 PSK-AES128-CCM handshake, MQTT
-# CONNECT/CONNACK, DISCONNECT, close) under callgrind: psagw with its own TLS handshake, psagw
-# with OpenSSL's (listener handshake = "openssl"), and bench/connect_floor (a bare OpenSSL
-# server). Instruction counts do not drift with this VM's speed the way times do, so code
+# CONNECT/CONNACK, DISCONNECT, close) under callgrind: psagw with its own TLS handshake, the
+# same with PSA-IAT attestation (MQTT 5, AUTH challenge, token, verdict), psagw with OpenSSL's
+# handshake (listener handshake = "openssl"), and bench/connect_floor (a bare OpenSSL server). Instruction counts do not drift with this VM's speed the way times do, so code
 # changes on the connect path are compared with this (docs/performance.md); time ratios come
 # from bench/run.sh.
 #
@@ -22,6 +22,11 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
 for i in $(seq 0 $((N - 1))); do printf 'bench%05d:%s\n' "$i" "$PSK"; done > "$DIR/psk_file"
 "$PSAGW" device import "$DIR/psk_file" --role sensor --registry "$DIR/registry.db" >/dev/null
+# one IAK for every device, as bench/run.sh does
+IAK=$(printf '5a%.0s' $(seq 32))
+"$PSAGW" device set-iak bench00000 --iak "$IAK" --registry "$DIR/registry.db" >/dev/null
+sqlite3 "$DIR/registry.db" "UPDATE devices SET iak = (SELECT iak FROM devices WHERE id = 'bench00000'),
+  instance_id = (SELECT instance_id FROM devices WHERE id = 'bench00000')"
 
 # instructions SERVER N: the server's total user-space instructions for N connects
 instructions() {
@@ -32,16 +37,23 @@ instructions() {
   floor) valgrind --tool=callgrind --callgrind-out-file="$out" "$FLOOR" "$port" $PSK \
            >/dev/null 2>&1 & ;;
   *)
+    local handshake=psagw attest=off
+    [ "$server" = openssl ] && handshake=openssl
+    [ "$server" = attested ] && attest=required
     printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nworkers = 1;\n' \
       "$DIR/registry.db" > "$DIR/psagw.conf"
     printf 'listeners = ({ address = "127.0.0.1:%s"; handshake = "%s"; });\n' "$port" \
-      "$server" >> "$DIR/psagw.conf"
+      "$handshake" >> "$DIR/psagw.conf"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$PSAGW" serve \
-      --config "$DIR/psagw.conf" --attestation-default off >/dev/null 2>&1 & ;;
+      --config "$DIR/psagw.conf" --attestation-default $attest >/dev/null 2>&1 & ;;
   esac
   pid=$!
   for _ in $(seq 1 600); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-  [ "$n" -gt 0 ] && "$LOADGEN" connect 127.0.0.1 "$port" $PSK bench "$n" >/dev/null
+  if [ "$n" -gt 0 ] && [ "$server" = attested ]; then
+    LOADGEN_IAK=$IAK "$LOADGEN" connect 127.0.0.1 "$port" $PSK bench "$n" >/dev/null
+  elif [ "$n" -gt 0 ]; then
+    "$LOADGEN" connect 127.0.0.1 "$port" $PSK bench "$n" >/dev/null
+  fi
   kill -TERM $pid
   wait $pid 2>/dev/null || true
   # the probe connection of the wait above is in both runs and cancels out
@@ -49,11 +61,12 @@ instructions() {
 }
 
 printf '%-34s %12s\n' "server" "instr/connect"
-for s in psagw openssl floor; do
+for s in psagw attested openssl floor; do
   base=$(instructions $s 0)
   with=$(instructions $s "$N")
   case $s in
   psagw) name="psagw (own TLS 1.2 handshake)" ;;
+  attested) name="psagw, with PSA-IAT attestation" ;;
   openssl) name="psagw (handshake = \"openssl\")" ;;
   floor) name="connect_floor (bare OpenSSL)" ;;
   esac
