@@ -75,6 +75,8 @@ fw_run fw-s1 $WORK/fw1.out
 wait_for $WORK/fw1.out "connected id=fw-s1 .*attested=1" 30 || fail "firmware did not attest: $(cat $WORK/fw1.out)"
 t_att=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_log "event=attestation .*id=fw-s1 verdict=accepted .*profile=legacy lifecycle=secured client_id=-1006632960"
+# Mbed TLS on the Cortex-M33, its PSK in the SPE: the gateway's own TLS 1.2 handshake
+expect_log "event=tls_handshake .*identity=fw-s1 version=TLSv1.2 cipher=PSK-AES128-CCM.* handshake=psagw record_layer=psagw"
 wait_for $WORK/monitor.out "reading device=fw-s1 seq=2 " 30 || fail "monitor: $(cat $WORK/monitor.out)"
 grep -q "refused replay\|refused record" $WORK/monitor.out && fail "monitor refused a reading: $(cat $WORK/monitor.out)"
 mosquitto_pub -h 127.0.0.1 -p $PLAIN_PORT -i operator -q 1 -t cmd/fw-s1/interval -m 700 ||
