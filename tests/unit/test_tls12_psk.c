@@ -392,6 +392,26 @@ static void tampered_finished_refused(void **state)
     run_free(&r);
 }
 
+static void bytes_behind_finished_left_for_the_record_layer(void **state)
+{
+    (void)state;
+    struct run r;
+    struct tls12_psk_config cfg = listener();
+    client(&r, "PSK-AES128-CCM", TLS1_2_VERSION, 0);
+    assert_int_equal(hello(&r, &cfg), TLS12_PSK_MORE);
+    uint8_t flight[600], out[TLS12_PSK_OUT_MAX];
+    SSL_do_handshake(r.cli);
+    size_t n = client_out(&r, flight, sizeof(flight) - 9), used = 0, out_len = 0;
+    /* a record (or the start of one) right behind the client's Finished, in the same read */
+    memcpy(flight + n, "\x17\x03\x03\x00\x20junk", 9);
+    assert_int_equal(tls12_psk_input(r.hs, find_psk, &r.finds, flight, n + 9, &used, out,
+                                     sizeof(out), &out_len),
+                     TLS12_PSK_DONE);
+    assert_int_equal(used, n);
+    assert_memory_equal(flight + used, "\x17\x03\x03\x00\x20junk", 9);
+    run_free(&r);
+}
+
 /* Whether our handshake declines the hello of a client set up so */
 static int first_answer(const char *ciphers, int max_version, long options, long mode,
                         const struct tls12_psk_config *cfg)
@@ -533,6 +553,7 @@ int main(void)
         cmocka_unit_test(wrong_key_and_unknown_identity),
         cmocka_unit_test(out_of_order_and_malformed_refused),
         cmocka_unit_test(tampered_finished_refused),
+        cmocka_unit_test(bytes_behind_finished_left_for_the_record_layer),
         cmocka_unit_test(left_to_openssl),
         cmocka_unit_test(odd_hellos_left_to_openssl),
     };

@@ -836,7 +836,12 @@ static void handshake_done(struct conn *c, const char *by)
               c->tls_cipher, c->resumed, by, c->rec ? "psagw" : "openssl");
     c->state = CONN_WAIT_CONNECT;
     want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
-    on_readable(c); /* the CONNECT may have come with the client's Finished */
+    /* the CONNECT may have come with the client's Finished (an abbreviated handshake: the
+     * client's Finished is the last message). After our own full handshake the client waits
+     * for our Finished, which just left: a read now would only say EAGAIN, unless records came
+     * behind its Finished all the same */
+    if (strcmp(by, "openssl") == 0 || c->rx_len > 0)
+        on_readable(c);
 }
 
 /* The PSK of an identity, for our own handshake (tls12_psk.h) */
