@@ -217,6 +217,21 @@ static int get_str(struct reader *r, const config_setting_t *g, const char *key,
     return 0;
 }
 
+/* A key that says who does a job, "psagw" or "openssl": *psagw is left as it is if absent. */
+static int get_psagw_or_openssl(struct reader *r, const config_setting_t *g, const char *key,
+                                bool *psagw)
+{
+    char v[16] = "";
+    if (!config_setting_get_member(g, key))
+        return 0;
+    if (get_str(r, g, key, v, sizeof(v)))
+        return -1;
+    if (strcmp(v, "psagw") != 0 && strcmp(v, "openssl") != 0)
+        return fail(r, config_setting_get_member(g, key), "must be \"psagw\" or \"openssl\"");
+    *psagw = strcmp(v, "psagw") == 0;
+    return 0;
+}
+
 /* A list of pattern strings, joined with newlines (the registry's ACL format). */
 static int get_patterns(struct reader *r, const config_setting_t *g, const char *key, char **out)
 {
@@ -357,25 +372,16 @@ static int read_listener(struct reader *r, struct config *c, const config_settin
         get_str(r, s, "ciphers", l->ciphers, sizeof(l->ciphers)) ||
         get_str(r, s, "ciphersuites", l->ciphersuites, sizeof(l->ciphersuites)))
         return -1;
-    char layer[16] = "psagw";
-    if (get_str(r, s, "record_layer", layer, sizeof(layer)))
+    if (get_psagw_or_openssl(r, s, "record_layer", &l->own_record_layer) ||
+        get_psagw_or_openssl(r, s, "handshake", &l->own_handshake))
         return -1;
-    if (strcmp(layer, "psagw") != 0 && strcmp(layer, "openssl") != 0)
-        return fail(r, config_setting_get_member(s, "record_layer"),
-                    "must be \"psagw\" or \"openssl\"");
-    l->own_record_layer = strcmp(layer, "psagw") == 0;
     /* our own TLS 1.2 PSK handshake (net/tls12_psk.h) hands its keys to our record layer */
-    char handshake[16] = "psagw";
-    if (get_str(r, s, "handshake", handshake, sizeof(handshake)))
-        return -1;
-    if (strcmp(handshake, "psagw") != 0 && strcmp(handshake, "openssl") != 0)
-        return fail(r, config_setting_get_member(s, "handshake"),
-                    "must be \"psagw\" or \"openssl\"");
-    if (strcmp(handshake, "psagw") == 0 && !l->own_record_layer &&
-        config_setting_get_member(s, "handshake"))
-        return fail(r, config_setting_get_member(s, "handshake"),
-                    "\"psagw\" needs record_layer = \"psagw\"");
-    l->own_handshake = strcmp(handshake, "psagw") == 0 && l->own_record_layer;
+    if (l->own_handshake && !l->own_record_layer) {
+        if (config_setting_get_member(s, "handshake"))
+            return fail(r, config_setting_get_member(s, "handshake"),
+                        "\"psagw\" needs record_layer = \"psagw\"");
+        l->own_handshake = false;
+    }
     c->n_listeners++;
     return 0;
 }
