@@ -72,6 +72,9 @@ timeout 5 gnutls-cli --pskusername dev-1 --pskkey $PSK_B -p $PSK_PORT \
   | grep -q "Handshake was completed" && fail "gnutls-cli with a wrong PSK completed"
 ok "gnutls-cli with a wrong PSK fails"
 stop_gateway
+own=$(grep "event=stats" $GW_LOG | tail -1 | sed -n 's/.* tls_handshakes_own=\([0-9]*\).*/\1/p')
+[ "${own:-0}" -ge 6 ] || fail "tls_handshakes_own=${own:-none} in the exit stats, want >= 6"
+ok "the exit stats count the own handshakes (tls_handshakes_own=$own)"
 
 # a listener that opts in to NULL (integrity only) accepts it and warns at start
 cat > $WORK/null.conf <<CONF

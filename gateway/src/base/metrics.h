@@ -19,6 +19,7 @@
     X(tls_handshakes_failed, "TLS-PSK handshakes that failed (unknown or revoked identity, wrong key, protocol error, timeout)") \
     X(handshakes_refused, "connections closed because too many handshakes were in progress (tls.max_handshakes, per address)") \
     X(tls_resumed, "TLS handshakes that resumed a session with one of the gateway's tickets") \
+    X(tls_handshakes_own, "TLS 1.2 PSK handshakes completed by the gateway's own code (docs/tls-handshake.md); OpenSSL ran the rest") \
     X(tls_record_layer_own, "connections whose TLS records the gateway protects itself after the handshake") \
     X(tls_record_errors, "connections ended by a bad TLS record after the handshake (fatal alert sent)") \
     X(psk_unknown_identity, "handshakes refused for a PSK identity not in the registry") \

@@ -869,6 +869,7 @@ static void own_finish(struct conn *c, int rc, size_t used, size_t n)
     c->rec = tls12_psk_take_record(own);
     c->tls_version = "TLSv1.2";
     c->tls_cipher = tls12_psk_suite_name(own);
+    c->gw->metrics.tls_handshakes_own++;
     c->gw->metrics.tls_record_layer_own++;
     handshake_free(c);
     /* records behind the client's Finished are the record layer's */
