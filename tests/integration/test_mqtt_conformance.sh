@@ -89,6 +89,11 @@ shared_run() { # tag kill(0/1)
   local pub_pid=$!
   if [ "$kill_one" = 1 ]; then
     for _ in $(seq 1 400); do [ "$(wc -l < $WORK/sh-$tag-2)" -ge 3000 ] && break; sleep 0.025; done
+    # stopped before it is killed: what the gateway sends it meanwhile stays unacknowledged, so
+    # there is always something to hand over (killed outright, a member caught between two
+    # messages had none, and under qemu-user that happened)
+    kill -STOP "${pids[1]}"
+    sleep 0.3
     kill -9 "${pids[1]}"
   fi
   wait $pub_pid || fail "$tag: the publisher failed"
