@@ -63,9 +63,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         capture_hello();
     if (size < 2)
         return 0;
-    struct tls12_psk_config cfg = {
-        .suites = {0xC0A4, 0xC0A8, 0x00A8, 0xC037}, .n_suites = 4, .tls13 = true,
-        .tickets = true, .max_plain = 16384};
+    struct tls12_psk_config cfg = {.suites = {0xC0A4, 0xC0A8, 0x00A8, 0xC037},
+                                   .n_suites = 4,
+                                   .tls13 = true,
+                                   .tickets = true,
+                                   .max_plain = 16384};
     uint8_t out[TLS12_PSK_OUT_MAX];
     size_t out_len = 0;
     struct tls12_psk *hs = NULL;
@@ -75,14 +77,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!(data[0] & 1)) {
         memcpy(buf, data + 1, size - 1);
         if (tls12_psk_hello(&cfg, buf, size - 1, &hs, out, sizeof(out), &out_len) ==
-            TLS12_PSK_MORE && (out_len < 5 || out_len > sizeof(out)))
+                TLS12_PSK_MORE &&
+            (out_len < 5 || out_len > sizeof(out)))
             abort();
         tls12_psk_free(hs);
         free(buf);
         return 0;
     }
-    if (tls12_psk_hello(&cfg, hello, hello_len, &hs, out, sizeof(out), &out_len) !=
-        TLS12_PSK_MORE)
+    if (tls12_psk_hello(&cfg, hello, hello_len, &hs, out, sizeof(out), &out_len) != TLS12_PSK_MORE)
         abort();
     size_t step = data[1] ? data[1] : 1, n = size - 2;
     memcpy(buf, data + 2, n);

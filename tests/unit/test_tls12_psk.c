@@ -167,7 +167,8 @@ static void full_run(const char *ciphers, long options, size_t step, const char 
     to_client(&r, out, out_len);
     assert_int_equal(SSL_do_handshake(r.cli), 1);
     assert_string_equal(SSL_get_cipher_name(r.cli), want_suite);
-    assert_int_equal(SSL_get_extms_support(r.cli), (options & SSL_OP_NO_EXTENDED_MASTER_SECRET) ? 0 : 1);
+    assert_int_equal(SSL_get_extms_support(r.cli),
+                     (options & SSL_OP_NO_EXTENDED_MASTER_SECRET) ? 0 : 1);
     r.rec = tls12_psk_take_record(r.hs);
     assert_non_null(r.rec);
     assert_int_equal(tls_rec_max_plain(r.rec), want_max_plain);
@@ -310,8 +311,8 @@ static int forged_flight(const uint8_t *flight, size_t n, uint8_t *out, size_t *
     uint8_t buf[512];
     memcpy(buf, flight, n);
     size_t used = 0;
-    int rc = tls12_psk_input(r.hs, find_psk, &r.finds, buf, n, &used, out, TLS12_PSK_OUT_MAX,
-                             out_len);
+    int rc =
+        tls12_psk_input(r.hs, find_psk, &r.finds, buf, n, &used, out, TLS12_PSK_OUT_MAX, out_len);
     *why = tls12_psk_why(r.hs);
     run_free(&r);
     return rc;
@@ -330,7 +331,8 @@ static void out_of_order_and_malformed_refused(void **state)
     assert_string_equal(why, "unexpected_message");
     assert_int_equal(out[6], TLS_ALERT_UNEXPECTED_MESSAGE);
     /* a Finished in the clear instead of the ClientKeyExchange */
-    static const uint8_t fin_first[] = {22, 3, 3, 0, 16, 20, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    static const uint8_t fin_first[] = {22, 3, 3, 0, 16, 20, 0, 0,  12, 1, 2,
+                                        3,  4, 5, 6, 7,  8,  9, 10, 11, 12};
     assert_int_equal(forged_flight(fin_first, sizeof(fin_first), out, &out_len, &why),
                      TLS12_PSK_FAILED);
     assert_string_equal(why, "unexpected_message");
@@ -385,9 +387,9 @@ static void tampered_finished_refused(void **state)
     SSL_do_handshake(r.cli);
     size_t n = client_out(&r, flight, sizeof(flight)), used, out_len;
     flight[n - 1] ^= 0x80; /* the last byte of the Finished record's tag */
-    assert_int_equal(tls12_psk_input(r.hs, find_psk, &r.finds, flight, n, &used, out, sizeof(out),
-                                     &out_len),
-                     TLS12_PSK_FAILED);
+    assert_int_equal(
+        tls12_psk_input(r.hs, find_psk, &r.finds, flight, n, &used, out, sizeof(out), &out_len),
+        TLS12_PSK_FAILED);
     assert_string_equal(tls12_psk_why(r.hs), "decryption_failed_or_bad_record_mac");
     run_free(&r);
 }
@@ -404,9 +406,9 @@ static void bytes_behind_finished_left_for_the_record_layer(void **state)
     size_t n = client_out(&r, flight, sizeof(flight) - 9), used = 0, out_len = 0;
     /* a record (or the start of one) right behind the client's Finished, in the same read */
     memcpy(flight + n, "\x17\x03\x03\x00\x20junk", 9);
-    assert_int_equal(tls12_psk_input(r.hs, find_psk, &r.finds, flight, n + 9, &used, out,
-                                     sizeof(out), &out_len),
-                     TLS12_PSK_DONE);
+    assert_int_equal(
+        tls12_psk_input(r.hs, find_psk, &r.finds, flight, n + 9, &used, out, sizeof(out), &out_len),
+        TLS12_PSK_DONE);
     assert_int_equal(used, n);
     assert_memory_equal(flight + used, "\x17\x03\x03\x00\x20junk", 9);
     run_free(&r);
@@ -435,29 +437,29 @@ static void left_to_openssl(void **state)
     assert_int_equal(first_answer("PSK-AES128-CCM", TLS1_3_VERSION, 0, 0, &cfg),
                      TLS12_PSK_DECLINED);
     /* a ticket wanted where the listener issues them */
-    assert_int_equal(first_answer("PSK-AES128-CCM", TLS1_2_VERSION, 0, 0, &cfg) , TLS12_PSK_MORE);
+    assert_int_equal(first_answer("PSK-AES128-CCM", TLS1_2_VERSION, 0, 0, &cfg), TLS12_PSK_MORE);
     struct run r;
     client(&r, "PSK-AES128-CCM", TLS1_2_VERSION, 0);
     SSL_clear_options(r.cli, SSL_OP_NO_TICKET);
     assert_int_equal(hello(&r, &cfg), TLS12_PSK_DECLINED);
     run_free(&r);
     /* the listener prefers a suite we do not run (ECDHE-PSK) among those offered */
-    assert_int_equal(first_answer("ECDHE-PSK-AES128-CBC-SHA256:PSK-AES128-CCM", TLS1_2_VERSION, 0,
-                                  0, &cfg),
-                     TLS12_PSK_MORE); /* CCM comes first in the listener's order */
+    assert_int_equal(
+        first_answer("ECDHE-PSK-AES128-CBC-SHA256:PSK-AES128-CCM", TLS1_2_VERSION, 0, 0, &cfg),
+        TLS12_PSK_MORE); /* CCM comes first in the listener's order */
     assert_int_equal(first_answer("ECDHE-PSK-AES128-CBC-SHA256", TLS1_2_VERSION, 0, 0, &cfg),
                      TLS12_PSK_DECLINED);
     /* no suite in common: OpenSSL's handshake_failure */
     assert_int_equal(first_answer("PSK-AES256-GCM-SHA384", TLS1_2_VERSION, 0, 0, &cfg),
                      TLS12_PSK_DECLINED);
     /* a fallback below the listener's best version (RFC 7507): OpenSSL's inappropriate_fallback */
-    assert_int_equal(first_answer("PSK-AES128-CCM", TLS1_2_VERSION, 0, SSL_MODE_SEND_FALLBACK_SCSV,
-                                  &cfg),
-                     TLS12_PSK_DECLINED);
+    assert_int_equal(
+        first_answer("PSK-AES128-CCM", TLS1_2_VERSION, 0, SSL_MODE_SEND_FALLBACK_SCSV, &cfg),
+        TLS12_PSK_DECLINED);
     cfg.tls13 = false;
-    assert_int_equal(first_answer("PSK-AES128-CCM", TLS1_2_VERSION, 0, SSL_MODE_SEND_FALLBACK_SCSV,
-                                  &cfg),
-                     TLS12_PSK_MORE);
+    assert_int_equal(
+        first_answer("PSK-AES128-CCM", TLS1_2_VERSION, 0, SSL_MODE_SEND_FALLBACK_SCSV, &cfg),
+        TLS12_PSK_MORE);
     /* TLS 1.3 offered to a TLS 1.2 listener: answered with 1.2, as OpenSSL would */
     assert_int_equal(first_answer("PSK-AES128-CCM", TLS1_3_VERSION, 0, 0, &cfg), TLS12_PSK_MORE);
 }
@@ -504,13 +506,13 @@ static void odd_hellos_left_to_openssl(void **state)
         uint8_t len, data[5];
         int want;
     } ext[] = {
-        {0x0017, 0, {0}, TLS12_PSK_DECLINED},          /* extended_master_secret again */
-        {0xff01, 2, {1, 0}, TLS12_PSK_DECLINED},       /* renegotiation_info, not empty */
-        {0x0001, 1, {5}, TLS12_PSK_DECLINED},          /* max_fragment_length 5 */
-        {0x002b, 3, {2, 3, 1}, TLS12_PSK_DECLINED},    /* supported_versions: TLS 1.0 only */
+        {0x0017, 0, {0}, TLS12_PSK_DECLINED},             /* extended_master_secret again */
+        {0xff01, 2, {1, 0}, TLS12_PSK_DECLINED},          /* renegotiation_info, not empty */
+        {0x0001, 1, {5}, TLS12_PSK_DECLINED},             /* max_fragment_length 5 */
+        {0x002b, 3, {2, 3, 1}, TLS12_PSK_DECLINED},       /* supported_versions: TLS 1.0 only */
         {0x002b, 5, {4, 3, 4, 3, 3}, TLS12_PSK_DECLINED}, /* TLS 1.3 and 1.2 */
-        {0x002b, 3, {2, 3, 3}, TLS12_PSK_MORE},        /* TLS 1.2 only */
-        {0x7777, 2, {1, 2}, TLS12_PSK_MORE},           /* unknown: ignored */
+        {0x002b, 3, {2, 3, 3}, TLS12_PSK_MORE},           /* TLS 1.2 only */
+        {0x7777, 2, {1, 2}, TLS12_PSK_MORE},              /* unknown: ignored */
     };
     for (size_t e = 0; e < sizeof(ext) / sizeof(ext[0]); e++) {
         memcpy(more, h, n);
