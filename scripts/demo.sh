@@ -241,7 +241,7 @@ printf '  fw-sensor-1 (TF-M firmware): %s attested connections, %s readings publ
   "$(grep -c 'connected id=fw-sensor-1 .*attested=1' "$DIR/fw-sensor-1.out" || true)" \
   "$(grep -c 'published topic=sensors/fw-sensor-1/' "$DIR/fw-sensor-1.out" || true)"
 grep 'event=stats' "$LOG" | tail -1 | tr ' ' '\n' \
-  | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_failed|publishes_in|publishes_out|attestations_accepted|attestations_refused)=' \
+  | grep -E '^(mqtt_connects_ok|mqtt_connects_refused|tls_handshakes_own|tls_handshakes_failed|publishes_in|publishes_out|attestations_accepted|attestations_refused)=' \
   | sed 's/^/  /'
 grep 'event=attestation_refusals' "$LOG" | tail -1 | sed 's/.*event=attestation_refusals /  refusals by reason: /'
 printf '  at the cloud: %s sensor records (fw-sensor-1: %s), %s attestation verdicts\n' \
