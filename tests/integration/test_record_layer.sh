@@ -108,6 +108,14 @@ for v in 13 12; do
   echo "$out" | grep -q "connack=0x00" || fail "TLS 1.$((v - 10)) Finished + CONNECT: $out"
   ok "TLS 1.$((v - 10)): a CONNECT in the same segment as the client's Finished is answered"
 done
+# a device on a slow link: every byte of its handshake in a segment of its own, 1 ms apart;
+# the gateway gathers the ClientHello and still runs its own handshake (docs/tls-handshake.md)
+own() { grep -c "identity=dev-1 version=TLSv1.2 cipher=PSK-AES128-CCM resumed=0 handshake=psagw" $GW_LOG || true; }
+before=$(own)
+out=$("$TLS_EDGE_CLIENT" dribble12 127.0.0.1 $PORT12 dev-1 $PSK_A 2>&1) || fail "dribbled handshake: $out"
+echo "$out" | grep -q "connack=0x00" || fail "dribbled handshake: $out"
+[ "$(own)" -eq $((before + 1)) ] || fail "the dribbled handshake was not the gateway's own"
+ok "a handshake arriving a byte a segment: the ClientHello is gathered and the gateway's own handshake runs"
 check_flood psagw $PORT13 1
 expect_log "event=tls_record_error peer=127.0.0.1:[0-9]* id=dev-1 reason=unexpected_message"
 stop_gateway

@@ -11,6 +11,10 @@
  *       the gateway in one read: TLS 1.3 (the client finishes first), or TLS 1.2 with a resumed
  *       session (a first connection gets the ticket); prints "connack=0xRR" when the CONNACK
  *       comes back.
+ *   tls_edge_client dribble12 HOST PORT IDENTITY PSKHEX
+ *       TLS 1.2 (PSK-AES128-CCM, no ticket wanted) with every byte of the handshake in a write of
+ *       its own, 1 ms apart, as a device on a slow link delivers it; then the MQTT CONNECT;
+ *       prints "connack=0xRR".
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -75,6 +79,20 @@ static void flush_out(SSL *ssl, int fd)
         exit(1);
 }
 
+/* Sends what the client wrote into its memory BIO a byte a write, 1 ms apart. */
+static void dribble_out(SSL *ssl, int fd)
+{
+    unsigned char buf[16384];
+    int n = BIO_read(SSL_get_wbio(ssl), buf, sizeof(buf));
+    for (int i = 0; i < n; i++) {
+        if (write(fd, buf + i, 1) != 1)
+            exit(1);
+        usleep(1000);
+    }
+}
+
+static bool dribbling;
+
 /* A handshake whose output waits in a memory BIO; reads come from the socket. Returns 1. */
 static int handshake_buffered(SSL *ssl, int fd)
 {
@@ -84,7 +102,10 @@ static int handshake_buffered(SSL *ssl, int fd)
             return 1;
         if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
             return 0;
-        flush_out(ssl, fd);
+        if (dribbling)
+            dribble_out(ssl, fd);
+        else
+            flush_out(ssl, fd);
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 5000) != 1)
             return 0;
@@ -166,6 +187,25 @@ static int together(SSL_CTX *ctx, const char *host, const char *port, bool tls13
     return rc;
 }
 
+static int dribble(SSL_CTX *ctx, const char *host, const char *port)
+{
+    int fd = dial(host, port);
+    SSL *ssl = buffered_ssl(ctx);
+    int rc = 1;
+    dribbling = true;
+    if (fd >= 0 && handshake_buffered(ssl, fd) &&
+        SSL_write(ssl, connect_pkt, sizeof(connect_pkt)) == (int)sizeof(connect_pkt)) {
+        flush_out(ssl, fd);
+        rc = read_connack(ssl, fd);
+    } else {
+        printf("handshake failed\n");
+    }
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static int tamper(SSL_CTX *ctx, const char *host, const char *port)
 {
     int fd = dial(host, port);
@@ -242,7 +282,7 @@ static int key_updates(SSL_CTX *ctx, const char *host, const char *port, long co
 int main(int argc, char **argv)
 {
     if (argc != 6 && !(argc == 7 && strcmp(argv[1], "keyupdates") == 0)) {
-        fprintf(stderr, "usage: tls_edge_client tamper|together12|together13 HOST PORT IDENTITY "
+        fprintf(stderr, "usage: tls_edge_client tamper|together12|together13|dribble12 HOST PORT IDENTITY "
                         "PSKHEX\n       tls_edge_client keyupdates HOST PORT IDENTITY PSKHEX COUNT\n");
         return 2;
     }
@@ -264,7 +304,10 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(argv[1], "tamper") == 0)
         rc = tamper(ctx, argv[2], argv[3]);
-    else if (strcmp(argv[1], "keyupdates") == 0)
+    else if (strcmp(argv[1], "dribble12") == 0) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        rc = dribble(ctx, argv[2], argv[3]);
+    } else if (strcmp(argv[1], "keyupdates") == 0)
         rc = key_updates(ctx, argv[2], argv[3], atol(argv[6]));
     else if (strcmp(argv[1], "together12") == 0 || tls13)
         rc = together(ctx, argv[2], argv[3], tls13);

@@ -77,6 +77,7 @@ static void handshake_free(struct conn *c)
     if (!c->hs)
         return;
     tls12_psk_free(c->hs->own);
+    free(c->hs->hello);
     tls_rec_handshake_clear(&c->hs->rec);
     SSL_CTX_free(c->hs->ctx); /* our reference */
     free(c->hs);
@@ -790,16 +791,16 @@ static ssize_t handshake_read(struct conn *c)
     return n > 0 ? n : -1;
 }
 
-/* Gives OpenSSL's read BIO (and the handshake's stream) tls_in[0..n). Returns NULL, or why the
+/* Gives OpenSSL's read BIO (and the handshake's stream) p[0..n). Returns NULL, or why the
  * handshake cannot go on. */
-static const char *openssl_input(struct conn *c, size_t n)
+static const char *openssl_input(struct conn *c, const uint8_t *p, size_t n)
 {
     BIO *rb = SSL_get_rbio(c->ssl);
     if (BIO_ctrl_pending(rb) > HANDSHAKE_UNREAD_MAX)
         return "handshake_input_too_large";
-    if (BIO_write(rb, c->w->tls_in, (int)n) != (int)n)
+    if (BIO_write(rb, p, (int)n) != (int)n)
         return "connection_closed";
-    tls_rec_wire_feed(&c->hs->rec.in, c->w->tls_in, n);
+    tls_rec_wire_feed(&c->hs->rec.in, p, n);
     return NULL;
 }
 
@@ -903,27 +904,74 @@ static void own_handshake(struct conn *c)
         own_finish(c, rc, used, (size_t)n);
 }
 
-/* The client's first bytes, tls_in[0..n): our own TLS 1.2 handshake takes the ones it can run
- * (tls12_psk.h); the others go to OpenSSL. Returns NULL, or why the handshake cannot go on. */
+/* The most of a client's first record gathered while it arrives in pieces (a ClientHello is a
+ * few hundred bytes; a larger first record goes to OpenSSL as it comes) */
+#define HELLO_GATHER_MAX 2048
+
+/* Whether p[0..n) is the start of a handshake record of at most HELLO_GATHER_MAX bytes that is
+ * not all there yet: a device on a slow link may send its ClientHello in pieces */
+static bool hello_incomplete(const uint8_t *p, size_t n)
+{
+    if (n == 0 || p[0] != TLS_REC_HANDSHAKE || (n >= 2 && p[1] != 3))
+        return false;
+    if (n < TLS_REC_HEADER)
+        return true;
+    size_t whole = TLS_REC_HEADER + ((size_t)p[3] << 8 | p[4]);
+    return whole <= HELLO_GATHER_MAX && n < whole;
+}
+
+/* The client's first bytes, tls_in[0..n) (after any gathered in c->hs->hello): our own TLS 1.2
+ * handshake takes the ones it can run (tls12_psk.h); the others go to OpenSSL. Returns NULL, or
+ * why the handshake cannot go on. */
 static const char *first_input(struct conn *c, size_t n)
 {
-    const struct tls12_psk_config *own = tls_own_handshake(c->hs->ctx);
+    struct conn_handshake *hs = c->hs;
+    const struct tls12_psk_config *own = tls_own_handshake(hs->ctx);
+    const uint8_t *in = c->w->tls_in;
+    size_t len = n;
+    int rc = TLS12_PSK_DECLINED;
     uint8_t out[TLS12_PSK_OUT_MAX];
     size_t out_len = 0;
-    int rc = own ? tls12_psk_hello(own, c->w->tls_in, n, &c->hs->own, out, sizeof(out), &out_len)
-                 : TLS12_PSK_DECLINED;
+    if (own && (hs->hello_len || hello_incomplete(in, n))) {
+        if (hs->hello_len + n > HELLO_GATHER_MAX)
+            goto openssl; /* more than a hello: not ours */
+        if (!hs->hello && !(hs->hello = malloc(HELLO_GATHER_MAX)))
+            return "out_of_memory";
+        memcpy(hs->hello + hs->hello_len, in, n);
+        hs->hello_len += n;
+        if (hello_incomplete(hs->hello, hs->hello_len)) {
+            want(c, EPOLLIN);
+            return NULL;
+        }
+        in = hs->hello;
+        len = hs->hello_len;
+        n = 0; /* all of tls_in is in hello now */
+    }
+    if (own)
+        rc = tls12_psk_hello(own, in, len, &hs->own, out, sizeof(out), &out_len);
     if (rc == TLS12_PSK_FAILED)
         return "out_of_memory";
     if (rc == TLS12_PSK_MORE) {
+        free(hs->hello);
+        hs->hello = NULL;
+        hs->hello_len = 0;
         if (own_send(c, out, out_len) != 0)
             return "connection_closed";
         want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
         return NULL;
     }
-    if (!(c->ssl = ssl_for(c->w, c->hs->ctx)))
+openssl:
+    if (!(c->ssl = ssl_for(c->w, hs->ctx)))
         return "out_of_memory";
     SSL_set_ex_data(c->ssl, tls_conn_index(), c);
-    return openssl_input(c, n);
+    /* what was gathered, then what this read brought (if not in it already) */
+    const char *why = hs->hello_len ? openssl_input(c, hs->hello, hs->hello_len) : NULL;
+    if (!why && n)
+        why = openssl_input(c, c->w->tls_in, n);
+    free(hs->hello);
+    hs->hello = NULL;
+    hs->hello_len = 0;
+    return why;
 }
 
 /* OpenSSL's handshake, with what arrived given to it (input_ended: the input cannot go on). */
@@ -982,7 +1030,9 @@ static void on_handshake(struct conn *c)
         }
     } else {
         ssize_t n = handshake_read(c);
-        input_ended = n < 0 ? "connection_closed" : n > 0 ? openssl_input(c, (size_t)n) : NULL;
+        input_ended = n < 0                ? "connection_closed"
+                      : n > 0              ? openssl_input(c, c->w->tls_in, (size_t)n)
+                                           : NULL;
     }
     openssl_handshake(c, input_ended);
 }

@@ -51,6 +51,8 @@ struct conn_handshake {
     SSL_CTX *ctx;                 /* the listener's (a reference): an SSL is made only for a
                                    * handshake OpenSSL runs */
     struct tls12_psk *own;        /* psagw's own TLS 1.2 PSK handshake (tls12_psk.h), or NULL */
+    uint8_t *hello;               /* the first record while it arrives in pieces, or NULL */
+    size_t hello_len;
     struct tls_rec_handshake rec; /* what the record layer needs of OpenSSL's handshake */
 };
 
