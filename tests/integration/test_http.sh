@@ -159,12 +159,13 @@ big=$(head -c 20000 /dev/zero | tr '\0' 'a')
 c=$(code -H "X-Big: $big" $URL/healthz)
 [ "$c" = 431 ] || [ "$c" = 413 ] || [ "$c" = 400 ] || fail "an oversized header got $c"
 # the rate is per source address: a burst from 127.0.0.2 leaves 127.0.0.1's allowance alone
-# (one curl doing 32 at a time: 300 curl processes took over 3 s on a busy machine, under the
-# rate they were meant to exceed)
+# (one curl with 16 requests at a time, the per-address connection limit: 300 curl processes
+# took over 3 s on a busy machine, under the rate they were meant to exceed; curl's exit status
+# says nothing here, the codes do)
 burst=$(for _ in $(seq 1 300); do printf -- '-o /dev/null http://127.0.0.1:%s/healthz ' $HTTP; done)
 # shellcheck disable=SC2086
-codes=$(curl -s -Z --parallel-max 32 -w '%{http_code}\n' --interface 127.0.0.2 $burst 2>/dev/null \
-  | sort | uniq -c | tr -s ' \n' ' ')
+codes=$( (curl -s -Z --parallel-max 16 -w '%{http_code}\n' --interface 127.0.0.2 $burst 2>/dev/null \
+  || true) | sort | uniq -c | tr -s ' \n' ' ')
 echo "$codes" | grep -q ' 429' || fail "no 429 in a burst of 300 (100/s allowed): $codes"
 [ "$(code $URL/healthz)" = 200 ] || fail "another address was limited by that burst"
 sleep 1.2
