@@ -825,7 +825,7 @@ static void handshake_failed(struct conn *c, const char *why)
 
 /* A handshake that succeeded, with the record layer in place (or OpenSSL's kept): the MQTT
  * CONNECT is next. */
-static void handshake_done(struct conn *c, const char *by)
+static void handshake_done(struct conn *c, bool ours)
 {
     char id[LOG_SAFE_MAX];
     c->gw->metrics.tls_handshakes_ok++;
@@ -834,14 +834,14 @@ static void handshake_done(struct conn *c, const char *by)
     log_event(LOG_DEBUG, "tls_handshake",
               "peer=%s identity=%s version=%s cipher=%s resumed=%d handshake=%s record_layer=%s",
               c->peer, log_safe(c->who.id, strlen(c->who.id), id, sizeof(id)), c->tls_version,
-              c->tls_cipher, c->resumed, by, c->rec ? "psagw" : "openssl");
+              c->tls_cipher, c->resumed, ours ? "psagw" : "openssl", c->rec ? "psagw" : "openssl");
     c->state = CONN_WAIT_CONNECT;
     want(c, output_pending(c) ? EPOLLIN | EPOLLOUT : EPOLLIN);
     /* the CONNECT may have come with the client's Finished (an abbreviated handshake: the
      * client's Finished is the last message). After our own full handshake the client waits
      * for our Finished, which just left: a read now would only say EAGAIN, unless records came
      * behind its Finished all the same */
-    if (strcmp(by, "openssl") == 0 || c->rx_len > 0)
+    if (!ours || c->rx_len > 0)
         on_readable(c);
 }
 
@@ -878,7 +878,7 @@ static void own_finish(struct conn *c, int rc, size_t used, size_t n)
         handshake_failed(c, "out_of_memory");
         return;
     }
-    handshake_done(c, "psagw");
+    handshake_done(c, true);
 }
 
 /* Our own TLS 1.2 handshake, after the ClientHello: the client's next bytes. */
@@ -1006,7 +1006,7 @@ static void openssl_handshake(struct conn *c, const char *input_ended)
     c->tls_version = SSL_get_version(c->ssl);
     c->tls_cipher = SSL_get_cipher_name(c->ssl);
     take_over_records(c);
-    handshake_done(c, "openssl");
+    handshake_done(c, false);
 }
 
 static void on_handshake(struct conn *c)
@@ -1015,24 +1015,18 @@ static void on_handshake(struct conn *c)
         own_handshake(c);
         return;
     }
-    const char *input_ended = NULL;
-    if (!c->ssl) { /* the client's first bytes: whose handshake is it? */
-        ssize_t n = handshake_read(c);
-        if (n == 0) {
-            want(c, EPOLLIN);
-            return;
-        }
-        input_ended = n < 0 ? "connection_closed" : first_input(c, (size_t)n);
-        if (!c->ssl || c->hs->own || c->state == CONN_CLOSED) {
+    ssize_t n = handshake_read(c);
+    const char *input_ended = n < 0 ? "connection_closed" : NULL;
+    if (!c->ssl) { /* the client's first bytes (or more of a hello being gathered) */
+        if (n > 0)
+            input_ended = first_input(c, (size_t)n);
+        if (!c->ssl) { /* ours, still gathering, or ended before OpenSSL had any of it */
             if (input_ended)
                 handshake_failed(c, input_ended);
             return;
         }
-    } else {
-        ssize_t n = handshake_read(c);
-        input_ended = n < 0                ? "connection_closed"
-                      : n > 0              ? openssl_input(c, c->w->tls_in, (size_t)n)
-                                           : NULL;
+    } else if (n > 0) {
+        input_ended = openssl_input(c, c->w->tls_in, (size_t)n);
     }
     openssl_handshake(c, input_ended);
 }
