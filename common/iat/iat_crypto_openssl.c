@@ -1,109 +1,153 @@
 /*
- * iat_crypto_openssl.c: the token library's crypto backend on OpenSSL 3 (gateway and tools).
+ * iat_crypto_openssl.c: the token library's crypto backend on OpenSSL (gateway and tools).
  *
- * HMAC runs through EVP_MAC. Fetching an algorithm is the expensive part of OpenSSL 3, so the
- * MAC and digest are fetched once per process and each thread keeps one keyed-per-call
- * context per digest; re-keying a context is then all a verification pays for setup.
+ * HMAC (RFC 2104) is built here on OpenSSL's SHA-2 functions (SHA256_Update and kin) rather than
+ * EVP_MAC: the gateway makes about 16 HMACs a connect (the TLS 1.2 PRF: master secret, key block,
+ * both Finished) and one a token, all on short inputs, where OpenSSL 3's EVP layer (parameter
+ * lookups, provider dispatch) cost more than the hashing: 500-750 ns an HMAC against 210-350 ns
+ * (docs/performance.md, session 10). Each thread keeps, per digest, the hash states after the key's
+ * inner and outer pad blocks, so an HMAC under the previous key (key NULL) starts from copies of
+ * them; re-keying overwrites both. Those states are key material: the key schedules' callers
+ * re-key with zeros when done (tls_record.c), and a thread's states are wiped when it ends.
+ * OpenSSL 3 marks these functions deprecated, in favour of EVP, but builds them by default.
  */
-#include <openssl/core_names.h>
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <openssl/opensslconf.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "psagw/iat_crypto.h"
 
-struct thread_ctx {
-    EVP_MAC_CTX *mac[3]; /* HMAC-SHA256, -SHA384, -SHA512 */
-    bool keyed[3];       /* the context holds a key (a call with key NULL reuses it) */
-    EVP_MD_CTX *md;
+#ifdef OPENSSL_NO_DEPRECATED_3_0
+#error "iat_crypto_openssl.c needs OpenSSL's SHA-2 functions (OpenSSL built without no-deprecated)"
+#endif
+
+union sha_ctx {
+    SHA256_CTX s256;
+    SHA512_CTX s512; /* SHA-384 too */
 };
+
+struct hmac_state {
+    union sha_ctx inner, outer; /* after the key's ipad / opad block */
+    bool keyed;
+};
+
+/* COSE alg 5, 6, 7 (index 0, 1, 2): HMAC-SHA256, -SHA384, -SHA512 */
+static const size_t block_size[3] = {64, 128, 128}, digest_size[3] = {32, 48, 64};
+
+static bool md_init(int h, union sha_ctx *c)
+{
+    return h == 0 ? SHA256_Init(&c->s256) : h == 1 ? SHA384_Init(&c->s512) : SHA512_Init(&c->s512);
+}
+
+static bool md_update(int h, union sha_ctx *c, const void *p, size_t n)
+{
+    return h == 0   ? SHA256_Update(&c->s256, p, n)
+           : h == 1 ? SHA384_Update(&c->s512, p, n)
+                    : SHA512_Update(&c->s512, p, n);
+}
+
+static bool md_final(int h, union sha_ctx *c, uint8_t *out)
+{
+    return h == 0   ? SHA256_Final(out, &c->s256)
+           : h == 1 ? SHA384_Final(out, &c->s512)
+                    : SHA512_Final(out, &c->s512);
+}
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t tls_key;
-static EVP_MAC *hmac;
-static EVP_MD *sha256;
 
-static void thread_ctx_free(void *p)
+static void thread_states_free(void *p)
 {
-    struct thread_ctx *t = p;
-    for (int i = 0; i < 3; i++)
-        EVP_MAC_CTX_free(t->mac[i]);
-    EVP_MD_CTX_free(t->md);
-    free(t);
+    OPENSSL_cleanse(p, 3 * sizeof(struct hmac_state));
+    free(p);
 }
 
 static void init_once(void)
 {
-    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    pthread_key_create(&tls_key, thread_ctx_free);
+    pthread_key_create(&tls_key, thread_states_free);
 }
 
-static struct thread_ctx *thread_ctx(void)
+/* This thread's HMAC states, one per digest (allocated on its first HMAC, freed at its end). */
+static struct hmac_state *thread_states(void)
 {
     pthread_once(&once, init_once);
-    if (!hmac || !sha256)
-        return NULL;
-    struct thread_ctx *t = pthread_getspecific(tls_key);
-    if (t)
-        return t;
-    t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    static const char *const digests[3] = {"SHA256", "SHA384", "SHA512"};
-    for (int i = 0; i < 3; i++) {
-        OSSL_PARAM params[] = {
-            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digests[i], 0),
-            OSSL_PARAM_construct_end(),
-        };
-        t->mac[i] = EVP_MAC_CTX_new(hmac);
-        if (!t->mac[i] || !EVP_MAC_CTX_set_params(t->mac[i], params)) {
-            thread_ctx_free(t);
-            return NULL;
-        }
-    }
-    t->md = EVP_MD_CTX_new();
-    if (!t->md) {
-        thread_ctx_free(t);
+    struct hmac_state *s = pthread_getspecific(tls_key);
+    if (s)
+        return s;
+    s = calloc(3, sizeof(*s));
+    if (s && pthread_setspecific(tls_key, s) != 0) {
+        free(s);
         return NULL;
     }
-    pthread_setspecific(tls_key, t);
-    return t;
+    return s;
+}
+
+/* RFC 2104 section 2: a key longer than the block is hashed first; then the inner and outer
+ * hashes each start with the key, zero-padded to the block, XORed with 0x36 / 0x5c. */
+static bool set_key(int h, struct hmac_state *s, const uint8_t *key, size_t len)
+{
+    size_t block = block_size[h];
+    uint8_t k[128], pad[128];
+    union sha_ctx t;
+    bool ok = true;
+    memset(k, 0, sizeof(k));
+    if (len > block)
+        ok = md_init(h, &t) && md_update(h, &t, key, len) && md_final(h, &t, k);
+    else
+        memcpy(k, key, len);
+    for (size_t i = 0; i < block; i++)
+        pad[i] = k[i] ^ 0x36;
+    ok = ok && md_init(h, &s->inner) && md_update(h, &s->inner, pad, block);
+    for (size_t i = 0; i < block; i++)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && md_init(h, &s->outer) && md_update(h, &s->outer, pad, block);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(&t, sizeof(t));
+    s->keyed = ok;
+    return ok;
 }
 
 int iat_crypto_hmac(int alg, const struct iat_key *key, const struct iat_iov *iov, size_t n,
                     uint8_t out[IAT_MAX_MAC_SIZE], size_t *out_len)
 {
-    struct thread_ctx *t = thread_ctx();
-    if (!t || (key && (!key->raw || key->raw_len == 0)))
-        return -1;
     if (alg < IAT_ALG_HMAC256 || alg > IAT_ALG_HMAC512)
         return -1;
+    if (key && (!key->raw || key->raw_len == 0))
+        return -1;
+    struct hmac_state *states = thread_states();
+    if (!states)
+        return -1;
     int h = alg - IAT_ALG_HMAC256;
-    if (!key && !t->keyed[h])
-        return -1; /* no previous key to reuse */
-    EVP_MAC_CTX *ctx = t->mac[h];
-    /* key NULL: OpenSSL's HMAC starts again from the key already set up */
-    t->keyed[h] = false;
-    if (!EVP_MAC_init(ctx, key ? key->raw : NULL, key ? key->raw_len : 0, NULL))
+    struct hmac_state *s = &states[h];
+    if (key ? !set_key(h, s, key->raw, key->raw_len) : !s->keyed)
+        return -1; /* key NULL: no previous key to reuse */
+    union sha_ctx t = s->inner;
+    uint8_t inner[64];
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++)
+        if (iov[i].len)
+            ok = md_update(h, &t, iov[i].p, iov[i].len);
+    ok = ok && md_final(h, &t, inner);
+    t = s->outer;
+    ok = ok && md_update(h, &t, inner, digest_size[h]) && md_final(h, &t, out);
+    OPENSSL_cleanse(inner, sizeof(inner));
+    OPENSSL_cleanse(&t, sizeof(t));
+    if (!ok)
         return -1;
-    t->keyed[h] = true;
-    for (size_t i = 0; i < n; i++)
-        if (iov[i].len && !EVP_MAC_update(ctx, iov[i].p, iov[i].len))
-            return -1;
-    if (!EVP_MAC_final(ctx, out, out_len, IAT_MAX_MAC_SIZE))
-        return -1;
+    *out_len = digest_size[h];
     return 0;
 }
 
 int iat_crypto_sha256(const uint8_t *in, size_t len, uint8_t out[32])
 {
-    struct thread_ctx *t = thread_ctx();
-    unsigned int n = 0;
-    if (!t || !EVP_DigestInit_ex(t->md, sha256, NULL) || !EVP_DigestUpdate(t->md, in, len) ||
-        !EVP_DigestFinal_ex(t->md, out, &n))
-        return -1;
-    return n == 32 ? 0 : -1;
+    SHA256_CTX c;
+    bool ok = SHA256_Init(&c) && SHA256_Update(&c, in, len) && SHA256_Final(out, &c);
+    OPENSSL_cleanse(&c, sizeof(c));
+    return ok ? 0 : -1;
 }

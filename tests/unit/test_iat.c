@@ -777,9 +777,64 @@ static void test_reason_strings(void **state)
     }
 }
 
+
+/* The backend's HMAC against RFC 4231's test cases 2 (a key shorter than the block) and 6 (a key
+ * longer than the block, hashed first), for each COSE alg; then the same MAC again under the
+ * previous key (key NULL) with the message in pieces. */
+static void test_hmac_rfc4231(void **state)
+{
+    (void)state;
+    static const char *const jefe[3] = {
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecf"
+        "ab21649",
+        "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f"
+        "8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"};
+    static const char *const large[3] = {
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c60c2ef6ab4030fe8296248df16"
+        "3f44952",
+        "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f3526b56d037e05f2598bd0fd2215"
+        "d6a1e5295e64f73f63f0aec8b915a985d786598"};
+    uint8_t big_key[131];
+    memset(big_key, 0xaa, sizeof(big_key));
+    const char *msg2 = "what do ya want for nothing?";
+    const char *msg6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    for (int h = 0; h < 3; h++) {
+        int alg = IAT_ALG_HMAC256 + h;
+        struct {
+            struct iat_key key;
+            const char *msg;
+            const char *want;
+        } cases[2] = {{{.raw = (const uint8_t *)"Jefe", .raw_len = 4}, msg2, jefe[h]},
+                      {{.raw = big_key, .raw_len = sizeof(big_key)}, msg6, large[h]}};
+        for (int c = 0; c < 2; c++) {
+            uint8_t out[IAT_MAX_MAC_SIZE], want[IAT_MAX_MAC_SIZE];
+            size_t len = 0, wl = strlen(cases[c].want) / 2;
+            for (size_t i = 0; i < wl; i++)
+                sscanf(cases[c].want + 2 * i, "%2hhx", &want[i]);
+            struct iat_iov whole = {(const uint8_t *)cases[c].msg, strlen(cases[c].msg)};
+            assert_int_equal(iat_crypto_hmac(alg, &cases[c].key, &whole, 1, out, &len), 0);
+            assert_int_equal(len, wl);
+            assert_memory_equal(out, want, wl);
+            struct iat_iov parts[3] = {{whole.p, 5}, {whole.p + 5, 0}, {whole.p + 5, whole.len - 5}};
+            memset(out, 0, sizeof(out));
+            assert_int_equal(iat_crypto_hmac(alg, NULL, parts, 3, out, &len), 0);
+            assert_memory_equal(out, want, wl);
+        }
+    }
+    struct iat_iov none = {NULL, 0};
+    uint8_t out[IAT_MAX_MAC_SIZE];
+    size_t len;
+    struct iat_key empty = {.raw = NULL, .raw_len = 0};
+    assert_int_equal(iat_crypto_hmac(IAT_ALG_HMAC256, &empty, &none, 1, out, &len), -1);
+    assert_int_equal(iat_crypto_hmac(4, NULL, &none, 1, out, &len), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_rfc9783_example_verifies),
         cmocka_unit_test(test_rfc9783_example_reencodes_byte_for_byte),
         cmocka_unit_test(test_tfm_layout_legacy),

@@ -25,14 +25,14 @@
  * Until our ChangeCipherSpec our alerts go in the clear (RFC 5246 7.1: the pending write state
  * becomes current only then), as OpenSSL's do.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Update: see the transcript below */
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <pthread.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tls12_psk.h"
+#include "random.h"
 
 /* handshake message types (RFC 5246 7.4) */
 #define HS_CLIENT_HELLO 1
@@ -63,7 +63,9 @@
 enum step { WAIT_KEY_EXCHANGE, WAIT_CHANGE_CIPHER_SPEC, WAIT_FINISHED, FINISHED, FAILED };
 
 struct tls12_psk {
-    EVP_MD_CTX *transcript; /* SHA-256 of the handshake messages so far */
+    /* SHA-256 of the handshake messages so far, on OpenSSL's SHA-2 functions: EVP's digest
+     * context cost a fetch, an allocation and a copy for each hash taken mid-way (iat_crypto_openssl.c) */
+    SHA256_CTX transcript;
     struct tls_rec *rec;    /* the keys, once the ClientKeyExchange is in */
     const char *why;
     const char *suite_name;
@@ -79,14 +81,6 @@ struct tls12_psk {
     uint8_t record[RECORD_MAX];
     uint8_t msg[MSG_MAX];
 };
-
-static EVP_MD *sha256;
-static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
 
 /* ---- reading a ClientHello ---- */
 
@@ -318,7 +312,6 @@ int tls12_psk_hello(const struct tls12_psk_config *cfg, const uint8_t *in, size_
     uint16_t suite;
     if (!read_hello(cfg, m + 4, mlen, &o) || !(suite = choose_suite(cfg, &o)))
         return TLS12_PSK_DECLINED;
-    pthread_once(&fetch_once, fetch_sha256);
     struct tls12_psk *hs = calloc(1, sizeof(*hs));
     if (!hs)
         return TLS12_PSK_FAILED;
@@ -331,14 +324,13 @@ int tls12_psk_hello(const struct tls12_psk_config *cfg, const uint8_t *in, size_
     hs->max_plain = (uint16_t)max;
     memcpy(hs->client_random, o.random, 32);
     size_t flight;
-    if (!sha256 || !(hs->transcript = EVP_MD_CTX_new()) ||
-        !EVP_DigestInit_ex(hs->transcript, sha256, NULL) || RAND_bytes(hs->server_random, 32) != 1)
+    if (!SHA256_Init(&hs->transcript) || random_draw(hs->server_random, 32) != 0)
         goto fail;
     if (cfg->tls13)
         memcpy(hs->server_random + 24, downgrade_sentinel, 8);
     flight = server_flight(hs, &o, out);
-    if (!EVP_DigestUpdate(hs->transcript, m, 4 + mlen) ||
-        !EVP_DigestUpdate(hs->transcript, out + TLS_REC_HEADER, flight - TLS_REC_HEADER))
+    if (!SHA256_Update(&hs->transcript, m, 4 + mlen) ||
+        !SHA256_Update(&hs->transcript, out + TLS_REC_HEADER, flight - TLS_REC_HEADER))
         goto fail;
     hs->step = WAIT_KEY_EXCHANGE;
     *out_hs = hs;
@@ -388,11 +380,10 @@ static uint8_t key_exchange(struct tls12_psk *hs, const uint8_t *m, size_t len,
     put16(pms + 2 + n, n);
     memcpy(pms + 4 + n, psk, n);
     OPENSSL_cleanse(psk, sizeof(psk));
-    EVP_MD_CTX *copy = EVP_MD_CTX_new();
-    bool ok = copy && EVP_DigestUpdate(hs->transcript, m, len) &&
-              EVP_MD_CTX_copy_ex(copy, hs->transcript) &&
-              EVP_DigestFinal_ex(copy, hs->session_hash, NULL);
-    EVP_MD_CTX_free(copy);
+    SHA256_CTX copy;
+    bool ok = SHA256_Update(&hs->transcript, m, len);
+    copy = hs->transcript;
+    ok = ok && SHA256_Final(hs->session_hash, &copy);
     ok = ok && (hs->ems ? tls_rec_prf12(pms, 4 + 2 * n, "extended master secret", hs->session_hash,
                                         32, NULL, 0, hs->master, 48)
                         : tls_rec_prf12(pms, 4 + 2 * n, "master secret", hs->client_random, 32,
@@ -426,8 +417,7 @@ static uint8_t finished(struct tls12_psk *hs, const uint8_t *m, size_t len, uint
         return ALERT_DECRYPT_ERROR;
     }
     uint8_t msg[4 + FINISHED_LEN] = {HS_FINISHED, 0, 0, FINISHED_LEN};
-    if (!EVP_DigestUpdate(hs->transcript, m, len) ||
-        !EVP_DigestFinal_ex(hs->transcript, hash, NULL) ||
+    if (!SHA256_Update(&hs->transcript, m, len) || !SHA256_Final(hash, &hs->transcript) ||
         tls_rec_prf12(hs->master, 48, "server finished", hash, 32, NULL, 0, msg + 4,
                       FINISHED_LEN) != 0) {
         hs->why = "key_derivation_failed";
@@ -613,7 +603,6 @@ void tls12_psk_free(struct tls12_psk *hs)
 {
     if (!hs)
         return;
-    EVP_MD_CTX_free(hs->transcript);
     tls_rec_free(hs->rec);
     OPENSSL_cleanse(hs, sizeof(*hs));
     free(hs);

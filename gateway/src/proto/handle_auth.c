@@ -12,7 +12,6 @@
  * it is wiped as soon as a token has been checked against it, whatever the verdict.
  */
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "proto.h"
+#include "random.h"
 #include "send.h"
 
 static bool is_psa_iat(const struct mqtt_props *p)
@@ -47,34 +47,12 @@ static int send_auth(struct conn *c, uint8_t reason, const uint8_t *data, size_t
     return send_reason(c, MQTT_AUTH, reason, &props);
 }
 
-/* Fills `out` with a fresh nonce from OpenSSL's DRBG, drawn 1 KiB at a time per worker thread:
- * one RAND_bytes call per 16-32 challenges instead of one each (it costs ~3 us a call, about a
- * tenth of what attestation adds to a connect). Each byte is handed out once and wiped from the
- * pool as it goes; a nonce only has to be unpredictable and single-use (docs/attestation.md). */
-static int draw_nonce(uint8_t *out, size_t len)
-{
-    static _Thread_local uint8_t pool[1024];
-    static _Thread_local size_t left;
-    if (len > sizeof(pool))
-        return RAND_bytes(out, (int)len) == 1 ? 0 : -1;
-    if (left < len) {
-        if (RAND_bytes(pool, sizeof(pool)) != 1)
-            return -1;
-        left = sizeof(pool);
-    }
-    uint8_t *p = pool + sizeof(pool) - left;
-    memcpy(out, p, len);
-    OPENSSL_cleanse(p, len);
-    left -= len;
-    return 0;
-}
-
 /* Draws a fresh nonce and sends the challenge; starts `timer` with the deadline. */
 static int challenge(struct conn *c, struct loop_timer *timer, loop_timer_fn on_deadline)
 {
     struct attest_state *s = c->att;
     s->nonce_len = c->gw->cfg.attest.nonce_size;
-    if (draw_nonce(s->nonce, s->nonce_len) != 0)
+    if (random_draw(s->nonce, s->nonce_len) != 0)
         return -1;
     s->in_exchange = true;
     s->started_us = clock_mono_us();

@@ -7,7 +7,6 @@
  * be valid and allowed -> 0x90/0x87 [5]; attestation policy -> 0x8C / 0x87 [5]. Then the session
  * is taken over, resumed or created, and CONNACK tells the client our limits.
  */
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "end.h"
 #include "log.h"
 #include "proto.h"
+#include "random.h"
 #include "send.h"
 #include "session.h"
 #include "topic_tree.h"
@@ -123,7 +123,8 @@ struct conn_end handle_connect(struct conn *c, const struct mqtt_connect *p, con
                 return connect_refuse(c, MQTT_RC_CLIENT_ID_INVALID, "empty client id needs clean session");
             }
             uint8_t r[8];
-            RAND_bytes(r, sizeof(r));
+            if (random_draw(r, sizeof(r)) != 0)
+                return connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "no randomness for a client id");
             int n = snprintf(idbuf, sizeof(idbuf), "auto-");
             for (size_t i = 0; i < sizeof(r); i++)
                 n += snprintf(idbuf + n, sizeof(idbuf) - (size_t)n, "%02x", r[i]);
