@@ -12,9 +12,12 @@
 # tmpfs such as /dev/shm shows what the disk's fsync adds), HELPER_NICE (run the load generator,
 # the cloud broker and its counter at this nice level, so the broker under test gets the CPU
 # first on a machine they share), TMPDIR (where the run's directory goes), LOAD_LEVELS
-# ("25 50 80": after the full-speed runs, psagw again at these percentages of the rate it just
+# ("25 50 80": after the full-speed runs, psagw again at these percentages of the rate it
 # reached, open loop, with PUBACK latency p50/p99/max beside the disk's own fdatasync latency
-# measured by bench/fsync_probe in the spool's directory; "" skips it), LEVEL_SECONDS (4)
+# measured by bench/fsync_probe in the spool's directory; "" skips it), LEVEL_SECONDS (4),
+# ROUNDS (2: the full-speed runs go to psagw and to mosquitto in turns, a fresh server each time,
+# the order alternating, MESSAGES split across the rounds: this VM's speed drifts by up to a
+# third between minutes, and a ratio of two runs taken minutes apart measured the drift too)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
@@ -26,12 +29,14 @@ LEVEL_SECONDS=${LEVEL_SECONDS:-4}
 PUBLISHERS=${PUBLISHERS:-20}
 MESSAGES=${MESSAGES:-10000}
 WINDOW=${WINDOW:-32}
+ROUNDS=${ROUNDS:-2}
 PSK=00112233445566778899aabbccddeeff
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/psagw-cloudbench.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT
-TOTAL=$((PUBLISHERS * MESSAGES))
+PER_ROUND=$(( (MESSAGES + ROUNDS - 1) / ROUNDS ))
+TOTAL=$((PUBLISHERS * PER_ROUND * ROUNDS))
 
 # certificates for the cloud, the gateway (and bridge) and the counter
 C=$DIR/certs
@@ -70,27 +75,41 @@ count_cloud() { # expected -> prints seconds from start until expected arrived (
     -q 1 -t 'psagw/#' -t 'bridge/#' -C "$1" -W 300 -F '%U' >"$DIR/counted" 2>/dev/null || true
 }
 
-declare -A R
-run_one() { # name pid port
-  local name=$1 pid=$2 port=$3
-  count_cloud $TOTAL &
+declare -A R S
+# run_one NAME PID PORT: one full-speed round; adds to NAME's sums in S (messages, wall time,
+# CPU, the rounds' latency percentiles, what reached the cloud and when)
+run_one() {
+  local name=$1 pid=$2 port=$3 n=$((PUBLISHERS * PER_ROUND))
+  count_cloud $n &
   local counter=$!
   sleep 0.5
-  local c0 c1 out t0
+  local c0 c1 out t0 got last
   t0=$(date +%s.%N)
   c0=$(cpu_ticks "$pid")
-  out=$(${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$port" $PSK cb "$PUBLISHERS" "$MESSAGES" "$WINDOW")
+  out=$(${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$port" $PSK cb "$PUBLISHERS" "$PER_ROUND" "$WINDOW")
   c1=$(cpu_ticks "$pid")
   wait $counter || true
-  local got last
   got=$(wc -l <"$DIR/counted")
   last=$(tail -1 "$DIR/counted" 2>/dev/null || echo 0)
-  R[$name.rate]=$(echo "$out" | sed 's/.*rate_per_s=\([0-9]*\).*/\1/')
-  R[$name.p50]=$(echo "$out" | sed 's/.*p50_ms=\([0-9.]*\).*/\1/')
-  R[$name.p99]=$(echo "$out" | sed 's/.*p99_ms=\([0-9.]*\).*/\1/')
-  R[$name.cpu_us]=$(awk -v d=$((c1 - c0)) -v t=$TICK -v n=$TOTAL 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
-  R[$name.cloud]="$got/$TOTAL"
-  R[$name.cloud_s]=$(awk -v a="$t0" -v b="$last" 'BEGIN{ if (b > a) printf "%.2f", b - a; else print "n/a"}')
+  S[$name.rounds]=$(( ${S[$name.rounds]:-0} + 1 ))
+  S[$name.acked]=$(( ${S[$name.acked]:-0} + $(echo "$out" | sed -n 's/.*acked=\([0-9]*\).*/\1/p') ))
+  S[$name.got]=$(( ${S[$name.got]:-0} + got ))
+  S[$name.cpu]=$(( ${S[$name.cpu]:-0} + c1 - c0 ))
+  local k
+  for k in wall_s p50_ms p99_ms; do
+    S[$name.$k]=$(awk -v a="${S[$name.$k]:-0}" -v b="$(echo "$out" | sed -n "s/.*$k=\([0-9.]*\).*/\1/p")" 'BEGIN{print a + b}')
+  done
+  # seconds from the round's start until the cloud had its last message (-1 once one round missed)
+  S[$name.cloud_s]=$(awk -v s="${S[$name.cloud_s]:-0}" -v a="$t0" -v b="$last" 'BEGIN{ if (b > a && s >= 0) print s + b - a; else print -1}')
+}
+results() { # NAME -> R[NAME.*] from its rounds
+  local name=$1 n=${S[$1.rounds]}
+  R[$name.rate]=$(awk -v m=${S[$name.acked]} -v w=${S[$name.wall_s]} 'BEGIN{ if (w > 0) printf "%.0f", m / w}')
+  R[$name.p50]=$(awk -v s=${S[$name.p50_ms]} -v n=$n 'BEGIN{printf "%.3f", s / n}')
+  R[$name.p99]=$(awk -v s=${S[$name.p99_ms]} -v n=$n 'BEGIN{printf "%.3f", s / n}')
+  R[$name.cpu_us]=$(awk -v d=${S[$name.cpu]} -v t=$TICK -v n=$TOTAL 'BEGIN{printf "%.1f", d / t * 1e6 / n}')
+  R[$name.cloud]="${S[$name.got]}/$TOTAL"
+  R[$name.cloud_s]=$(awk -v s=${S[$name.cloud_s]} -v n=$n 'BEGIN{ if (s > 0) printf "%.2f", s / n; else print "n/a"}')
 }
 
 # psagw: spool on this machine's disk, no rate limit (the cloud here has none)
@@ -107,12 +126,54 @@ cloud = {
   spool = { path = "${SPOOL_DIR:-$DIR}/spool.db"; };
 };
 EOF
-"$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>"$DIR/psagw.log" &
-GW=$!; PIDS+=($GW); wait_port $GW_PORT
-sleep 1
-run_one psagw $GW $GW_PORT
-kill $GW; wait $GW 2>/dev/null || true
-cs=$(grep 'event=cloud_stats' "$DIR/psagw.log" | tail -1)
+round_psagw() { # a fresh gateway and spool; its cloud_stats line is added to psagw.log
+  rm -f "${SPOOL_DIR:-$DIR}"/spool.db*
+  "$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>"$DIR/psagw.round.log" &
+  GW=$!; PIDS+=($GW); wait_port $GW_PORT
+  sleep 1
+  run_one psagw $GW $GW_PORT
+  kill $GW; wait $GW 2>/dev/null || true
+  grep 'event=cloud_stats' "$DIR/psagw.round.log" | tail -1 >> "$DIR/psagw.log" || true
+}
+
+# mosquitto with a bridge to the same cloud (what a mosquitto user would deploy)
+MQ_PORT=$(free_port)
+cat >"$DIR/mosquitto.conf" <<EOF
+user $(id -un)
+per_listener_settings false
+persistence false
+log_dest none
+max_queued_messages 10000000
+max_inflight_messages 20
+set_tcp_nodelay true
+listener $MQ_PORT 127.0.0.1
+psk_hint psagw-bench
+psk_file $DIR/psk_file
+use_identity_as_username true
+connection cloud
+address localhost:$CLOUD_PORT
+bridge_cafile $C/ca.pem
+bridge_certfile $C/gw.pem
+bridge_keyfile $C/gw.key
+remote_clientid mqbridge
+topic sensors/# out 1 "" bridge/
+bridge_max_packet_size 0
+max_inflight_messages 1000
+EOF
+round_mosquitto() {
+  mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.err" &
+  MQ=$!; PIDS+=($MQ); wait_port $MQ_PORT
+  sleep 2
+  run_one mosquitto $MQ $MQ_PORT
+  kill $MQ; wait $MQ 2>/dev/null || true
+}
+
+: >"$DIR/psagw.log"
+for r in $(seq 1 "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then round_psagw; round_mosquitto; else round_mosquitto; round_psagw; fi
+done
+results psagw
+results mosquitto
 
 # PUBACK latency at fixed offered loads below the maximum (open loop: each message is due at its
 # scheduled time and its latency counts from then), beside the disk's fdatasync latency
@@ -156,43 +217,18 @@ if [ -n "$LOAD_LEVELS" ] && [ -n "${R[psagw.rate]:-}" ]; then
       "${g50:-n/a}" "${g99:-n/a}" "${c99:-n/a}")")
   done
 fi
-field() { echo "$cs" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-SPOOL_LINE="psagw spool: $(field spool_commits) commits, $(awk -v w="$(field spool_written)" -v c="$(field spool_commits)" 'BEGIN{ if (c > 0) printf "%.1f", w / c; else print 0}') messages per commit, COMMIT (sync) $(field spool_commit_avg_us) us on average, $(field spool_commit_max_us) us at most"
-
-# mosquitto with a bridge to the same cloud (what a mosquitto user would deploy)
-MQ_PORT=$(free_port)
-cat >"$DIR/mosquitto.conf" <<EOF
-user $(id -un)
-per_listener_settings false
-persistence false
-log_dest none
-max_queued_messages 10000000
-max_inflight_messages 20
-set_tcp_nodelay true
-listener $MQ_PORT 127.0.0.1
-psk_hint psagw-bench
-psk_file $DIR/psk_file
-use_identity_as_username true
-connection cloud
-address localhost:$CLOUD_PORT
-bridge_cafile $C/ca.pem
-bridge_certfile $C/gw.pem
-bridge_keyfile $C/gw.key
-remote_clientid mqbridge
-topic sensors/# out 1 "" bridge/
-bridge_max_packet_size 0
-max_inflight_messages 1000
-EOF
-mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.err" &
-MQ=$!; PIDS+=($MQ); wait_port $MQ_PORT
-sleep 2
-run_one mosquitto $MQ $MQ_PORT
-kill $MQ; wait $MQ 2>/dev/null || true
+# the rounds' cloud_stats lines: commits and records summed, COMMIT's mean weighted by commits
+SPOOL_LINE=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  c += v["spool_commits"]; w += v["spool_written"]; t += v["spool_commit_avg_us"] * v["spool_commits"]
+  if (v["spool_commit_max_us"] > mx) mx = v["spool_commit_max_us"] }
+  END { printf "psagw spool: %d commits, %.1f messages per commit, COMMIT (sync) %.0f us on average, %d us at most",
+        c, c ? w / c : 0, c ? t / c : 0, mx }' "$DIR/psagw.log")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.3f", a / b; else print "n/a"}'; }
 LOAD="window $WINDOW"
 [ -n "${LOADGEN_RATE:-}" ] && LOAD="open loop, $LOADGEN_RATE messages/s each ($((PUBLISHERS * ${LOADGEN_RATE%.*})) offered)"
-echo "device -> cloud, QoS 1: $PUBLISHERS devices x $MESSAGES messages (64 B), $LOAD, $(nproc) cores"
+echo "device -> cloud, QoS 1: $PUBLISHERS devices x $((PER_ROUND * ROUNDS)) messages (64 B), $LOAD, $(nproc) cores,"
+echo "$ROUNDS rounds in turns (rates: all messages / all rounds' time; latencies: the rounds' mean)"
 [ -n "${SPOOL_DIR:-}" ] && echo "psagw's spool in $SPOOL_DIR"
 echo "psagw: every message committed to its SQLite spool (WAL, synchronous=FULL) before the PUBACK;"
 echo "mosquitto: bridge, acknowledges from memory (a crash loses what the cloud has not got)"
