@@ -811,6 +811,7 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
     raise_fd_limit(cfg);
     conn_set_handlers(&proto_handlers);
     pthread_mutex_init(&gw->reg_lock, NULL);
+    registry_process_setup();
     if (private_file_check(cfg->registry, "registry", err, errlen) != 0 ||
         registry_open(cfg->registry, true, &gw->reg, err, errlen) != REG_OK)
         return -1;

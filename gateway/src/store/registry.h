@@ -53,6 +53,11 @@ struct device {
 
 struct registry;
 
+/* SQLite's process-wide settings for the daemon, before it opens any database (the registry
+ * or the spool): no memory statistics, which psagw never reads and which cost every SQLite
+ * allocation a global mutex, taken by every worker's registry read and the spool's writes. */
+void registry_process_setup(void);
+
 /*
  * Opens (and with `create`, creates with mode 0600 and the schema) the registry at path.
  * On failure returns a negative enum registry_rc and a message in err.
