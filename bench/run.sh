@@ -9,7 +9,8 @@
 # Usage: bench/run.sh [BUILD_DIR]   env: LAT_LEVELS ("25 50 80": QoS 1 PUBACK latency at these
 # percentages of the lower of the two servers' maximum, open loop; "" skips), CONNECTS (2000),
 # CONNECT_ROUNDS (5: the connects go in turns across the servers and the floor), ROUNDS (2: the
-# storms and message workloads go in turns across the two servers), IDLE (10000), MESSAGES (20000 per
+# message workloads go in turns across the two servers), STORM_ROUNDS (4: the storms, warm and
+# on servers just started, likewise; each storm is one sample of a noisy wall time), IDLE (10000), MESSAGES (20000 per
 # publisher), PUBLISHERS (10); PSAGW_RUN and MOSQUITTO: the servers to run (other builds, e.g.
 # arm64 ones under qemu-user: bench/arm64.sh); ROUTING_AND_IDLE_ONLY=1: only the idle-memory and
 # message workloads
@@ -240,12 +241,13 @@ unset LOADGEN_TLS13
 fi
 
 # Storms and message workloads in turns, like the connects: both servers run side by side (the
-# one not working is idle) and each workload goes ROUNDS times to each, the order alternating,
-# MESSAGES split across the rounds; times and CPU are summed. mosquitto 2.0.11 stops delivering
+# one not working is idle) and each workload goes ROUNDS times to each (a storm STORM_ROUNDS
+# times), the order alternating, MESSAGES split across the rounds; times and CPU are summed. mosquitto 2.0.11 stops delivering
 # QoS 2 to a subscriber once its in-flight quota is in use (it delivered 64 of 100 messages and
 # then nothing, here; in-flight quota fixes came in 2.0.13): its QoS 2 turns go to a second
 # mosquitto with the in-flight bound lifted, psagw keeps 20
 ROUNDS=${ROUNDS:-2}
+STORM_ROUNDS=${STORM_ROUNDS:-4}
 P1=$(free_port); GW=$(start_psagw $P1); PIDS+=($GW); wait_port $P1
 P2=$(free_port); MQ=$(start_mosquitto $P2); PIDS+=($MQ); wait_port $P2
 P7=$(free_port); MQ2=$(start_mosquitto $P7 0); PIDS+=($MQ2); wait_port $P7
@@ -253,7 +255,7 @@ turns() { # r -> the two servers' names, in this round's order
   if [ $(( $1 % 2 )) = 1 ]; then echo psagw mosquitto; else echo mosquitto psagw; fi
 }
 if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
-  for r in $(seq 1 $ROUNDS); do
+  for r in $(seq 1 $STORM_ROUNDS); do
     for name in $(turns $r); do
       if [ $name = psagw ]; then storm psagw $GW $P1; else storm mosquitto $MQ $P2; fi
     done
@@ -280,7 +282,7 @@ if [ "$ROUTING_AND_IDLE_ONLY" != 1 ]; then
 # the storm again on servers just started, as when every device reconnects at once after a
 # restart of the gateway: nothing warm (registry pages, the allocator's free lists, TLS object
 # pools); in turns, a fresh server each time
-for r in $(seq 1 $ROUNDS); do
+for r in $(seq 1 $STORM_ROUNDS); do
   for name in $(turns $r); do
     PR=$(free_port)
     if [ $name = psagw ]; then SR=$(start_psagw $PR); else SR=$(start_mosquitto $PR); fi
