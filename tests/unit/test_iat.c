@@ -817,7 +817,8 @@ static void test_hmac_rfc4231(void **state)
             assert_int_equal(iat_crypto_hmac(alg, &cases[c].key, &whole, 1, out, &len), 0);
             assert_int_equal(len, wl);
             assert_memory_equal(out, want, wl);
-            struct iat_iov parts[3] = {{whole.p, 5}, {whole.p + 5, 0}, {whole.p + 5, whole.len - 5}};
+            struct iat_iov parts[3] = {
+                {whole.p, 5}, {whole.p + 5, 0}, {whole.p + 5, whole.len - 5}};
             memset(out, 0, sizeof(out));
             assert_int_equal(iat_crypto_hmac(alg, NULL, parts, 3, out, &len), 0);
             assert_memory_equal(out, want, wl);

@@ -64,7 +64,7 @@ enum step { WAIT_KEY_EXCHANGE, WAIT_CHANGE_CIPHER_SPEC, WAIT_FINISHED, FINISHED,
 
 struct tls12_psk {
     /* SHA-256 of the handshake messages so far, on OpenSSL's SHA-2 functions: EVP's digest
-     * context cost a fetch, an allocation and a copy for each hash taken mid-way (iat_crypto_openssl.c) */
+     * context cost an allocation and a copy for each hash taken mid-way */
     SHA256_CTX transcript;
     struct tls_rec *rec;    /* the keys, once the ClientKeyExchange is in */
     const char *why;
