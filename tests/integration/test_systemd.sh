@@ -64,3 +64,19 @@ expect_log "event=notify_failed"
 gateway_alive
 stop_gateway
 ok "a NOTIFY_SOCKET nobody listens on is logged once; the daemon runs on"
+
+# CPUAffinity= in a unit (like taskset, or a container's cpuset) confines the daemon: without
+# `workers` it starts one worker per CPU it may run on, not one per online CPU
+if command -v taskset >/dev/null; then
+  from=$(( $(wc -l < "$GW_LOG") + 1 ))
+  taskset -c 0 "$PSAGW" serve --registry "$REG" --listen 127.0.0.1:0 2>>"$GW_LOG" &
+  GW_PID=$!
+  for _ in $(seq 1 100); do
+    tail -n +"$from" "$GW_LOG" | grep -q 'event=started' && break
+    sleep 0.05
+  done
+  tail -n +"$from" "$GW_LOG" | grep 'event=started' | grep -q ' workers=1 ' \
+    || fail "confined to one CPU: $(tail -n +"$from" "$GW_LOG" | grep 'event=started')"
+  stop_gateway
+  ok "confined to one CPU (taskset -c 0), the daemon starts one worker"
+fi

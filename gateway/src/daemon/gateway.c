@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -800,6 +801,19 @@ static int worker_init(struct gateway *gw, struct worker *w, unsigned index, cha
     return 0;
 }
 
+/* The CPUs this process may run on (its affinity: taskset, systemd's CPUAffinity=, a container's
+ * cpuset), as nproc counts them: one worker each by default. All online CPUs when the affinity
+ * cannot be read. A worker per online CPU on a gateway confined to two of sixteen would only
+ * take turns on those two. */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t errlen)
 {
     memset(gw, 0, sizeof(*gw));
@@ -826,8 +840,7 @@ int gateway_init(struct gateway *gw, const struct config *cfg, char *err, size_t
         return -1;
     gw->subs_root = topic_tree_new();
     gw->retained_root = topic_tree_new();
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    gw->n_workers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+    gw->n_workers = cfg->workers ? cfg->workers : usable_cpus();
     gw->workers = calloc(gw->n_workers, sizeof(*gw->workers));
     if (!gw->subs_root || !gw->retained_root || !gw->workers) {
         snprintf(err, errlen, "out of memory");
