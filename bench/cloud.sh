@@ -5,7 +5,7 @@
 # with TLS and client certificates, as in the tests. Prints device-side messages/s and PUBACK
 # latency p50/p99, the server's CPU per message, and when the cloud had everything.
 #
-# Usage: bench/cloud.sh [BUILD_DIR]   env: PUBLISHERS (20), MESSAGES (10000 per publisher),
+# Usage: bench/cloud.sh [BUILD_DIR]   env: SERVER_CPUS, HELPER_CPUS (bench/lib.sh), PUBLISHERS (20), MESSAGES (10000 per publisher),
 # WINDOW (32 unacknowledged per publisher), LOADGEN_RATE (messages/s per publisher: an open
 # loop at a fixed offered load instead of WINDOW; latency counts from each message's scheduled
 # time), SPOOL_DIR (where psagw's spool goes; default the run's directory on this disk: a
@@ -59,7 +59,7 @@ keyfile $C/server.key
 require_certificate true
 use_identity_as_username true
 EOF
-${HELPER_NICE:+nice -n $HELPER_NICE} mosquitto -c "$DIR/cloud.conf" >/dev/null 2>&1 &
+"${ON_HELPER[@]}" ${HELPER_NICE:+nice -n $HELPER_NICE} mosquitto -c "$DIR/cloud.conf" >/dev/null 2>&1 &
 PIDS+=($!)
 wait_port $CLOUD_PORT
 
@@ -71,7 +71,7 @@ chmod 644 "$DIR/psk_file"
 
 # counter: counts what reaches the cloud; prints the time the last one arrived
 count_cloud() { # expected -> prints seconds from start until expected arrived (or "incomplete N")
-  ${HELPER_NICE:+nice -n $HELPER_NICE} mosquitto_sub -h localhost -p $CLOUD_PORT --cafile "$C/ca.pem" --cert "$C/counter.pem" --key "$C/counter.key" \
+  "${ON_HELPER[@]}" ${HELPER_NICE:+nice -n $HELPER_NICE} mosquitto_sub -h localhost -p $CLOUD_PORT --cafile "$C/ca.pem" --cert "$C/counter.pem" --key "$C/counter.key" \
     -q 1 -t 'psagw/#' -t 'bridge/#' -C "$1" -W 300 -F '%U' >"$DIR/counted" 2>/dev/null || true
 }
 
@@ -86,7 +86,7 @@ run_one() {
   local c0 c1 out t0 got last
   t0=$(date +%s.%N)
   c0=$(cpu_ticks "$pid")
-  out=$(${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$port" $PSK cb "$PUBLISHERS" "$PER_ROUND" "$WINDOW")
+  out=$("${ON_HELPER[@]}" ${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$port" $PSK cb "$PUBLISHERS" "$PER_ROUND" "$WINDOW")
   c1=$(cpu_ticks "$pid")
   wait $counter || true
   got=$(wc -l <"$DIR/counted")
@@ -128,7 +128,7 @@ cloud = {
 EOF
 round_psagw() { # a fresh gateway and spool; its cloud_stats line is added to psagw.log
   rm -f "${SPOOL_DIR:-$DIR}"/spool.db*
-  "$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>"$DIR/psagw.round.log" &
+  "${ON_SERVER[@]}" "$PSAGW" serve --config "$DIR/psagw.conf" --attestation-default off 2>"$DIR/psagw.round.log" &
   GW=$!; PIDS+=($GW); wait_port $GW_PORT
   sleep 1
   run_one psagw $GW $GW_PORT
@@ -161,7 +161,7 @@ bridge_max_packet_size 0
 max_inflight_messages 1000
 EOF
 round_mosquitto() {
-  mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.err" &
+  "${ON_SERVER[@]}" mosquitto -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.err" &
   MQ=$!; PIDS+=($MQ); wait_port $MQ_PORT
   sleep 2
   run_one mosquitto $MQ $MQ_PORT
@@ -196,12 +196,12 @@ if [ -n "$LOAD_LEVELS" ] && [ -n "${R[psagw.rate]:-}" ]; then
     END { t = c[k]; for (i = 1; i <= k; i++) if (c[i] >= q * t) { printf "%.3f", le[i] * 1000; exit } }' "$1"; }
   for pct in $LOAD_LEVELS; do
     rm -f "${SPOOL_DIR:-$DIR}"/spool.db*
-    "$PSAGW" serve --config "$DIR/psagw-levels.conf" --attestation-default off 2>>"$DIR/psagw-levels.log" &
+    "${ON_SERVER[@]}" "$PSAGW" serve --config "$DIR/psagw-levels.conf" --attestation-default off 2>>"$DIR/psagw-levels.log" &
     GW=$!; PIDS+=($GW); wait_port $GW_PORT
     sleep 0.5
     per=$(awk -v r="${R[psagw.rate]}" -v p=$pct -v n=$PUBLISHERS 'BEGIN{printf "%.1f", r * p / 100 / n}')
     msgs=$(awk -v r=$per -v s=$LEVEL_SECONDS 'BEGIN{m = int(r * s); print (m < 50 ? 50 : m)}')
-    out=$(LOADGEN_RATE=$per ${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$GW_PORT" $PSK cb "$PUBLISHERS" "$msgs" 1)
+    out=$(LOADGEN_RATE=$per "${ON_HELPER[@]}" ${HELPER_NICE:+nice -n $HELPER_NICE} "$LOADGEN" ackbench 127.0.0.1 "$GW_PORT" $PSK cb "$PUBLISHERS" "$msgs" 1)
     curl -s -H "Authorization: Bearer $(cat "$DIR/http.token")" "http://127.0.0.1:$HTTP_PORT/metrics" > "$DIR/metrics.$pct" || true
     kill $GW; wait $GW 2>/dev/null || true
     g50=$(hist_q "$DIR/metrics.$pct" psagw_puback_latency_seconds 0.5)
@@ -228,7 +228,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.3f",
 LOAD="window $WINDOW"
 [ -n "${LOADGEN_RATE:-}" ] && LOAD="open loop, $LOADGEN_RATE messages/s each ($((PUBLISHERS * ${LOADGEN_RATE%.*})) offered)"
 echo "device -> cloud, QoS 1: $PUBLISHERS devices x $((PER_ROUND * ROUNDS)) messages (64 B), $LOAD, $(nproc) cores,"
-echo "$ROUNDS rounds in turns (rates: all messages / all rounds' time; latencies: the rounds' mean)"
+echo "$ROUNDS rounds in turns (rates: all messages / all rounds' time; latencies: the rounds' mean);"
+echo "$CPU_NOTE"
 [ -n "${SPOOL_DIR:-}" ] && echo "psagw's spool in $SPOOL_DIR"
 echo "psagw: every message committed to its SQLite spool (WAL, synchronous=FULL) before the PUBACK;"
 echo "mosquitto: bridge, acknowledges from memory (a crash loses what the cloud has not got)"

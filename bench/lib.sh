@@ -13,3 +13,28 @@ fi
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # waits (up to 10 s) until something accepts on 127.0.0.1:PORT
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+# Where the processes run (taskset CPU lists): SERVER_CPUS for the servers under test (psagw,
+# mosquitto, the floor), HELPER_CPUS for the load generator and the helpers (cloud broker, its
+# counter). By default, on a machine with 4 or more CPUs, the servers get the first half and the
+# helpers the rest, so that the figures are the servers' own and not how they share cores with
+# the load (issue 16's last targets: docs/performance.md, session 10); with fewer CPUs, or
+# SERVER_CPUS= (empty), nothing is pinned. Use as "${ON_SERVER[@]}" CMD, "${ON_HELPER[@]}" CMD.
+pin_setup() {
+  local n
+  n=$(nproc)
+  if [ -z "${SERVER_CPUS+set}" ] && [ -z "${HELPER_CPUS+set}" ] && [ "$n" -ge 4 ]; then
+    SERVER_CPUS="0-$((n / 2 - 1))"
+    HELPER_CPUS="$((n / 2))-$((n - 1))"
+  fi
+  ON_SERVER=()
+  ON_HELPER=()
+  if [ -n "${SERVER_CPUS:-}${HELPER_CPUS:-}" ]; then
+    command -v taskset >/dev/null || { echo "SERVER_CPUS/HELPER_CPUS need taskset (util-linux)" >&2; exit 1; }
+    [ -n "${SERVER_CPUS:-}" ] && ON_SERVER=(taskset -c "$SERVER_CPUS")
+    [ -n "${HELPER_CPUS:-}" ] && ON_HELPER=(taskset -c "$HELPER_CPUS")
+    CPU_NOTE="servers on CPUs ${SERVER_CPUS:-any}, load generator and helpers on CPUs ${HELPER_CPUS:-any}"
+  else
+    CPU_NOTE="$n CPUs shared by the servers, the load generator and the helpers"
+  fi
+}
+pin_setup

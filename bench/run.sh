@@ -6,7 +6,7 @@
 # wall-clock rates. Server CPU is utime+stime from
 # /proc/PID/stat before and after each workload, so the load generator does not blur it.
 #
-# Usage: bench/run.sh [BUILD_DIR]   env: LAT_LEVELS ("25 50 80": QoS 1 PUBACK latency at these
+# Usage: bench/run.sh [BUILD_DIR]   env: SERVER_CPUS, HELPER_CPUS (bench/lib.sh), LAT_LEVELS ("25 50 80": QoS 1 PUBACK latency at these
 # percentages of the lower of the two servers' maximum, open loop; "" skips), CONNECTS (2000),
 # CONNECT_ROUNDS (5: the connects go in turns across the servers and the floor), ROUNDS (2: the
 # message workloads go in turns across the two servers), STORM_ROUNDS (4: the storms, warm and
@@ -67,7 +67,7 @@ start_psagw() { # port [attestation default] [registry]
   # mosquitto does not have either; and no byte bound on queues (mosquitto's default: none)
   printf 'registry = "%s";\nlog_level = "error";\nstats_interval = 0;\nmqtt = { max_queued_messages = 1000000; max_queued_bytes = 2147483647; max_inflight_messages = 20; };\ntls = { max_handshakes = 100000; max_handshakes_per_address = 65535; };\n' \
     "$reg" > "$DIR/psagw.$port.conf"
-  "$PSAGW_RUN" serve --config "$DIR/psagw.$port.conf" --listen 127.0.0.1:$port --attestation-default "${2:-off}" \
+  "${ON_SERVER[@]}" "$PSAGW_RUN" serve --config "$DIR/psagw.$port.conf" --listen 127.0.0.1:$port --attestation-default "${2:-off}" \
     >/dev/null 2>"$DIR/psagw.$port.log" &
   echo $!
 }
@@ -85,7 +85,7 @@ psk_file $DIR/psk_file
 use_identity_as_username true
 set_tcp_nodelay true
 CONF
-  $MOSQUITTO -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.log" &
+  "${ON_SERVER[@]}" $MOSQUITTO -c "$DIR/mosquitto.conf" >/dev/null 2>"$DIR/mosquitto.log" &
   echo $!
 }
 
@@ -97,7 +97,7 @@ idle_memory() {
   r0=$(rss_kb $pid)
   rm -f "$DIR/hold.$name"
   mkfifo "$DIR/hold.$name"
-  "$LOADGEN" idle 127.0.0.1 $port $PSK bench $IDLE < "$DIR/hold.$name" > "$DIR/idle.$name" &
+  "${ON_HELPER[@]}" "$LOADGEN" idle 127.0.0.1 $port $PSK bench $IDLE < "$DIR/hold.$name" > "$DIR/idle.$name" &
   local lg=$!
   exec 7>"$DIR/hold.$name"
   for _ in $(seq 1 1200); do grep -q ready "$DIR/idle.$name" 2>/dev/null && break; sleep 0.1; done
@@ -116,7 +116,7 @@ declare -A STORM_S STORM_CPU STORM_FAILED STORM_N
 storm() {
   local name=$1 pid=$2 port=$3 c0 c1 out
   c0=$(cpu_ticks $pid)
-  out=$(LOADGEN_IAK=${4:-} "$LOADGEN" storm 127.0.0.1 $port $PSK bench $IDLE 8) || true
+  out=$(LOADGEN_IAK=${4:-} "${ON_HELPER[@]}" "$LOADGEN" storm 127.0.0.1 $port $PSK bench $IDLE 8) || true
   c1=$(cpu_ticks $pid)
   STORM_S[$name]=$(awk -v a=${STORM_S[$name]:-0} -v b="$(echo "$out" | sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p')" 'BEGIN{print a + b}')
   STORM_CPU[$name]=$(( ${STORM_CPU[$name]:-0} + c1 - c0 ))
@@ -145,7 +145,7 @@ pubsub() {
   [ "$q" = sh1 ] && shared=3
   [ "$q" = sw1 ] && window=1 # stop-and-wait: each publisher waits for its PUBACK
   c0=$(cpu_ticks $pid)
-  out=$(LOADGEN_SHARED=$shared LOADGEN_WINDOW=$window "$LOADGEN" pubsub 127.0.0.1 $port $PSK bench benchsub $PUBLISHERS $msgs $qos) || true
+  out=$(LOADGEN_SHARED=$shared LOADGEN_WINDOW=$window "${ON_HELPER[@]}" "$LOADGEN" pubsub 127.0.0.1 $port $PSK bench benchsub $PUBLISHERS $msgs $qos) || true
   c1=$(cpu_ticks $pid)
   local k=$name.$q got
   got=$(echo "$out" | sed -n 's/.*received=\([0-9]*\).*/\1/p')
@@ -167,6 +167,7 @@ pubsub_results() { # name workload -> R[name.q<workload>_*]
   return 0
 }
 
+echo "$CPU_NOTE"
 echo "psagw bench: $(nproc) cores, connects=$CONNECTS idle=$IDLE publishers=$PUBLISHERS messages/publisher=$MESSAGES, payload 64 B, TLS 1.2 PSK, MQTT 3.1.1"
 echo
 echo "attestation token verification, one core (target >= 300,000 tokens/s):"
@@ -188,11 +189,11 @@ cp "$DIR/registry.db" "$DIR/registry-attest.db"
 CPORT[attest]=$(free_port); CPID[attest]=$(start_psagw ${CPORT[attest]} required "$DIR/registry-attest.db")
 CPORT[mosquitto]=$(free_port); CPID[mosquitto]=$(start_mosquitto ${CPORT[mosquitto]})
 CPORT[floor]=$(free_port)
-"$(dirname "$LOADGEN")/connect_floor" ${CPORT[floor]} $PSK > "$DIR/floor.out" & CPID[floor]=$!
+"${ON_SERVER[@]}" "$(dirname "$LOADGEN")/connect_floor" ${CPORT[floor]} $PSK > "$DIR/floor.out" & CPID[floor]=$!
 for k in psagw attest mosquitto floor; do PIDS+=(${CPID[$k]}); wait_port ${CPORT[$k]}; CCPU[$k]=0; CWALL[$k]=0; done
 connects() { # server n -> loadgen's output line
-  if [ "$1" = attest ]; then LOADGEN_IAK=$IAK "$LOADGEN" connect 127.0.0.1 ${CPORT[$1]} $PSK bench $2
-  else "$LOADGEN" connect 127.0.0.1 ${CPORT[$1]} $PSK bench $2; fi
+  if [ "$1" = attest ]; then LOADGEN_IAK=$IAK "${ON_HELPER[@]}" "$LOADGEN" connect 127.0.0.1 ${CPORT[$1]} $PSK bench $2
+  else "${ON_HELPER[@]}" "$LOADGEN" connect 127.0.0.1 ${CPORT[$1]} $PSK bench $2; fi
 }
 for k in psagw attest mosquitto floor; do connects $k 100 > /dev/null; done
 per_round=$(( (CONNECTS + CONNECT_ROUNDS - 1) / CONNECT_ROUNDS ))
@@ -321,7 +322,7 @@ if [ -n "$LAT_LEVELS" ]; then
   }
   for name in psagw mosquitto; do
     lat_server $name
-    out=$("$LOADGEN" ackbench 127.0.0.1 $LS_PORT $PSK bench $PUBLISHERS 5000 32) || true
+    out=$("${ON_HELPER[@]}" "$LOADGEN" ackbench 127.0.0.1 $LS_PORT $PSK bench $PUBLISHERS 5000 32) || true
     R[$name.ack_max]=$(echo "$out" | sed -n 's/.*rate_per_s=\([0-9]*\).*/\1/p')
     kill $LS_PID; wait $LS_PID 2>/dev/null || true
   done
@@ -331,7 +332,7 @@ if [ -n "$LAT_LEVELS" ]; then
     msgs=$(awk -v r=$per 'BEGIN{m = int(r * 4); print (m < 50 ? 50 : m)}')
     for name in psagw mosquitto; do
       lat_server $name
-      out=$(LOADGEN_RATE=$per "$LOADGEN" ackbench 127.0.0.1 $LS_PORT $PSK bench $PUBLISHERS $msgs 1) || true
+      out=$(LOADGEN_RATE=$per "${ON_HELPER[@]}" "$LOADGEN" ackbench 127.0.0.1 $LS_PORT $PSK bench $PUBLISHERS $msgs 1) || true
       R[$name.lat${pct}_p50]=$(echo "$out" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p')
       R[$name.lat${pct}_p99]=$(echo "$out" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')
       kill $LS_PID; wait $LS_PID 2>/dev/null || true
