@@ -8,7 +8,9 @@
  * call per 32 connects. The bytes are the same DRBG's output as before, only fetched earlier: a
  * server random and a nonce need to be unpredictable and never reused (RFC 5246 section 7.4.1.2,
  * docs/attestation.md), which both still are; whoever could read this pool from the process's
- * memory could read the DRBG's state as well.
+ * memory could read the DRBG's state as well. A forked child would inherit the pool and hand out
+ * the parent's next bytes (OpenSSL's DRBG reseeds after a fork, this pool does not): the daemon
+ * never forks, and anything that ever does must not draw from here in the child.
  */
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
