@@ -24,6 +24,8 @@ int random_draw(uint8_t *out, size_t len)
 {
     static _Thread_local uint8_t pool[POOL_SIZE];
     static _Thread_local size_t left;
+    if (len == 0)
+        return 0;
     if (len > POOL_SIZE)
         return RAND_bytes(out, (int)len) == 1 ? 0 : -1;
     if (left < len) {
