@@ -23,7 +23,7 @@
 #include "psagw/iat_crypto.h"
 
 #ifdef OPENSSL_NO_DEPRECATED_3_0
-#error "iat_crypto_openssl.c needs OpenSSL's SHA-2 functions (OpenSSL built without no-deprecated)"
+#error "iat_crypto_openssl.c needs OpenSSL's SHA-2 functions, which a no-deprecated OpenSSL leaves out"
 #endif
 
 union sha_ctx {
