@@ -23,12 +23,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-for i in $(seq 0 $((N - 1))); do printf 'bench%05d:%s\n' "$i" "$PSK"; done > "$DIR/psk_file"
-"$BIN_A" device import "$DIR/psk_file" --role sensor --registry "$DIR/a.db" >/dev/null
-IAK=$(printf '5a%.0s' $(seq 32))
-"$BIN_A" device set-iak bench00000 --iak "$IAK" --registry "$DIR/a.db" >/dev/null
-sqlite3 "$DIR/a.db" "UPDATE devices SET iak = (SELECT iak FROM devices WHERE id = 'bench00000'),
-  instance_id = (SELECT instance_id FROM devices WHERE id = 'bench00000')"
+bench_registry "$BIN_A" "$DIR/a.db" "$N" $PSK "$DIR/psk_file"
 cp "$DIR/a.db" "$DIR/b.db" # each its own registry: attestation history commits stay apart
 
 start() { # name binary port -> pid
@@ -51,7 +46,8 @@ for k in a b; do
   PID[$k]=$(start $k "$bin" ${PORT[$k]})
   PIDS+=(${PID[$k]})
   wait_port ${PORT[$k]} || { echo "server $k did not start: $(cat "$DIR/$k.log")" >&2; exit 1; }
-  connects ${PORT[$k]} 200 # warm-up
+  # warm-up, within the N registered devices
+  connects ${PORT[$k]} $((N < 200 ? N : 200)) || { echo "connects to $k failed: $(tail -3 "$DIR/$k.log")" >&2; exit 1; }
   CPU[$k]=0
 done
 for r in $(seq 1 "$ROUNDS"); do

@@ -20,13 +20,7 @@ command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install va
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/psagw-cg.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
-for i in $(seq 0 $((N - 1))); do printf 'bench%05d:%s\n' "$i" "$PSK"; done > "$DIR/psk_file"
-"$PSAGW" device import "$DIR/psk_file" --role sensor --registry "$DIR/registry.db" >/dev/null
-# one IAK for every device, as bench/run.sh does
-IAK=$(printf '5a%.0s' $(seq 32))
-"$PSAGW" device set-iak bench00000 --iak "$IAK" --registry "$DIR/registry.db" >/dev/null
-sqlite3 "$DIR/registry.db" "UPDATE devices SET iak = (SELECT iak FROM devices WHERE id = 'bench00000'),
-  instance_id = (SELECT instance_id FROM devices WHERE id = 'bench00000')"
+bench_registry "$PSAGW" "$DIR/registry.db" "$N" $PSK "$DIR/psk_file"
 
 # instructions SERVER N: the server's total user-space instructions for N connects
 instructions() {

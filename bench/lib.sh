@@ -13,6 +13,18 @@ fi
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # waits (up to 10 s) until something accepts on 127.0.0.1:PORT
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+# bench_registry PSAGW DB N PSK PSK_FILE: a registry DB with N sensors bench00000.. under PSK (also
+# written to PSK_FILE, for mosquitto's psk_file) and one IAK for all of them, in $IAK; the CLI sets
+# it on the first and SQLite copies it to the rest, which is quicker than N CLI runs
+bench_registry() {
+  local psagw=$1 db=$2 n=$3 psk=$4 file=$5 i
+  for i in $(seq 0 $((n - 1))); do printf 'bench%05d:%s\n' "$i" "$psk"; done > "$file"
+  "$psagw" device import "$file" --role sensor --registry "$db" >/dev/null
+  IAK=$(printf '5a%.0s' $(seq 32))
+  "$psagw" device set-iak bench00000 --iak "$IAK" --registry "$db" >/dev/null
+  sqlite3 "$db" "UPDATE devices SET iak = (SELECT iak FROM devices WHERE id = 'bench00000'),
+    instance_id = (SELECT instance_id FROM devices WHERE id = 'bench00000')"
+}
 # Where the processes run (taskset CPU lists): SERVER_CPUS for the servers under test (psagw,
 # mosquitto, the floor), HELPER_CPUS for the load generator and the helpers (cloud broker, its
 # counter). By default, on a machine with 4 or more CPUs, the servers get the first half and the

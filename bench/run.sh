@@ -43,15 +43,7 @@ rss_kb() { awk '{print $2 * '"$PAGE"' / 1024}' "/proc/$1/statm"; }
 
 # identities: bench00000.. (publishers and idle clients), benchsub (subscriber)
 total=$(( IDLE > CONNECTS ? IDLE : CONNECTS ))
-: > "$DIR/psk_file"
-for i in $(seq 0 $((total - 1))); do printf 'bench%05d:%s\n' "$i" "$PSK"; done >> "$DIR/psk_file"
-"$PSAGW" device import "$DIR/psk_file" --role sensor --registry "$DIR/registry.db" >/dev/null
-# one IAK for every bench device (the registry stores it per device; the CLI sets one, SQLite
-# copies it to the rest, which is quicker than 10,000 CLI runs)
-IAK=$(printf '5a%.0s' $(seq 32))
-"$PSAGW" device set-iak bench00000 --iak "$IAK" --registry "$DIR/registry.db" >/dev/null
-sqlite3 "$DIR/registry.db" "UPDATE devices SET iak = (SELECT iak FROM devices WHERE id = 'bench00000'),
-  instance_id = (SELECT instance_id FROM devices WHERE id = 'bench00000')"
+bench_registry "$PSAGW" "$DIR/registry.db" "$total" $PSK "$DIR/psk_file"
 for sub in benchsub benchsub0 benchsub1 benchsub2; do
   "$PSAGW" device add $sub --role monitor --psk $PSK --registry "$DIR/registry.db" >/dev/null
   printf '%s:%s\n' $sub "$PSK" >> "$DIR/psk_file"
